@@ -1,0 +1,51 @@
+# The README's commands. `make run` starts the whole platform; `make test` lints and tests it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format install install-dev bench seed clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.dev-installed
+
+## run: install, migrate, seed demo data and start web + worker + beat on http://127.0.0.1:$(PORT)
+run: install
+	$(PY) manage.py run
+
+## test: ruff lint and format check, then the whole test suite
+test: install-dev lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+seed: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate_store
+	$(PY) manage.py seed_demo
+
+bench: install
+	$(PY) manage.py bench $(AREA)
+
+clean:
+	rm -rf var/ .pytest_cache

@@ -1,0 +1,3 @@
+"""API routes of the analytics area, mounted under /api/."""
+
+urlpatterns: list = []

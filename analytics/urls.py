@@ -1,0 +1,11 @@
+"""Page routes of the analytics area (its API routes are in api_urls.py)."""
+
+from django.urls import path
+
+from analytics import views
+
+app_name = "analytics"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+]

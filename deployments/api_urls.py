@@ -1,0 +1,3 @@
+"""API routes of the deployments area, mounted under /api/."""
+
+urlpatterns: list = []

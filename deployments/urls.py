@@ -1,0 +1,11 @@
+"""Page routes of the deployments area (its API routes are in api_urls.py)."""
+
+from django.urls import path
+
+from deployments import views
+
+app_name = "deployments"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+]

@@ -1,0 +1,3 @@
+"""API routes of the devices area, mounted under /api/."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""API routes of the experiments area, mounted under /api/."""
+
+urlpatterns: list = []

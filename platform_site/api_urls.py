@@ -1,0 +1,9 @@
+"""Shared API routes, mounted under /api/."""
+
+from django.urls import path
+
+from platform_site import api
+
+urlpatterns = [
+    path("me/", api.MeApi.as_view(), name="api-me"),
+]

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class PlatformSiteConfig(AppConfig):
+    name = "platform_site"
+    verbose_name = "Platform"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
+        from platform_site.permissions_sync import sync_role_permissions
+
+        post_migrate.connect(
+            sync_role_permissions, dispatch_uid="platform_site.sync_role_permissions"
+        )

@@ -1,0 +1,132 @@
+"""JSON error bodies `{"error": ..., "detail": ...}` for every API failure, 404 and 500 included."""
+
+import logging
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A request that conflicts with the current state of an object: answered with 409."""
+
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+class InvalidRequest(Exception):
+    """A request a service refuses as invalid, with the field at fault: answered with 400."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+_CODES = {
+    exceptions.ValidationError: "invalid",
+    exceptions.ParseError: "malformed",
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "not_authenticated",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.Throttled: "rate_limited",
+    exceptions.NotAcceptable: "not_acceptable",
+}
+
+
+def error_body(error: str, detail) -> dict:
+    return {"error": error, "detail": detail}
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, str(exc)), status=exc.status_code)
+    if isinstance(exc, InvalidRequest):
+        return Response(error_body(exc.code, {exc.field: [exc.problem]}), status=exc.status_code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "not found")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # a 500: Django's handler500 answers with JSON for API paths
+    code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
+    detail = response.data
+    if isinstance(detail, dict) and set(detail) == {"detail"}:
+        detail = detail["detail"]
+    response.data = error_body(code, detail)
+    return response
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def handler404(request, exception=None):
+    if _is_api(request):
+        return JsonResponse(
+            error_body("not_found", f"no such resource: {request.path}"), status=404
+        )
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception, template_name="404.html")
+
+
+def handler500(request):
+    if _is_api(request):
+        return JsonResponse(
+            error_body("server_error", "an unexpected error occurred; it was logged"), status=500
+        )
+    from django.views.defaults import server_error
+
+    return server_error(request, template_name="500.html")
+
+
+def handler403(request, exception=None):
+    if _is_api(request):
+        return JsonResponse(error_body("forbidden", str(exception) or "forbidden"), status=403)
+    from django.views.defaults import permission_denied
+
+    return permission_denied(request, exception, template_name="403.html")
+
+
+def handler400(request, exception=None):
+    if _is_api(request):
+        return JsonResponse(error_body("bad_request", str(exception) or "bad request"), status=400)
+    from django.views.defaults import bad_request
+
+    return bad_request(request, exception, template_name="400.html")
+
+
+def api_not_found(request, *args, **kwargs):
+    return JsonResponse(
+        error_body("not_found", f"no such API endpoint: {request.path}"), status=404
+    )
+
+
+class ApiErrorMiddleware:
+    """Unexpected exceptions under /api/ answer with a JSON 500 (logged), never a trace page."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not _is_api(request) or isinstance(exception, Http404 | PermissionDenied):
+            return None
+        log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exception)
+        return JsonResponse(
+            error_body("server_error", "an unexpected error occurred; it was logged"), status=500
+        )

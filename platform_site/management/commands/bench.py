@@ -1,0 +1,41 @@
+"""`manage.py bench <area>`: benchmarks that print their figures.
+
+Each app declares its areas in `<app>/bench.py` as `AREAS = {"name": function}`; a function
+takes (stdout, **options) and ends with the line `<area>: <figure>, ratio <x> vs <reference>`,
+both sides measured in the same run.
+"""
+
+import importlib
+
+from django.core.management.base import BaseCommand, CommandError
+
+APPS = ["platform_site", "deployments", "analytics", "experiments", "devices"]
+
+
+def bench_areas() -> dict:
+    areas = {}
+    for app in APPS:
+        try:
+            module = importlib.import_module(f"{app}.bench")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{app}.bench":
+                raise
+            continue
+        areas.update(module.AREAS)
+    return areas
+
+
+class Command(BaseCommand):
+    help = "Run a benchmark area and print its figures (see README, Benchmarks)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("area")
+        parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+
+    def handle(self, *args, area, quick, **options):
+        areas = bench_areas()
+        if area not in areas:
+            raise CommandError(
+                f"unknown area {area!r}; known areas: {', '.join(sorted(areas)) or 'none yet'}"
+            )
+        areas[area](self.stdout, quick=quick)

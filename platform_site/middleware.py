@@ -1,0 +1,20 @@
+"""Login for every page: anonymous browsers are sent to the login page.
+
+API paths are not redirected: DRF answers them with 401/403 JSON through its permission
+classes (the default needs a staff role), and machine endpoints use `X-Api-Key`.
+"""
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+
+PUBLIC_PREFIXES = ("/login/", "/health", "/ready", "/static/", "/api/", "/ws/", "/metrics")
+
+
+class LoginRequiredMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.user.is_authenticated and not request.path.startswith(PUBLIC_PREFIXES):
+            return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+        return self.get_response(request)

@@ -1,0 +1,38 @@
+"""The processes of the platform: what `manage.py run`, the Dockerfile and compose start."""
+
+import sys
+
+from platform_site.celery import Queue
+
+
+def process_commands(*, host: str, port: int, python: str = sys.executable) -> dict[str, list[str]]:
+    return {
+        "web": [
+            python,
+            "-m",
+            "uvicorn",
+            "platform_site.asgi:application",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+        ],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "platform_site",
+            "worker",
+            "-Q",
+            ",".join(q.value for q in Queue),
+            "--concurrency",
+            "3",
+            "--loglevel",
+            "INFO",
+        ],
+        "beat": [python, "-m", "celery", "-A", "platform_site", "beat", "--loglevel", "INFO"],
+    }

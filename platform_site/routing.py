@@ -1,0 +1,9 @@
+"""Websocket routes of every app, gathered in one list for the ASGI router."""
+
+from django.urls import path
+
+from platform_site.consumers import WhoAmIConsumer
+
+websocket_urlpatterns = [
+    path("ws/whoami/", WhoAmIConsumer.as_asgi()),
+]

@@ -1,0 +1,43 @@
+"""Root URLconf: pages per area, the API under /api/, probes, admin and the schema."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
+
+from platform_site import errors, health, views
+
+handler400 = "platform_site.errors.handler400"
+handler403 = "platform_site.errors.handler403"
+handler404 = "platform_site.errors.handler404"
+handler500 = "platform_site.errors.handler500"
+
+admin.site.site_header = "book2video platform console"
+admin.site.site_title = "book2video admin"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("health", health.health, name="health"),
+    path("ready", health.ready, name="ready"),
+    path("admin/", admin.site.urls),
+    path("deployments/", include("deployments.urls")),
+    path("analytics/", include("analytics.urls")),
+    path("experiments/", include("experiments.urls")),
+    path("devices/", include("devices.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[IsAuthenticated]),
+        name="api-docs",
+    ),
+    path("api/", include("platform_site.api_urls")),
+    path("api/", include("deployments.api_urls")),
+    path("api/", include("analytics.api_urls")),
+    path("api/", include("experiments.api_urls")),
+    path("api/", include("devices.api_urls")),
+    # Anything else under /api/ is a JSON 404, in debug mode too.
+    re_path(r"^api/", errors.api_not_found),
+]
