@@ -121,3 +121,105 @@ def celery_worker(transactional_db):
         shutdown_timeout=30,
     ) as worker:
         yield worker
+
+
+@pytest.fixture
+def live_asgi(transactional_db):
+    """The ASGI app (HTTP and websockets) served by uvicorn in a thread on a free loopback port.
+
+    The thread shares this process's test database, so data made in the test is visible.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from platform_site.asgi import application
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            application, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = settings.BASE_DIR / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def _browser():
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("Debian chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
+    # tests make between browser steps are still plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(_browser, request):
+    """A fresh browser page (1280x860). Save screenshots with `page.screenshot(path=artifact(name))`."""
+    context = _browser.new_context(viewport={"width": 1280, "height": 860})
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        pg.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+@pytest.fixture
+def artifact():
+    """Path for a test artifact (screenshots) under test-artifacts/."""
+
+    def path(name: str) -> str:
+        ARTIFACTS.mkdir(exist_ok=True)
+        return str(ARTIFACTS / name)
+
+    return path
+
+
+@pytest.fixture
+def login(live_asgi):
+    """Log a browser page in through the real login form: login(page, user)."""
+    from platform_site.tests.factories import PASSWORD
+
+    def do(pg, user):
+        pg.goto(f"{live_asgi}/login/")
+        pg.fill("#id_username", user.username)
+        pg.fill("#id_password", PASSWORD)
+        pg.click("button[type=submit]")
+        pg.wait_for_url(f"{live_asgi}/**")
+
+    return do
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
