@@ -142,3 +142,21 @@ def events_flush(max_batches: int | None = None) -> int:
     from analytics.events.writer import EventWriter
 
     return EventWriter().flush(max_batches=max_batches)
+
+
+def events_flush_stale(max_batches: int = 50) -> int:
+    """Write what no live writer is handling: entries pending longer than the claim timeout,
+    and, if no events_writer process has sent a heartbeat lately, the whole buffer."""
+    from analytics.events.buffer import buffer_status
+    from analytics.events.writer import EventWriter
+
+    writer = EventWriter(consumer="celery-flush")
+    if buffer_status().writer_alive:
+        inserted = 0
+        for _ in range(max_batches):
+            batch = writer.own_pending() or writer.claim_stale()
+            if not batch:
+                break
+            inserted += writer.write_or_divide(batch)
+        return inserted
+    return writer.flush(max_batches=max_batches)

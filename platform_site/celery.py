@@ -24,7 +24,14 @@ app.autodiscover_tasks()
 
 # Periodic tasks: declared here only. django-celery-beat's DatabaseScheduler copies them into
 # the database, where admins can edit the schedule.
-BEAT_SCHEDULE: dict[str, dict] = {}
+BEAT_SCHEDULE: dict[str, dict] = {
+    # The events_writer process flushes within a second; this catches what it cannot.
+    "analytics-events-flush-stale": {
+        "task": "analytics.events_flush_stale",
+        "schedule": 30.0,
+        "options": {"queue": Queue.ANALYTICS.value, "expires": 25},
+    },
+}
 app.conf.beat_schedule = BEAT_SCHEDULE
 
 
