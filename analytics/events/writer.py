@@ -145,16 +145,20 @@ class EventWriter:
         return Batch(entries, redelivered=True)
 
     def read_new(self, *, block_ms: int | None) -> Batch:
-        """New entries, gathered until FLUSH_SIZE events or the oldest waited FLUSH_SECONDS."""
-        batch = Batch(self._xreadgroup(">", count=READ_COUNT, block_ms=block_ms))
-        if not batch or block_ms is None:
+        """New entries, gathered until FLUSH_SIZE events or the oldest waited FLUSH_SECONDS
+        (a backlog is taken at once, up to FLUSH_SIZE). `block_ms=None` never waits."""
+        size = settings.EVENTS_FLUSH_SIZE
+        per_read = max(1, min(READ_COUNT, size // 1000))
+        batch = Batch(self._xreadgroup(">", count=per_read, block_ms=block_ms))
+        if not batch:
             return batch
         deadline = batch.entries[0].at_ms / 1000 + settings.EVENTS_FLUSH_SECONDS
-        while batch.count < settings.EVENTS_FLUSH_SIZE:
-            wait_ms = int((deadline - time.time()) * 1000)
-            if wait_ms <= 0:
-                break
-            more = self._xreadgroup(">", count=READ_COUNT, block_ms=wait_ms)
+        while batch.count < size:
+            more = self._xreadgroup(">", count=per_read, block_ms=None)  # already waiting
+            if not more and block_ms is not None:
+                wait_ms = int((deadline - time.time()) * 1000)
+                if wait_ms > 0:
+                    more = self._xreadgroup(">", count=per_read, block_ms=wait_ms)
             if not more:
                 break
             batch.entries.extend(more)
@@ -169,11 +173,10 @@ class EventWriter:
         uuids = [_uuid_of(line) for line in lines]
         for start in range(0, len(uuids), UUID_CHECK_CHUNK):
             rows = self.db.query(
-                "SELECT DISTINCT toString(uuid) AS uuid FROM events "
-                "WHERE uuid IN {ids:Array(UUID)}",
+                "SELECT DISTINCT toString(uuid) AS u FROM events WHERE uuid IN {ids:Array(UUID)}",
                 {"ids": uuids[start : start + UUID_CHECK_CHUNK]},
             )
-            present.update(r["uuid"] for r in rows)
+            present.update(r["u"] for r in rows)
         return b"\n".join(line for line, u in zip(lines, uuids, strict=True) if u not in present)
 
     def write(self, batch: Batch) -> int:
