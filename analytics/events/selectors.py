@@ -14,8 +14,7 @@ from enum import Enum
 from analytics.store import store
 
 COLUMNS = (
-    "toString(uuid) AS uuid, event, user_id, timestamp, properties, session_id, page_url, "
-    "user_agent, ip, received_at"
+    "uuid, event, user_id, timestamp, properties, session_id, page_url, user_agent, ip, received_at"
 )
 # Latest events by timestamp, then one row per uuid: the inner LIMIT keeps the top-N read
 # cheap; if duplicates leave too few rows the query runs again over every match.
