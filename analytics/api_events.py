@@ -16,7 +16,7 @@ from rest_framework.authentication import SessionAuthentication, TokenAuthentica
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.events.schema import MAX_BATCH
+from analytics.events.schema import MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
 from analytics.services import BufferUnavailable, events_capture
 from analytics.throttling import ApiKeyRateThrottle
@@ -195,7 +195,8 @@ class EventsApi(APIView):
     )
     def post(self, request):
         try:
-            events = events_from_body(read_body(request))
+            raw = read_body(request)
+            events = decode_valid_body(raw) or events_from_body(raw)
         except _BodyProblem as problem:
             return problem.response()
         try:

@@ -16,8 +16,8 @@ import msgspec
 from django.conf import settings
 
 from analytics.events.buffer import BufferUnavailable, Chunk, buffer_append, user_tiers
-from analytics.events.enrich import enrich_properties, mask_ip
-from analytics.events.schema import MAX_BATCH, Rejected, uuid7, validate_events
+from analytics.events.enrich import enriched, mask_ip
+from analytics.events.schema import MAX_BATCH, Rejected, uuid7_texts, validate_events
 from analytics.events.users import DIMENSION_EVENTS, dimension_update, tier_after
 
 __all__ = ["BufferUnavailable", "CaptureResult", "events_capture", "events_flush"]
@@ -41,7 +41,10 @@ _encode_updates = msgspec.json.Encoder().encode
 
 
 def _utc_text(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
+    """'YYYY-MM-DD HH:MM:SS.fff' in UTC, as the store parses it."""
+    if value.tzinfo is not dt.UTC:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(sep=" ", timespec="milliseconds")[:23]
 
 
 @dataclass
@@ -82,6 +85,8 @@ def events_capture(
         return result
     tiers = user_tiers(sorted({event.user_id for _i, event, _p in checked.events}))
     full_ip = settings.EVENTS_STORE_FULL_IP
+    new_uuids = uuid7_texts(sum(1 for _i, e, _p in checked.events if e.uuid is None))
+    new_uuids.reverse()  # popped from the end: in creation order
     rows: list[bytes] = []
     updates: list[dict] = []
     chunks: list[Chunk] = []
@@ -93,12 +98,13 @@ def events_capture(
                 tiers[event.user_id] = tier
         agent = event.user_agent or user_agent or ""
         address = event.ip or ip or ""
-        properties = dict(properties)
-        if enrich_properties(
+        more = enriched(
             properties, user_agent=agent, ip=address, user_tier=tiers.get(event.user_id)
-        ):
-            props_json = _encode(properties)
-        event_uuid = str(event.uuid or uuid7())
+        )
+        if more is not None:
+            properties = more
+            props_json = _encode(more)
+        event_uuid = str(event.uuid) if event.uuid else new_uuids.pop()
         timestamp = _utc_text(event.timestamp) if event.timestamp else received_at
         if event.event in DIMENSION_EVENTS:
             updates.append(

@@ -85,15 +85,51 @@ def buffer_append(chunks: list[Chunk]) -> None:
         raise BufferUnavailable(f"the event buffer (Redis) is unavailable: {exc}") from exc
 
 
+TIER_CACHE_SECONDS = 30.0
+TIER_CACHE_SIZE = 500_000
+_tier_cache: dict[str, tuple[float, str | None]] = {}
+
+
 def user_tiers(user_ids: list[str]) -> dict[str, str]:
-    """Known subscription tiers of these users (one round trip; unknown users are left out)."""
-    if not user_ids:
-        return {}
-    try:
-        values = redis_client().hmget(buffer_keys().tiers, user_ids)
-    except (redis.RedisError, OSError) as exc:
-        raise BufferUnavailable(f"the event buffer (Redis) is unavailable: {exc}") from exc
-    return {uid: v.decode() for uid, v in zip(user_ids, values, strict=True) if v}
+    """Known subscription tiers of these users; unknown users are left out.
+
+    A process-local cache (30 s) in front of the Redis hash keeps the hot path to one round
+    trip for the users not seen lately; a tier change reaches every web process within 30 s."""
+    now = time.monotonic()
+    known: dict[str, str] = {}
+    missing = []
+    for uid in user_ids:
+        hit = _tier_cache.get(uid)
+        if hit is not None and hit[0] > now:
+            if hit[1] is not None:
+                known[uid] = hit[1]
+        else:
+            missing.append(uid)
+    if missing:
+        try:
+            values = redis_client().hmget(buffer_keys().tiers, missing)
+        except (redis.RedisError, OSError) as exc:
+            raise BufferUnavailable(f"the event buffer (Redis) is unavailable: {exc}") from exc
+        if len(_tier_cache) > TIER_CACHE_SIZE:
+            _tier_cache.clear()
+        expires = now + TIER_CACHE_SECONDS
+        for uid, value in zip(missing, values, strict=True):
+            tier = value.decode() if value else None
+            _tier_cache[uid] = (expires, tier)
+            if tier is not None:
+                known[uid] = tier
+    return known
+
+
+def remember_tiers(tiers: dict[str, str]) -> None:
+    """Tiers this process just wrote (the writer, or a flush in the same process)."""
+    expires = time.monotonic() + TIER_CACHE_SECONDS
+    _tier_cache.update({uid: (expires, tier) for uid, tier in tiers.items()})
+
+
+def user_tiers_forget() -> None:
+    """Drop this process's tier cache (after the users dimension changed under a test)."""
+    _tier_cache.clear()
 
 
 @dataclass(frozen=True)
@@ -133,3 +169,4 @@ def buffer_status() -> BufferStatus:
 def buffer_clear() -> None:
     """Drop every buffered event and the caches (tests and benchmarks only)."""
     redis_client().delete(*buffer_keys().all())
+    user_tiers_forget()

@@ -77,10 +77,9 @@ def mask_ip(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
-def enrich_properties(properties: dict, *, user_agent: str, ip: str, user_tier: str | None) -> bool:
-    """Add the derivable enrichment keys (never overwriting what the client sent).
-
-    Returns True when `properties` changed."""
+def enriched(properties: dict, *, user_agent: str, ip: str, user_tier: str | None) -> dict | None:
+    """`properties` plus the derivable enrichment keys the client did not send itself, as a
+    new dict; None when there is nothing to add (the caller keeps the original)."""
     added = {}
     kind = device_type(user_agent)
     if kind is not None:
@@ -91,9 +90,5 @@ def enrich_properties(properties: dict, *, user_agent: str, ip: str, user_tier: 
         added["geo_country"] = country
     if user_tier:
         added["user_tier"] = user_tier
-    changed = False
-    for key, value in added.items():
-        if key not in properties:
-            properties[key] = value
-            changed = True
-    return changed
+    added = {k: v for k, v in added.items() if k not in properties}
+    return {**properties, **added} if added else None

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable
 
 from analytics.catalog import Event
-from analytics.events.buffer import buffer_keys
+from analytics.events.buffer import buffer_keys, remember_tiers, user_tiers_forget
 from analytics.store import AnalyticsStore
 from platform_site.redis import redis_client
 
@@ -112,7 +112,9 @@ def users_dimension_apply(*, db: AnalyticsStore, updates: Iterable[dict]) -> int
             row["updated_at"] = _plus_one_ms(before["updated_at"])
     db.insert("users", changed)
     if changed:
-        redis_client().hset(buffer_keys().tiers, mapping={r["user_id"]: r["tier"] for r in changed})
+        tiers = {r["user_id"]: r["tier"] for r in changed}
+        redis_client().hset(buffer_keys().tiers, mapping=tiers)
+        remember_tiers(tiers)
     return len(changed)
 
 
@@ -127,6 +129,7 @@ def user_tiers_refresh(*, db: AnalyticsStore, force: bool = False) -> int:
     for start in range(0, len(rows), 10000):
         chunk = rows[start : start + 10000]
         r.hset(keys.tiers, mapping={row["user_id"]: row["tier"] for row in chunk})
+    user_tiers_forget()
     if force:
         r.set(keys.tiers_fresh, 1, ex=TIERS_REFRESH_SECONDS)
     return len(rows)
