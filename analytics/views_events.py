@@ -59,6 +59,15 @@ class EventFilterForm(forms.Form):
         )
 
 
+ENRICHMENT_KEYS = {"device_type", "is_mobile", "geo_country", "user_tier"}
+
+
+def properties_preview(properties: dict, width: int = 90) -> str:
+    """The client's own properties in one short line (enrichment has its own columns)."""
+    text = ", ".join(f"{k}={v}" for k, v in properties.items() if k not in ENRICHMENT_KEYS)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def counts_figure(counts) -> dict:
     """Stacked bars: events per name per bucket (each uuid once)."""
     tz = timezone.get_current_timezone()
@@ -89,6 +98,8 @@ def events(request):
     context = {"form": form, "limit": PAGE_LIMIT, "catalog": [e.value for e in Event]}
     try:
         page = events_latest(filters=filters, limit=PAGE_LIMIT)
+        for row in page.results:
+            row["preview"] = properties_preview(row["properties"])
         context["page"] = page
         if page.count:
             counts = event_counts(filters=filters)
