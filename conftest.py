@@ -12,6 +12,12 @@ def pytest_configure(config):
     ensure_embedded_redis()
 
 
+def pytest_unconfigure(config):
+    from platform_site.embedded import stop_embedded_redis
+
+    stop_embedded_redis()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _analytics_store_schema(django_db_blocker):
     """A fresh embedded analytics store for the session, migrated to the current schema."""
