@@ -34,7 +34,7 @@ def test_demo_api_key_is_stable_across_runs():
 
 
 def test_bench_refuses_unknown_area_listing_known_ones():
-    with pytest.raises(CommandError, match="known areas: .*store"):
+    with pytest.raises(CommandError, match=r"known areas: .*store"):
         call_command("bench", "no-such-area")
 
 
