@@ -239,3 +239,16 @@ def test_writer_process_killed_mid_flush_loses_and_duplicates_nothing(
     EventWriter(consumer="rescuer", claim_idle_ms=0).flush()
     assert raw_and_distinct(analytics_store) == (20_000, 20_000)
     assert events_latest(filters=EventFilter(), limit=0).count == 20_000
+
+
+def test_beat_safety_net_flushes_everything_only_when_no_writer_runs(event_buffer, analytics_store):
+    from analytics.events.buffer import buffer_keys
+    from analytics.tasks import events_flush_stale
+    from platform_site.redis import redis_client
+
+    capture(30)
+    redis_client().set(buffer_keys().writer_alive, "someone", ex=10)
+    assert events_flush_stale() == 0  # a live writer owns new entries
+    redis_client().delete(buffer_keys().writer_alive)
+    assert events_flush_stale() == 30
+    assert raw_and_distinct(analytics_store) == (30, 30)
