@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import msgspec
+import psutil
 from django.conf import settings
 
 from platform_site.processes import MANAGE_PY
@@ -84,6 +85,12 @@ def _raw_rows(events: list[dict]) -> bytes:
     )
 
 
+def _cpu(process: psutil.Process) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def _wait_http(port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -141,6 +148,7 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
     ensure_embedded_redis()  # when REDIS_URL is unset, as `run` does
 
     total = 100_000 if quick else 1_000_000
+    me = psutil.Process()
     batches = total // BATCH
     rng = random.Random(42)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=21)
@@ -159,10 +167,11 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
         # 1. The physical limit: bulk inserts of finished rows, 100k per statement.
         sample = _events(rng, 100_000, start=start)
         payloads = [_raw_rows(sample) for _ in range(total // 100_000)]
-        t0 = time.perf_counter()
+        cpu0, t0 = _cpu(me), time.perf_counter()
         for payload in payloads:
             db.insert_json_each_row("events", payload)
         raw_seconds = time.perf_counter() - t0
+        raw_cpu = _cpu(me) - cpu0
         raw_rate = total / raw_seconds
         assert db.query("SELECT count() AS n FROM events")[0]["n"] == total
         db.command("TRUNCATE TABLE events")
@@ -200,12 +209,15 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
         db.command("TRUNCATE TABLE events")
         r.delete(keys.lag)
 
+        procs = [psutil.Process(c.pid) for c in children]
+        cpu_before = [_cpu(p) for p in procs]
         t0 = time.perf_counter()
         failures = _post_all(port, bodies, batches, raw_key, threads=3)
         posted = time.perf_counter() - t0
         while r.xlen(keys.stream):  # the writer deletes an entry once its rows are inserted
             time.sleep(0.02)
         visible = time.perf_counter() - t0
+        web_cpu, writer_cpu = (_cpu(p) - b for p, b in zip(procs, cpu_before, strict=True))
         count = db.query("SELECT uniqExact(uuid) AS n FROM events")[0]["n"]
         lags = sorted(float(x) / 1000 for x in r.lrange(keys.lag, 0, -1))
         if failures or count != total:
@@ -222,6 +234,13 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
         stdout.write(
             f"visibility lag (buffer append → rows in the store) over {len(lags)} batches: "
             f"median {statistics.median(lags):.2f} s, p95 {p95:.2f} s, max {lags[-1]:.2f} s"
+        )
+        per_event = (web_cpu + writer_cpu) / total * 1e6
+        stdout.write(
+            f"CPU per event (load-independent): web {web_cpu / total * 1e6:.1f} µs + writer "
+            f"{writer_cpu / total * 1e6:.1f} µs = {per_event:.1f} µs; raw insert "
+            f"{raw_cpu / total * 1e6:.1f} µs. Load average during the run: "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
         )
         stdout.write(
             f"ingest: {e2e:,.0f} events/s end-to-end (p95 lag {p95:.2f} s), "
