@@ -220,6 +220,7 @@ class EventWriter:
         except StoreUnavailable:
             raise
         except StoreError as exc:
+            self._require_events_table(exc)
             if len(batch.entries) == 1:
                 entry = batch.entries[0]
                 log.error("event entry %s refused by the store, dead-lettered: %s", entry.id, exc)
@@ -235,6 +236,14 @@ class EventWriter:
                 self._acknowledge([entry])
                 return 0
             return sum(self.write_or_divide(Batch([e], batch.redelivered)) for e in batch.entries)
+
+    def _require_events_table(self, cause: StoreError) -> None:
+        """Blame the data only if the store itself works: a missing table (migrations not run)
+        or a broken store must keep the events waiting, not dead-letter them."""
+        try:
+            self.db.query("SELECT count() AS n FROM events WHERE 0")
+        except StoreError as exc:
+            raise StoreUnavailable(f"the events table is not usable: {exc}") from cause
 
     # -- driving -------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ writer retries, dies or finds the store down; the users dimension; the writer pr
 
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -252,3 +253,18 @@ def test_beat_safety_net_flushes_everything_only_when_no_writer_runs(event_buffe
     redis_client().delete(buffer_keys().writer_alive)
     assert events_flush_stale() == 30
     assert raw_and_distinct(analytics_store) == (30, 30)
+
+
+def test_a_missing_events_table_keeps_events_waiting_instead_of_dead_lettering(event_buffer):
+    from analytics.store.migrate import store_migrate
+
+    path = settings.VAR_DIR / "chdb-unmigrated"
+    shutil.rmtree(path, ignore_errors=True)
+    scratch = store_for_url(f"chdb://{path}")
+    capture(5)
+    with pytest.raises(StoreUnavailable):
+        EventWriter(consumer="w", target=scratch).flush()
+    status = buffer_status()
+    assert (status.waiting_events, status.dead_entries) == (5, 0)
+    store_migrate(target=scratch)
+    assert EventWriter(consumer="w", target=scratch).flush() == 5

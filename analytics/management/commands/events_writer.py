@@ -16,9 +16,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, consumer=None, **options):
         stop = threading.Event()
+        writer = EventWriter(consumer=consumer)
+        # The embedded ClickHouse installs its own signal handlers when it first opens, so
+        # open it once before installing ours (SIGTERM must finish the batch, then stop).
+        writer.db.ping()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        writer = EventWriter(consumer=consumer)
         self.stdout.write(f"event writer {writer.consumer} started")
         writer.run(stop)
         self.stdout.write("event writer stopped")
