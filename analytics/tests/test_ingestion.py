@@ -268,3 +268,28 @@ def test_a_missing_events_table_keeps_events_waiting_instead_of_dead_lettering(e
     assert (status.waiting_events, status.dead_entries) == (5, 0)
     store_migrate(target=scratch)
     assert EventWriter(consumer="w", target=scratch).flush() == 5
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not settings.CLICKHOUSE_URL.startswith("chdb://"), reason="embedded store")
+def test_writer_process_writes_within_seconds_and_stops_cleanly_on_sigterm(
+    event_buffer, analytics_store
+):
+    child = subprocess.Popen(
+        [sys.executable, "-u", "manage.py", "events_writer"],
+        cwd=settings.BASE_DIR,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "started" in child.stdout.readline()
+        capture(10)
+        deadline = time.monotonic() + 30
+        while buffer_status().waiting_events and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert raw_and_distinct(analytics_store) == (10, 10)
+        assert buffer_status().writer_alive
+    finally:
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=30) == 0
+    assert "stopped" in child.stdout.read()
