@@ -33,6 +33,7 @@ CLAIM_IDLE_MS = 60_000  # a pending entry untouched this long belongs to a dead 
 MAX_BACKOFF_SECONDS = 10.0
 HEARTBEAT_SECONDS = 10
 UUID_CHECK_CHUNK = 20_000
+DEAD_LETTER_AFTER = 5  # deliveries of an entry refused alone before it is set aside
 _decode_updates = msgspec.json.Decoder(list[dict]).decode
 
 
@@ -213,8 +214,11 @@ class EventWriter:
         pipe.execute()
 
     def write_or_divide(self, batch: Batch) -> int:
-        """Like write(); when the store refuses a batch (not an outage), entries go one by one
-        and an entry refused alone moves to the dead-letter stream instead of blocking."""
+        """Like write(); when the store refuses a batch (not an outage), its entries go one by
+        one. An entry refused while others of its batch went in is blamed on its data and moves
+        to the dead-letter stream; if every entry is refused the cause is systematic (schema,
+        store) and all of them keep waiting, unless one has already been tried alone
+        DEAD_LETTER_AFTER times."""
         try:
             return self.write(batch)
         except StoreUnavailable:
@@ -223,19 +227,33 @@ class EventWriter:
             self._require_events_table(exc)
             if len(batch.entries) == 1:
                 entry = batch.entries[0]
-                log.error("event entry %s refused by the store, dead-lettered: %s", entry.id, exc)
-                self.redis.xadd(
-                    self.keys.dead,
-                    {
-                        "rows": entry.rows,
-                        "n": entry.count,
-                        "users": entry.users,
-                        "error": str(exc)[:2000],
-                    },
-                )
-                self._acknowledge([entry])
+                if self._deliveries(entry) < DEAD_LETTER_AFTER:
+                    raise
+                self._dead_letter(entry, exc)
                 return 0
-            return sum(self.write_or_divide(Batch([e], batch.redelivered)) for e in batch.entries)
+        inserted, refused = 0, []
+        for entry in batch.entries:
+            try:
+                inserted += self.write(Batch([entry], batch.redelivered))
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                refused.append((entry, exc))
+        if len(refused) == len(batch.entries):
+            raise refused[0][1]
+        for entry, exc in refused:
+            self._dead_letter(entry, exc)
+        return inserted
+
+    def _deliveries(self, entry: Entry) -> int:
+        pending = self.redis.xpending_range(self.keys.stream, GROUP, entry.id, entry.id, 1)
+        return pending[0]["times_delivered"] if pending else 0
+
+    def _dead_letter(self, entry: Entry, exc: Exception) -> None:
+        log.error("event entry %s refused by the store, dead-lettered: %s", entry.id, exc)
+        fields = {"rows": entry.rows, "n": entry.count, "users": entry.users}
+        self.redis.xadd(self.keys.dead, {**fields, "error": str(exc)[:2000]})
+        self._acknowledge([entry])
 
     def _require_events_table(self, cause: StoreError) -> None:
         """Blame the data only if the store itself works: a missing table (migrations not run)

@@ -293,3 +293,20 @@ def test_writer_process_writes_within_seconds_and_stops_cleanly_on_sigterm(
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=30) == 0
     assert "stopped" in child.stdout.read()
+
+
+def test_an_entry_refused_alone_is_retried_before_it_is_dead_lettered(event_buffer):
+    from analytics.events.buffer import Chunk, buffer_append
+    from analytics.events.writer import DEAD_LETTER_AFTER
+    from analytics.store import StoreError
+
+    bad = b'{"uuid":"00000000-0000-0000-0000-000000000002","timestamp":"nope"}'
+    buffer_append([Chunk(bad, 1, b"[]")])
+    writer = EventWriter(consumer="patient")
+    for _ in range(DEAD_LETTER_AFTER - 1):
+        with pytest.raises(StoreError):
+            writer.flush()
+        assert buffer_status().dead_entries == 0
+    assert writer.flush() == 0
+    status = buffer_status()
+    assert (status.entries, status.dead_entries) == (0, 1)
