@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "platform_site.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -246,6 +247,16 @@ WEBPUSH_ALLOW_HTTP_LOOPBACK = env.bool("WEBPUSH_ALLOW_HTTP_LOOPBACK", default=DE
 # Observability and alert webhooks (issue: operating the platform).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 ALERT_WEBHOOK_TOKEN = env.str("ALERT_WEBHOOK_TOKEN", default="")
+# prometheus_client multiprocess mode: every web and worker process writes its counters to
+# files here and /metrics sums them. prometheus_client reads the variable when it is first
+# imported, which platform_site.metrics does only after these settings are loaded.
+PROMETHEUS_MULTIPROC_DIR = Path(
+    env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
+)
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# How often beat recomputes the business metrics from the analytics store (seconds).
+BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 
 # Machine clients (X-Api-Key): requests per second per key, 0 for no limit.
 API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)
