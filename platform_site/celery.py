@@ -24,7 +24,13 @@ app.autodiscover_tasks()
 
 # Periodic tasks: declared here only. django-celery-beat's DatabaseScheduler copies them into
 # the database, where admins can edit the schedule.
-BEAT_SCHEDULE: dict[str, dict] = {}
+BEAT_SCHEDULE: dict[str, dict] = {
+    # Rollouts whose planned tick is overdue (a killed worker) resume from their saved state.
+    "deployments.resume_stuck_rollouts": {
+        "task": "deployments.resume_stuck_rollouts",
+        "schedule": float(os.environ.get("ROLLOUT_SAFETY_NET_SECONDS", "15")),
+    },
+}
 app.conf.beat_schedule = BEAT_SCHEDULE
 
 
