@@ -30,6 +30,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": float(os.environ.get("BUSINESS_METRICS_INTERVAL", "60")),
         "options": {"queue": Queue.ANALYTICS.value, "expires": 55},
     },
+    # Rollouts whose planned tick is overdue (a killed worker) resume from their saved state.
+    "deployments.resume_stuck_rollouts": {
+        "task": "deployments.resume_stuck_rollouts",
+        "schedule": float(os.environ.get("ROLLOUT_SAFETY_NET_SECONDS", "15")),
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
 

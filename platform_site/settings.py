@@ -162,6 +162,26 @@ for _name, _value, _allowed in (
     if _value not in _allowed:
         raise ImproperlyConfigured(f"{_name}={_value!r} is not one of {sorted(_allowed)}")
 
+# Canary rollouts (deployments/). Defaults make a demo rollout promote in about a minute.
+ROLLOUT_ANALYSIS_INTERVAL_SECONDS = env.float("ROLLOUT_ANALYSIS_INTERVAL_SECONDS", default=5.0)
+ROLLOUT_SAMPLES_PER_STEP = env.int("ROLLOUT_SAMPLES_PER_STEP", default=3)
+ROLLOUT_POLL_SECONDS = env.float("ROLLOUT_POLL_SECONDS", default=1.0)
+ROLLOUT_READY_TIMEOUT_SECONDS = env.float("ROLLOUT_READY_TIMEOUT_SECONDS", default=600.0)
+ROLLOUT_STUCK_AFTER_SECONDS = env.float("ROLLOUT_STUCK_AFTER_SECONDS", default=30.0)
+# Simulated cluster: seconds until changed pods are ready.
+SIM_CLUSTER_READY_SECONDS = env.float("SIM_CLUSTER_READY_SECONDS", default=2.0)
+# Kubernetes backend: empty URL means in-cluster config, then ~/.kube/config.
+KUBERNETES_API_URL = env.str("KUBERNETES_API_URL", default="")
+KUBERNETES_RETRIES = env.int("KUBERNETES_RETRIES", default=4)
+KUBERNETES_RETRY_BACKOFF_SECONDS = env.float("KUBERNETES_RETRY_BACKOFF_SECONDS", default=0.5)
+KUBERNETES_TIMEOUT_SECONDS = env.float("KUBERNETES_TIMEOUT_SECONDS", default=10.0)
+ISTIO_API_VERSION = env.str("ISTIO_API_VERSION", default="v1")
+# Prometheus metrics backend: base URL and PromQL templates per metric ($namespace, $service,
+# $version are substituted); PROMETHEUS_QUERIES (JSON) overrides single metrics.
+PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
+PROMETHEUS_TIMEOUT_SECONDS = env.float("PROMETHEUS_TIMEOUT_SECONDS", default=5.0)
+PROMETHEUS_QUERIES = env.json("PROMETHEUS_QUERIES", default={})
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
