@@ -9,66 +9,8 @@ from rest_framework.test import APIClient
 
 from platform_site.alerts import alert_act
 from platform_site.models import Alert, AlertRule, AuditEntry, PlatformSetting
-
-TOKEN = "alert-token-for-tests"
-STARTS = "2026-11-25T06:00:00.000Z"
-
-
-def alert(
-    name="HighAICost", *, status="firing", fingerprint="a1b2c3d4e5f60718", starts=STARTS, **labels
-):
-    return {
-        "status": status,
-        "labels": {"alertname": name, "severity": "warning", **labels},
-        "annotations": {"summary": f"{name} test"},
-        "startsAt": starts,
-        "endsAt": "2026-11-25T06:30:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
-        "generatorURL": "http://prometheus:9090/graph",
-        "fingerprint": fingerprint,
-    }
-
-
-def payload(*alerts, status="firing"):
-    return {
-        "version": "4",
-        "groupKey": '{}:{alertname="x"}',
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": "book2video-console",
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager:9093",
-        "alerts": list(alerts),
-    }
-
-
-@pytest.fixture
-def webhook(settings, db):
-    """Posts a payload with the bearer token; alert actions run inline (task_always_eager)."""
-    from platform_site.celery import app
-
-    settings.ALERT_WEBHOOK_TOKEN = TOKEN
-    app.conf.task_always_eager = True
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-
-    def post(body, **extra):
-        if "content_type" not in extra:
-            extra["format"] = "json"
-        return client.post("/api/alerts/", body, **extra)
-
-    yield post
-    app.conf.task_always_eager = False
-
-
-@pytest.fixture
-def on_commit(django_capture_on_commit_callbacks):
-    def post_and_commit(webhook, body):
-        with django_capture_on_commit_callbacks(execute=True):
-            return webhook(body)
-
-    return post_and_commit
+from platform_site.tests.factories import ALERT_TOKEN as TOKEN
+from platform_site.tests.factories import alert, payload
 
 
 def tier() -> str:
