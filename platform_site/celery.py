@@ -55,6 +55,16 @@ def _task_postrun(**kwargs):
     on_task_postrun(**kwargs)
 
 
+@signals.worker_ready.connect
+def _worker_ready(**kwargs):
+    from django.conf import settings
+
+    if settings.WORKER_METRICS_PORT:
+        from platform_site.metrics import serve_worker_metrics
+
+        serve_worker_metrics(settings.WORKER_METRICS_PORT)
+
+
 @signals.worker_process_shutdown.connect
 def _worker_process_shutdown(**kwargs):
     from platform_site.metrics import on_worker_process_shutdown

@@ -105,6 +105,18 @@ def on_worker_process_shutdown(**kwargs) -> None:
     multiprocess.mark_process_dead(os.getpid())
 
 
+def serve_worker_metrics(port: int):
+    """Serve this container's task metrics on `port` (a worker pod has no web process).
+
+    Only the per-process files: queue lengths and business metrics come from the web pods.
+    """
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return start_http_server(port, registry=registry)
+
+
 # --- values read at scrape time ---------------------------------------------------------------
 
 # kombu's Redis transport keeps a queue with priorities in one list per priority step.

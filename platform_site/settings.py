@@ -198,8 +198,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+# The container image collects static files at build time, outside the var/ volume.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -275,6 +276,9 @@ PROMETHEUS_MULTIPROC_DIR = Path(
 )
 PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# Worker containers (Kubernetes, compose) serve their own processes' metrics on this port;
+# 0 (the local default) leaves it to the web process, which reads the shared directory.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 # How often beat recomputes the business metrics from the analytics store (seconds).
 BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 

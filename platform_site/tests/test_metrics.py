@@ -280,3 +280,24 @@ def test_business_metrics_task_is_scheduled_and_runs(analytics_store):
     refresh_business_metrics.apply()
     snapshot = json.loads(redis_client().get(metrics.BUSINESS_METRICS_KEY))
     assert snapshot["processing"] == [] and snapshot["conversion"] == []
+
+
+def test_worker_container_serves_its_task_metrics_on_its_own_port():
+    # Kubernetes and compose run workers in pods without a web process (WORKER_METRICS_PORT).
+    import socket
+    import urllib.request
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    metrics.CELERY_TASKS.labels("test.worker_port", "succeeded").inc()
+    server, thread = metrics.serve_worker_metrics(port)
+    try:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+    finally:
+        server.shutdown()
+        thread.join(5)
+    text = body.decode()
+    assert 'book2video_celery_tasks_total{outcome="succeeded",task="test.worker_port"}' in text
+    assert "book2video_queue_length" not in text  # scrape-time series come from the web pods
