@@ -301,3 +301,16 @@ def test_worker_container_serves_its_task_metrics_on_its_own_port():
     text = body.decode()
     assert 'book2video_celery_tasks_total{outcome="succeeded",task="test.worker_port"}' in text
     assert "book2video_queue_length" not in text  # scrape-time series come from the web pods
+
+
+@pytest.mark.django_db
+def test_rollouts_by_status(client):
+    from deployments.tests.factories import RolloutFactory
+
+    RolloutFactory(status="promoted")
+    RolloutFactory(status="promoted")
+    RolloutFactory(status="aborted")
+    samples = scrape(client)
+    assert value(samples, "book2video_rollouts", status="promoted") == 2
+    assert value(samples, "book2video_rollouts", status="aborted") == 1
+    assert ("book2video_rollouts", (("status", "progressing"),)) in samples
