@@ -5,9 +5,15 @@ import pytest
 from django.utils import timezone
 
 from deployments.cluster.simulated import SimulatedCluster
-from deployments.models import RolloutStatus, SimDeployment
+from deployments.models import Rollout, RolloutStatus, SimDeployment
 from deployments.services import rollout_start
-from deployments.tests.conftest import FAST_ANALYSIS, drive, fast_rollouts, service  # noqa: F401
+from deployments.tests.conftest import (  # noqa: F401
+    FAST_ANALYSIS,
+    drive,
+    fast_rollouts,
+    service,
+    wait_for,
+)
 from platform_site.alerts import alert_act
 from platform_site.models import Alert, AlertRule, AuditEntry
 from platform_site.tests.factories import alert, payload
@@ -107,3 +113,41 @@ def test_scale_up_of_a_missing_deployment_fails_visibly(webhook):
     (episode,) = act_on_received(webhook, payload(high_processing_time(6)))
     assert episode.outcome == "failed"
     assert "video-processing-workers" in episode.outcome_detail
+
+
+@pytest.mark.slow
+def test_webhook_end_to_end_rolls_back_through_a_real_worker(
+    celery_worker,
+    settings,
+    engineer,
+    client,
+):
+    """Alertmanager's POST → act_on_alert on the worker → rollout_abort → engine → stable."""
+    from deployments.tests.factories import ServiceFactory
+    from platform_site.tests.factories import ALERT_TOKEN
+
+    settings.ALERT_WEBHOOK_TOKEN = ALERT_TOKEN
+    checkout = ServiceFactory(name="checkout", replicas=2)
+    cluster = SimulatedCluster()
+    rollout = rollout_start(
+        service=checkout,
+        image_tag="v2",
+        by=engineer,
+        analysis={"interval_seconds": 60, "samples_per_step": 50, "failure_limit": 50},
+    )
+    wait_for(lambda: cluster.get_canary_weight(checkout) > 0)
+
+    response = client.post(
+        "/api/alerts/",
+        payload(high_error_rate("checkout")),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {ALERT_TOKEN}",
+    )
+    assert response.status_code == 200 and response.json()["acted"] == 1
+    wait_for(lambda: cluster.get_canary_weight(checkout) == 0)
+    rollout = wait_for(
+        lambda: Rollout.objects.filter(pk=rollout.pk, status=RolloutStatus.ABORTED).first()
+    )
+    assert "alert:HighErrorRate" in rollout.reason
+    episode = Alert.objects.get(fingerprint="e440")
+    assert episode.outcome == "acted" and episode.acted_at is not None
