@@ -3,7 +3,7 @@
 import itertools
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -31,6 +31,24 @@ def _quantity() -> serializers.RegexField:
 # Input --------------------------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 100},
+            {
+                "type": "object",
+                "properties": {
+                    "weight": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "pause": {
+                        "oneOf": [{"type": "number"}, {"type": "string", "enum": ["indefinite"]}],
+                        "nullable": True,
+                    },
+                },
+                "required": ["weight"],
+            },
+        ]
+    }
+)
 class StepField(serializers.Field):
     """A step: a weight (int) or {"weight": int, "pause": null | seconds | "indefinite"}."""
 

@@ -43,8 +43,8 @@ def judge(analysis: dict, canary: Reading, stable: Reading, *, stable_serving: b
         value = getattr(canary, metric)
         stable_value = getattr(stable, metric)
         stable_limit = None
-        if compare and metric == "error_rate":
-            if stable_value is None and value is not None:
+        if compare and metric == "error_rate" and value is not None:
+            if stable_value is None:
                 checks.append(
                     {
                         "metric": metric,

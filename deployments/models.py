@@ -15,7 +15,7 @@ IMAGE_TAG = RegexValidator(
     "must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
 )
 IMAGE_REPOSITORY = RegexValidator(
-    r"^[a-z0-9]+([._/:-][a-z0-9]+)*$",
+    r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$",
     "must be an image repository without tag, such as registry.example/team/api",
 )
 
@@ -165,6 +165,8 @@ class Rollout(models.Model):
 
     def __str__(self) -> str:
         return f"rollout #{self.pk} {self.service.name}:{self.image_tag}"
+
+    FINISHED_STATUSES = FINISHED
 
     @property
     def is_finished(self) -> bool:

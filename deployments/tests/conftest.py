@@ -64,3 +64,14 @@ def wait_for(predicate, timeout=30.0, step=0.1):
             return value
         time.sleep(step)
     raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def k8s(settings):
+    from deployments.cluster.emulator import Emulator
+
+    emulator = Emulator()
+    settings.KUBERNETES_API_URL = emulator.url
+    settings.KUBERNETES_RETRIES = 2
+    yield emulator
+    emulator.close()
