@@ -11,6 +11,7 @@ from deployments.tests.conftest import (  # noqa: F401
     FAST_ANALYSIS,
     drive,
     fast_rollouts,
+    k8s,
     service,
     wait_for,
 )
@@ -107,6 +108,37 @@ def test_high_processing_time_scales_video_workers_within_the_ceiling(webhook):
     assert Alert.objects.filter(alertname="HighProcessingTime").count() == 4
     detail = AuditEntry.objects.filter(action="alert.scale_up").order_by("id").first().detail
     assert "from 3 to 5 replicas" in detail
+
+
+def test_high_processing_time_scales_through_the_kubernetes_api(webhook, k8s, settings):  # noqa: F811
+    """Real HTTP on loopback to kmock's Kubernetes API emulator (no API server can run here)."""
+    from kubernetes import client as k8s_client
+
+    from deployments.cluster.kubernetes import api_client_from_settings
+
+    settings.CLUSTER_BACKEND = "kubernetes"
+    labels = {"app": "video-processing-workers"}
+    k8s_client.AppsV1Api(api_client_from_settings()).create_namespaced_deployment(
+        "book2video-production",
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "video-processing-workers", "namespace": "book2video-production"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "worker", "image": "video-worker:v7"}]},
+                },
+            },
+        },
+    )
+    (episode,) = act_on_received(webhook, payload(high_processing_time(6)))
+    assert episode.outcome == "acted", episode.outcome_detail
+    deployment = k8s.get("deployments", "book2video-production", "video-processing-workers")
+    assert deployment["spec"]["replicas"] == 5
+    assert "from 3 to 5 replicas" in episode.outcome_detail
 
 
 def test_scale_up_of_a_missing_deployment_fails_visibly(webhook):
