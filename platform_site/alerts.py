@@ -218,6 +218,55 @@ ACTIONS = {
 }
 
 
+# The rules of the original design and the setting HighAICost steps down. Ensured after every
+# migrate (and test-database flush); a rule an admin changed or disabled is left as it is.
+DEFAULT_RULES = [
+    (
+        "HighErrorRate",
+        AlertAction.AUTO_ROLLBACK,
+        "5xx ratio above 5% for 2 minutes: abort the unfinished rollout of the alert's service.",
+    ),
+    (
+        "HighProcessingTime",
+        AlertAction.SCALE_UP,
+        "p95 processing time above 600 s for 5 minutes: add video worker replicas.",
+    ),
+    (
+        "HighAICost",
+        AlertAction.COST_OPTIMIZATION,
+        "AI spend up more than $500 in an hour: switch the AI tier to its cheaper option.",
+    ),
+]
+DEFAULT_SETTINGS = [
+    (
+        "ai_quality_tier",
+        "premium",
+        ["premium", "standard", "economy"],
+        "Model tier the video pipeline uses for scripts, images and voices.",
+    ),
+]
+
+
+def alert_defaults_ensure(sender=None, **kwargs) -> None:
+    """post_migrate: create the default alert rules and pipeline settings that are missing."""
+    if sender is not None and sender.name != "platform_site":
+        return
+    for alertname, action, description in DEFAULT_RULES:
+        AlertRule.objects.get_or_create(
+            alertname=alertname, defaults={"action": action, "description": description}
+        )
+    for key, value, options, description in DEFAULT_SETTINGS:
+        PlatformSetting.objects.get_or_create(
+            key=key,
+            defaults={
+                "value": value,
+                "options": options,
+                "description": description,
+                "updated_by_label": "system",
+            },
+        )
+
+
 def platform_setting_set(
     *, setting: PlatformSetting, value: str, by, reason: str = ""
 ) -> PlatformSetting:

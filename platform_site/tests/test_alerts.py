@@ -234,3 +234,21 @@ def test_any_payload_is_answered_without_a_server_error(webhook, body):
     assert response.status_code in (200, 400), response.content
     if response.status_code == 400:
         assert response.json()["error"] == "invalid"
+
+
+def test_demo_alerts_show_each_outcome_once(db):
+    import io
+
+    from platform_site.demo import seed_alerts
+
+    for _ in range(2):
+        seed_alerts(stdout=io.StringIO())
+    outcomes = dict(Alert.objects.values_list("alertname", "outcome"))
+    assert outcomes == {
+        "HighAICost": "acted",
+        "HighProcessingTime": "acted",
+        "HighErrorRate": "nothing_to_do",
+        "Book2videoQueueBacklog": "recorded",
+    }
+    assert Alert.objects.filter(status="resolved").count() == 2
+    assert tier() == "standard"
