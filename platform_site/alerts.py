@@ -134,7 +134,10 @@ def _resolve(alert: Alert, received: ReceivedAlert, *, created: bool) -> None:
 def alert_act(*, alert_id: int) -> Alert:
     """Run the alert's action once (idempotent: a second call finds the outcome set)."""
     with transaction.atomic():
-        alert = Alert.objects.select_for_update().select_related("rule").get(pk=alert_id)
+        # of=self: the rule is an outer join, which PostgreSQL cannot lock.
+        alert = (
+            Alert.objects.select_for_update(of=("self",)).select_related("rule").get(pk=alert_id)
+        )
         if alert.outcome != AlertOutcome.PENDING:
             return alert
         try:
@@ -289,7 +292,7 @@ def platform_setting_set(
 @transaction.atomic
 def alert_action_revert(*, alert: Alert, by) -> Alert:
     """Put back the setting a cost optimization changed (a person's decision)."""
-    alert = Alert.objects.select_for_update().select_related("rule").get(pk=alert.pk)
+    alert = Alert.objects.select_for_update(of=("self",)).select_related("rule").get(pk=alert.pk)
     if not alert.can_revert:
         raise AlertStateError(f"alert {alert.pk} has no action to revert")
     setting = PlatformSetting.objects.select_for_update().get(key=alert.rule.setting_key)

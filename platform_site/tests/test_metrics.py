@@ -314,3 +314,13 @@ def test_rollouts_by_status(client):
     assert value(samples, "book2video_rollouts", status="promoted") == 2
     assert value(samples, "book2video_rollouts", status="aborted") == 1
     assert ("book2video_rollouts", (("status", "progressing"),)) in samples
+
+
+def test_run_empties_the_metrics_directory_before_starting_processes(settings, tmp_path):
+    from platform_site.processes import reset_metrics_dir
+
+    settings.PROMETHEUS_MULTIPROC_DIR = tmp_path
+    (tmp_path / "counter_4242.db").write_bytes(b"stale")
+    (tmp_path / "keep.txt").write_text("not a metrics file")
+    reset_metrics_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
