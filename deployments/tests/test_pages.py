@@ -91,7 +91,7 @@ def test_form_starts_a_rollout_and_redirects(client, engineer, seeded):
     ]
     assert rollout.analysis["max_error_rate"] == 3.0 and rollout.analysis["interval_seconds"] == 2.0
     page = client.get(r.url).content.decode()
-    assert "book-parser" in page and "v4 → v5" in page and "hold" in page
+    assert "book-parser" in page and "v1 → v5" in page and "hold" in page
     # A second start is refused with a message, not a trace.
     r = client.post("/deployments/services/book-parser/rollout/", {"image_tag": "v6"}, follow=True)
     assert "already has an unfinished rollout" in r.content.decode()
