@@ -27,7 +27,11 @@ SERVICES = [
     # name, replicas, history: (from, to, outcome)
     ("api-gateway", 4, [("v1", "v2", "promoted"), ("v2", "v3-fault", "rolled_back")]),
     ("video-renderer", 6, [("v7", "v8", "promoted"), ("v8", "v9-fault", "rolled_back")]),
-    ("book-parser", 3, [("v3", "v4", "promoted")]),
+    (
+        "book-parser",
+        3,
+        [("v0", "v1", "promoted")],
+    ),  # ready for the README walk-through: v2, v3-fault
 ]
 
 

@@ -101,7 +101,8 @@ def rollout_publish(*, rollout_id: int, messages: list[dict]) -> None:
 
         async_to_sync(fan_out)()
 
-    transaction.on_commit(send)
+    # robust: a channel layer hiccup is logged and never undoes or breaks a committed change.
+    transaction.on_commit(send, robust=True)
 
 
 def rollout_event(
@@ -140,7 +141,8 @@ def rollout_schedule(*, rollout: Rollout, delay: float | None) -> None:
 
         advance_rollout.apply_async((rollout_id, token), countdown=delay)
 
-    transaction.on_commit(enqueue)
+    # robust: if the broker is down the change stays saved; the beat safety net ticks it later.
+    transaction.on_commit(enqueue, robust=True)
 
 
 # Services ---------------------------------------------------------------------------------

@@ -84,3 +84,34 @@ def test_timed_pause_resumes_on_time(service, engineer, drive):
     rollout = drive(start(service, engineer, steps=steps), until=lambda r: r.status == "paused")
     assert rollout.pause_until is not None
     assert drive(rollout).status == RolloutStatus.PROMOTED
+
+
+class BrokenAt25(SimulatedCluster):
+    """The simulated cluster with a bug injected: moving traffic to 25 % raises."""
+
+    def set_canary_weight(self, service, weight):
+        if weight == 25:
+            raise RuntimeError("injected failure")
+        super().set_canary_weight(service, weight)
+
+
+def test_unexpected_error_rolls_back_and_ends_failed(service, engineer, drive):
+    rollout = drive(start(service, engineer), cluster=BrokenAt25())
+    assert rollout.status == RolloutStatus.FAILED
+    assert "injected failure" in rollout.reason
+    assert SimulatedCluster().get_canary_weight(service) == 0
+    assert SimulatedCluster().get_deployment_replicas(service.namespace, "api-gateway-canary") == 0
+    kinds = list(rollout.events.values_list("kind", flat=True))
+    assert kinds[-2:] == ["error", "failed"]
+
+
+def test_stale_tick_does_nothing(service, engineer):
+    from deployments.engine import rollout_advance
+
+    rollout = start(service, engineer)
+    token = rollout.tick_seq
+    rollout_advance(rollout_id=rollout.pk, token=token)
+    after_first = Rollout.objects.get(pk=rollout.pk)
+    assert after_first.status == RolloutStatus.PROGRESSING and after_first.tick_seq == token + 1
+    rollout_advance(rollout_id=rollout.pk, token=token)  # redelivered: stale
+    assert Rollout.objects.get(pk=rollout.pk).tick_seq == token + 1
