@@ -24,7 +24,11 @@ app.autodiscover_tasks()
 
 # Periodic tasks: declared here only. django-celery-beat's DatabaseScheduler copies them into
 # the database, where admins can edit the schedule.
-BEAT_SCHEDULE: dict[str, dict] = {}
+BEAT_SCHEDULE: dict[str, dict] = {
+    # Scheduled notifications at send_at, retries after backoff, reminders after quiet hours.
+    "devices.send_due": {"task": "devices.send_due", "schedule": 15.0},
+    "devices.prune_devices": {"task": "devices.prune_devices", "schedule": 6 * 3600.0},
+}
 app.conf.beat_schedule = BEAT_SCHEDULE
 
 
