@@ -166,6 +166,7 @@ class WebPushService(_Threaded):
     def __init__(self, *, vapid_public_key: str | None = None, keep_records: bool = True):
         self.expected_key = vapid_public_key
         self.keep_records = keep_records
+        self.origin = "http://127.0.0.1"  # until start() picks the port
         self.lock = threading.Lock()
         self.received: list[dict] = []
         self.refused: list[dict] = []

@@ -286,7 +286,8 @@ def notifications_dispatch(
             for n, d, resume in deferred
         ]
     )
-    counts["deferred"] += len(deferred)
+    if deferred:
+        counts[DeliveryStatus.DEFERRED] += len(deferred)
     for platform, group in _by_platform(ready).items():
         for start in range(0, len(group), CHUNK):
             chunk = group[start : start + CHUNK]
