@@ -66,7 +66,7 @@ class Device(models.Model):
     def address(self) -> str:
         """The token or endpoint, shortened for screens."""
         value = self.token or self.endpoint or ""
-        return value if len(value) <= 48 else f"{value[:30]}…{value[-12:]}"
+        return value if len(value) <= 28 else f"{value[:18]}…{value[-8:]}"
 
     @property
     def subscription(self) -> dict:

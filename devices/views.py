@@ -1,5 +1,7 @@
 """Pages of the devices area: devices over time, search by user, a device's delivery history."""
 
+import json
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -32,7 +34,7 @@ def index(request):
         context["versions_chart"] = charts.versions_figure(
             selectors.active_devices_over_time(by="app_version")
         )
-        page = Paginator(selectors.device_search(**filters), 50).get_page(request.GET.get("page"))
+        page = Paginator(selectors.device_search(**filters), 25).get_page(request.GET.get("page"))
         context["page"] = page
         context["notifications"] = selectors.recent_notifications(limit=10)
         context["query"] = "&".join(f"{k}={v}" for k, v in filters.items() if v)
@@ -89,4 +91,7 @@ def device_send_test(request, pk: int):
 @role_required()
 def notification_detail(request, pk: int):
     notification = get_object_or_404(selectors.notification_with_deliveries(), pk=pk)
-    return render(request, "devices/notification_detail.html", {"notification": notification})
+    data = json.dumps(notification.data, ensure_ascii=False, indent=1)
+    return render(
+        request, "devices/notification_detail.html", {"notification": notification, "data": data}
+    )
