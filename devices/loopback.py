@@ -73,8 +73,8 @@ class _Threaded:
 
     handler: type[BaseHTTPRequestHandler]
 
-    def start(self) -> _Threaded:
-        self.port = free_port()
+    def start(self, port: int | None = None) -> _Threaded:
+        self.port = port or free_port()
         self.origin = f"http://127.0.0.1:{self.port}"
         service = self
 
