@@ -36,25 +36,22 @@ class Subscription(serializers.Serializer):
     keys = SubscriptionKeys()
 
 
-class DeviceOutput(serializers.ModelSerializer):
-    class Meta:
-        model = Device
-        fields = [
-            "id",
-            "user_id",
-            "platform",
-            "app_version",
-            "os_version",
-            "locale",
-            "timezone",
-            "is_active",
-            "created_at",
-            "last_seen_at",
-        ]
+class DeviceOutput(serializers.Serializer):
+    # A plain serializer: a ModelSerializer rebuilds its fields on every registration call.
+    id = serializers.IntegerField()
+    user_id = serializers.CharField()
+    platform = serializers.CharField()
+    app_version = serializers.CharField()
+    os_version = serializers.CharField()
+    locale = serializers.CharField()
+    timezone = serializers.CharField()
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    last_seen_at = serializers.DateTimeField()
 
 
 class DeviceRegisterApi(MachineApi):
-    class InputSerializer(serializers.Serializer):
+    class DeviceRegisterInputSerializer(serializers.Serializer):
         user_id = serializers.CharField(max_length=64)
         platform = serializers.ChoiceField(choices=Platform.values)
         token = serializers.CharField(max_length=512, required=False)
@@ -65,14 +62,14 @@ class DeviceRegisterApi(MachineApi):
         timezone = serializers.CharField(max_length=64, required=False, default="")
 
     @extend_schema(
-        request=InputSerializer,
+        request=DeviceRegisterInputSerializer,
         responses={201: DeviceOutput, 200: DeviceOutput},
         summary="Register (or refresh) a push token or Web Push subscription",
         description="Idempotent upsert by token or endpoint: 201 when new, 200 when it updated "
         "an existing device (reactivating it, or moving it to another user).",
     )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.DeviceRegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         values["timezone_name"] = values.pop("timezone")
@@ -83,7 +80,7 @@ class DeviceRegisterApi(MachineApi):
 
 
 class DeviceUnregisterApi(MachineApi):
-    class InputSerializer(serializers.Serializer):
+    class DeviceUnregisterInputSerializer(serializers.Serializer):
         token = serializers.CharField(max_length=512, required=False)
         endpoint = serializers.CharField(max_length=1024, required=False)
 
@@ -93,12 +90,12 @@ class DeviceUnregisterApi(MachineApi):
             return attrs
 
     @extend_schema(
-        request=InputSerializer,
+        request=DeviceUnregisterInputSerializer,
         responses={200: DeviceOutput, 404: OpenApiResponse(description="unknown device")},
         summary="Deactivate a device (reason: unregistered)",
     )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.DeviceUnregisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             device = services.device_unregister(**data.validated_data)
@@ -119,7 +116,7 @@ class VapidPublicKeyApi(MachineOrStaffApi):
 
 
 class NotificationCreateApi(MachineApi):
-    class InputSerializer(serializers.Serializer):
+    class NotificationCreateInputSerializer(serializers.Serializer):
         user_id = serializers.CharField(max_length=64)
         type = serializers.ChoiceField(choices=NotificationType.values)
         data = serializers.DictField(required=False, default=dict)
@@ -133,24 +130,26 @@ class NotificationCreateApi(MachineApi):
                 raise serializers.ValidationError(f"must be at most {MAX_DATA_BYTES} bytes")
             return value
 
-    class OutputSerializer(serializers.Serializer):
+    class NotificationCreateOutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         status = serializers.CharField()
         duplicate = serializers.BooleanField()
 
     @extend_schema(
-        request=InputSerializer,
-        responses={202: OutputSerializer},
+        request=NotificationCreateInputSerializer,
+        responses={202: NotificationCreateOutputSerializer},
         summary="Ask for a notification to a user's devices",
         description="A repeated idempotency_key answers with the first notification "
         "(duplicate: true) and sends nothing again.",
     )
     def post(self, request):
-        data = self.InputSerializer(data=request.data)
+        data = self.NotificationCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         notification, created = services.notification_create(**data.validated_data, by=request.auth)
         body = {"id": notification.pk, "status": notification.status, "duplicate": not created}
-        return Response(self.OutputSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            self.NotificationCreateOutputSerializer(body).data, status=status.HTTP_202_ACCEPTED
+        )
 
 
 class DeliveryOutput(serializers.Serializer):
