@@ -8,9 +8,10 @@ from rest_framework.views import APIView
 
 from devices import selectors, services
 from devices.models import Device, Notification, NotificationType, Platform
+from devices.providers import ProviderNotConfigured
 from devices.vapid import vapid_public_key
 from platform_site.auth import ApiKeyOnlyMixin
-from platform_site.errors import InvalidRequest
+from platform_site.errors import InvalidRequest, error_body
 from platform_site.roles import HasApiKey, IsStaffRole
 
 MAX_DATA_BYTES = 2048  # push payloads are capped at 4 KB by every provider, title and body included
@@ -112,7 +113,10 @@ class VapidPublicKeyApi(MachineOrStaffApi):
         summary="The VAPID application server key for PushManager.subscribe",
     )
     def get(self, request):
-        return Response({"public_key": vapid_public_key()})
+        try:
+            return Response({"public_key": vapid_public_key()})
+        except ProviderNotConfigured as exc:
+            return Response(error_body("not_configured", str(exc)), status=503)
 
 
 class NotificationCreateApi(MachineApi):

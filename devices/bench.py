@@ -10,6 +10,7 @@ import time
 import uuid
 
 from django.db import connection
+from django.db.models import Count
 from django.test import Client, override_settings
 from django.utils import timezone
 
@@ -133,9 +134,10 @@ def bench_webpush(stdout, n: int) -> tuple[float, float]:
             statuses = dict(
                 Delivery.objects.filter(device__user_id__startswith=PREFIX)
                 .values_list("status")
-                .annotate(n=__import__("django.db.models").db.models.Count("pk"))
+                .annotate(n=Count("pk"))
             )
-            devices = list(Device.objects.filter(user_id__startswith=PREFIX)[:n])
+            # The raw rate is a rate: 10,000 calls measure it as well as 100,000.
+            devices = list(Device.objects.filter(user_id__startswith=PREFIX)[: min(n, 10_000)])
             raw_n, raw_s = _raw_rate("web", devices)
     finally:
         process.terminate()

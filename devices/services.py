@@ -96,9 +96,12 @@ def _device_upsert(*, lookup: dict, fields: dict, by) -> tuple[Device, bool]:
             device = Device.objects.create(**lookup, **fields, last_seen_at=now)
         DeviceLink.objects.create(device=device, user_id=device.user_id, started_at=now)
         return device, True
-    if device.user_id != fields["user_id"]:
+    moved = device.user_id != fields["user_id"]
+    if moved:
         DeviceLink.objects.filter(device=device, ended_at__isnull=True).update(ended_at=now)
+    if moved or not device.is_active:  # deactivation ended the link; a new one starts
         DeviceLink.objects.create(device=device, user_id=fields["user_id"], started_at=now)
+    if moved:
         audit_record(
             actor=by,
             action="device.move",

@@ -246,3 +246,10 @@ def test_any_registration_body_gets_a_json_answer_never_a_500(machine_client, bo
 def test_any_notification_body_gets_a_json_answer_never_a_500(machine_client, body):
     response = machine_client.post("/api/notifications/", body, format="json")
     assert response.status_code in (202, 400), response.content
+
+
+def test_vapid_key_unset_in_production_answers_503(machine_client, settings):
+    settings.DEMO_MODE = False
+    settings.VAPID_PRIVATE_KEY = ""
+    response = machine_client.get("/api/devices/vapid-public-key/")
+    assert response.status_code == 503 and response.json()["error"] == "not_configured"

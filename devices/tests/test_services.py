@@ -302,3 +302,12 @@ def test_active_devices_over_time_matches_a_day_by_day_count(settings):
                     )
                 ]
                 assert count == len(alive), (by, key, day)
+
+
+def test_reactivation_starts_a_new_link():
+    token = fcm_token()
+    device, _ = services.device_register(user_id="u-1", platform="android", token=token)
+    services.device_unregister(token=token)
+    services.device_register(user_id="u-1", platform="android", token=token)
+    links = list(DeviceLink.objects.filter(device=device).order_by("started_at"))
+    assert [link.ended_at is None for link in links] == [False, True]
