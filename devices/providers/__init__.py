@@ -83,6 +83,23 @@ def classify_http(status: int, *, gone: bool, retry_after: str | None, body: str
     return SendResult(Outcome.FAILED, status, text)
 
 
+def post_and_classify(client, url: str, *, is_gone, **request) -> SendResult:
+    """POST with an httpx client and classify the answer; `is_gone(status, body)` is the
+    provider's own test for a dead device. Network failures are transient."""
+    import httpx
+
+    try:
+        response = client.post(url, **request)
+    except httpx.TransportError as exc:
+        raise TransientError(str(exc)) from exc
+    return classify_http(
+        response.status_code,
+        gone=is_gone(response.status_code, response.text),
+        retry_after=response.headers.get("Retry-After"),
+        body=response.text,
+    )
+
+
 class Provider:
     """Sends messages to devices of one platform. Subclasses implement `send_one`; the default
     `send_many` runs them on a bounded thread pool (providers are network-bound)."""

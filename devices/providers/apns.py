@@ -19,8 +19,7 @@ from devices.providers import (
     ProviderNotConfigured,
     PushMessage,
     SendResult,
-    TransientError,
-    classify_http,
+    post_and_classify,
 )
 
 GONE_REASONS = {"BadDeviceToken", "Unregistered", "DeviceTokenNotForTopic"}
@@ -81,17 +80,10 @@ class ApnsProvider(Provider):
             "apns-push-type": "alert",
             "apns-priority": "10",
         }
-        try:
-            response = self._client.post(
-                f"{self._base}/3/device/{device.token}",
-                content=json.dumps(payload, default=str).encode(),
-                headers=headers,
-            )
-        except httpx.TransportError as exc:
-            raise TransientError(str(exc)) from exc
-        return classify_http(
-            response.status_code,
-            gone=is_gone(response.status_code, response.text),
-            retry_after=response.headers.get("Retry-After"),
-            body=response.text,
+        return post_and_classify(
+            self._client,
+            f"{self._base}/3/device/{device.token}",
+            is_gone=is_gone,
+            content=json.dumps(payload, default=str).encode(),
+            headers=headers,
         )

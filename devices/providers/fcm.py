@@ -23,7 +23,7 @@ from devices.providers import (
     PushMessage,
     SendResult,
     TransientError,
-    classify_http,
+    post_and_classify,
 )
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -92,13 +92,6 @@ class FcmProvider(Provider):
             headers = {"Authorization": f"Bearer {self._access_token()}"}
         except RefreshError as exc:  # our service account was refused: no device is at fault
             return SendResult(Outcome.FAILED, None, f"OAuth2 token refused: {exc}"[:1000])
-        try:
-            response = self._client.post(self._url, json=body, headers=headers)
-        except httpx.TransportError as exc:
-            raise TransientError(str(exc)) from exc
-        return classify_http(
-            response.status_code,
-            gone=is_gone(response.status_code, response.text),
-            retry_after=response.headers.get("Retry-After"),
-            body=response.text,
+        return post_and_classify(
+            self._client, self._url, is_gone=is_gone, json=body, headers=headers
         )
