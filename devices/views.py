@@ -1,6 +1,7 @@
 """Pages of the devices area: devices over time, search by user, a device's delivery history."""
 
 import json
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -37,7 +38,7 @@ def index(request):
         page = Paginator(selectors.device_search(**filters), 25).get_page(request.GET.get("page"))
         context["page"] = page
         context["notifications"] = selectors.recent_notifications(limit=10)
-        context["query"] = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+        context["query"] = urlencode({k: v for k, v in filters.items() if v})
     context["push_backend"] = settings.PUSH_BACKEND
     context["deliveries_total"] = sum(summary.deliveries_by_status.values())
     return render(request, "devices/index.html", context)
