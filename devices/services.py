@@ -534,7 +534,8 @@ def _record(deliveries: list[DeliveryRow]) -> None:
         f"VALUES ({', '.join(['%s'] * len(_DELIVERY_COLUMNS))}) "
         "ON CONFLICT (notification_id, device_id) DO NOTHING"
     )
-    with connection.cursor() as cursor:
+    # One transaction for the batch: in autocommit every row would be its own commit.
+    with transaction.atomic(), connection.cursor() as cursor:
         for start in range(0, len(rows), CHUNK):
             cursor.executemany(sql, rows[start : start + CHUNK])
 
