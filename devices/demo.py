@@ -149,11 +149,14 @@ def _history(rng: random.Random, now) -> None:
         Notification.objects.filter(pk=note.pk).update(created_at=when)
         rows = []
         for device in by_user[user]:
-            if device.created_at > when:
+            if device.created_at > when or (device.deactivated_at and device.deactivated_at < when):
                 continue
-            status = rng.choices(
-                ["sent", "failed", "retrying", "deactivated"], weights=[90, 3, 2, 3]
-            )[0]
+            if device.deactivation_reason == DeactivationReason.PROVIDER and (
+                device.deactivated_at - when < timedelta(days=1)
+            ):
+                status = "deactivated"  # the delivery whose answer deactivated it
+            else:
+                status = rng.choices(["sent", "failed", "retrying"], weights=[94, 3, 3])[0]
             code = {
                 "sent": {"apns": 200, "fcm": 200, "webpush": 201}[PROVIDER[device.platform]],
                 "failed": 503,
