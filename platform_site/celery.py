@@ -24,7 +24,13 @@ app.autodiscover_tasks()
 
 # Periodic tasks: declared here only. django-celery-beat's DatabaseScheduler copies them into
 # the database, where admins can edit the schedule.
-BEAT_SCHEDULE: dict[str, dict] = {}
+BEAT_SCHEDULE: dict[str, dict] = {
+    "experiments-monitor-hourly": {
+        "task": "experiments.monitor_experiments",
+        "schedule": 3600.0,
+        "options": {"queue": Queue.ANALYTICS.value},
+    },
+}
 app.conf.beat_schedule = BEAT_SCHEDULE
 
 

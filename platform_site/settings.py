@@ -250,6 +250,10 @@ ALERT_WEBHOOK_TOKEN = env.str("ALERT_WEBHOOK_TOKEN", default="")
 # Machine clients (X-Api-Key): requests per second per key, 0 for no limit.
 API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)
 
+# Experiments: seconds a process keeps its in-memory copy of the running experiments (the
+# assignment hot path reads no database); starting or stopping one is seen within this time.
+EXPERIMENTS_CACHE_SECONDS = env.float("EXPERIMENTS_CACHE_SECONDS", default=5.0)
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"

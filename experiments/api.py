@@ -1,0 +1,128 @@
+"""Experiments API: assignment for machine clients, the experiment list and results for staff."""
+
+from django.core.cache import cache
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from experiments.assignment import assignments_for
+from experiments.models import Experiment
+from experiments.results import experiment_results
+from experiments.services import exposures_record
+from platform_site.auth import ApiKeyAuthentication
+from platform_site.roles import HasApiKey
+
+RESULTS_CACHE_SECONDS = 60
+
+
+class AssignInput(serializers.Serializer):
+    user_id = serializers.CharField(max_length=200, trim_whitespace=False)
+    attributes = serializers.DictField(required=False, default=dict)
+    experiments = serializers.ListField(
+        child=serializers.CharField(max_length=80), required=False, max_length=200
+    )
+
+
+class ExperimentAssignApi(APIView):
+    """`POST /api/experiments/assign/`: the variants of the running experiments a user is in."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        request=AssignInput,
+        responses={
+            200: inline_serializer(
+                "AssignOutput",
+                {
+                    "user_id": serializers.CharField(),
+                    "assignments": serializers.DictField(child=serializers.CharField()),
+                    "unknown_experiments": serializers.ListField(child=serializers.CharField()),
+                },
+            ),
+            400: OpenApiResponse(description="a field of the body is invalid (named in detail)"),
+        },
+        summary="Assign a user to the running experiments (records exposure events)",
+    )
+    def post(self, request):
+        data = AssignInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        user_id = data.validated_data["user_id"]
+        assignments, unknown = assignments_for(
+            user_id, data.validated_data["attributes"], data.validated_data.get("experiments")
+        )
+        exposures_record(
+            assignments=assignments,
+            user_id=user_id,
+            api_key=request.auth,
+            ip=request.META.get("REMOTE_ADDR"),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        return Response(
+            {"user_id": user_id, "assignments": assignments, "unknown_experiments": unknown}
+        )
+
+
+class VariantOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    weight = serializers.FloatField()
+    control = serializers.BooleanField(source="is_control")
+
+
+class ExperimentOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    coverage = serializers.FloatField()
+    seed = serializers.CharField()
+    hash_version = serializers.SerializerMethodField()
+    namespace = serializers.SerializerMethodField()
+    conditions = serializers.JSONField()
+    variants = VariantOutput(many=True)
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+    winner = serializers.CharField(source="winner.key", default=None)
+    conclusion = serializers.CharField()
+
+    def get_hash_version(self, obj) -> int:
+        return 2
+
+    def get_namespace(self, obj) -> dict | None:
+        if not obj.namespace:
+            return None
+        return {"id": obj.namespace, "start": obj.namespace_start, "end": obj.namespace_end}
+
+
+class ExperimentListApi(APIView):
+    """`GET /api/experiments/`: every experiment with what is needed to assign offline."""
+
+    @extend_schema(responses=ExperimentOutput(many=True), summary="List experiments")
+    def get(self, request):
+        experiments = Experiment.objects.prefetch_related("variants").select_related("winner")
+        return Response(ExperimentOutput(experiments, many=True).data)
+
+
+class ExperimentResultsApi(APIView):
+    """`GET /api/experiments/<key>/results/`: the readout, recomputed at most once a minute."""
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(description="per metric and variant statistics, SRM, verdict")
+        },
+        summary="Results of an experiment",
+    )
+    def get(self, request, key: str):
+        experiment = get_object_or_404(Experiment, key=key)
+        return Response(cached_results(experiment))
+
+
+def cached_results(experiment: Experiment) -> dict:
+    cache_key = f"experiments:results:{experiment.pk}:{experiment.updated_at.timestamp()}"
+    result = cache.get(cache_key)
+    if result is None:
+        result = experiment_results(experiment)
+        cache.set(cache_key, result, RESULTS_CACHE_SECONDS)
+    return result
