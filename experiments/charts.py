@@ -62,8 +62,7 @@ def primary_rate_figure(result: dict, variant_names: dict[str, str]) -> dict | N
         )
     label = "conversion rate" if primary["kind"] == "conversion" else "mean per user"
     fig.update_layout(
-        title=f"{primary['name']}: cumulative {label} by exposure day "
-        f"({(1 - result['alpha']) * 100:.0f}% interval)",
+        title=f"{primary['name']}: cumulative {label}",
         yaxis={"tickformat": ".1%" if primary["kind"] == "conversion" else ""},
         **LAYOUT,
     )

@@ -161,8 +161,8 @@ def experiment_conclude(*, experiment: Experiment, result: dict, reason: str) ->
     experiment.ended_at = timezone.now()
     experiment.ended_by = "monitor"
     experiment.winner = winner
-    outcome = f"Winner: {winner.name or winner.key}." if winner else "No winner: keep the control."
-    experiment.conclusion = f"{outcome} {result['verdict']} Concluded because {reason}."
+    outcome = "" if winner else "No winner: keep the control. "
+    experiment.conclusion = f"{outcome}{result['verdict']} Concluded because {reason}."
     audit_record(
         actor="monitor:experiments",
         action="experiment.conclude",

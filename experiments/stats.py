@@ -93,25 +93,27 @@ def sequential_rho(alpha: float, tuning: float) -> float:
     return math.sqrt((-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / tuning)
 
 
-def sequential_half_width(*, variance: float, n: int, alpha: float, tuning: float) -> float:
+def sequential_half_width(*, variance, n, alpha: float, tuning: float):
     """Half-width of the always-valid interval (Waudby-Smith et al. 2023, eq. 9, as gbstats).
 
     `variance` is the variance of the point estimate and `n` the total users of both arms.
+    Scalars or numpy arrays.
     """
     rho = sequential_rho(alpha, tuning)
-    s2 = variance * n
-    nr2 = n * rho**2
-    return math.sqrt(s2) * math.sqrt(2 * (nr2 + 1) * math.log(math.sqrt(nr2 + 1) / alpha) / nr2 / n)
+    nr2 = np.asarray(n, dtype=float) * rho**2
+    width = np.sqrt(np.asarray(variance) * 2 * (nr2 + 1) * np.log(np.sqrt(nr2 + 1) / alpha) / nr2)
+    return float(width) if width.ndim == 0 else width
 
 
-def sequential_p_value(*, estimate: float, variance: float, n: int, alpha: float, tuning: float):
+def sequential_p_value(*, estimate, variance, n, alpha: float, tuning: float):
     """Always-valid p-value: 1 / the normal-mixture e-value, capped at 1. It is below alpha
-    exactly when the sequential interval excludes 0."""
+    exactly when the sequential interval excludes 0. Scalars or numpy arrays."""
     rho = sequential_rho(alpha, tuning)
-    nr2 = n * rho**2
-    z2 = estimate**2 / variance
-    log_e = (nr2 / (nr2 + 1)) * z2 / 2 - 0.5 * math.log(nr2 + 1)
-    return float(min(1.0, math.exp(-log_e)))
+    nr2 = np.asarray(n, dtype=float) * rho**2
+    z2 = np.asarray(estimate, dtype=float) ** 2 / np.asarray(variance, dtype=float)
+    log_e = (nr2 / (nr2 + 1)) * z2 / 2 - 0.5 * np.log(nr2 + 1)
+    p = np.minimum(1.0, np.exp(-log_e))
+    return float(p) if p.ndim == 0 else p
 
 
 def compare(

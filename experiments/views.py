@@ -36,6 +36,7 @@ def detail(request, key: str):
     so_far = result["users_per_variant_so_far"]
     context.update(
         result=result,
+        confidence=1 - result["alpha"],
         progress=min(100, round(100 * so_far / required)) if required else None,
         figures={
             "exposures": charts.exposures_figure(result, names),
