@@ -120,10 +120,10 @@ def decide(metrics: list[dict], *, srm_ok: bool, alpha: float, any_users: bool) 
     significant = [
         r for r in primary["variants"] if r["lift"] is not None and _significant(r, alpha)
     ]
-    winners = [r for r in significant if _good(primary, r["lift"]) and r["variant"] not in harmed]
+    winners = [r for r in significant if _good(primary, r["lift"])]
     if winners:
         best = max(winners, key=lambda r: abs(r["lift"]))
-        return Decision("winner", best["variant"], guardrail_harmed=bool(harmed))
+        return Decision("winner", best["variant"], guardrail_harmed=best["variant"] in harmed)
     if significant:
         worst = max(significant, key=lambda r: abs(r["lift"]))
         return Decision("loser", worst["variant"], guardrail_harmed=bool(harmed))
@@ -213,7 +213,11 @@ def experiment_results(experiment: Experiment) -> dict:
         "metrics": metrics,
         "required_users_per_variant": required,
         "users_per_variant_so_far": min(users.values()) if users else 0,
-        "decision": {"kind": decision.kind, "variant": decision.variant},
+        "decision": {
+            "kind": decision.kind,
+            "variant": decision.variant,
+            "guardrail_harmed": decision.guardrail_harmed,
+        },
         "verdict": verdict_text(decision, metrics, srm=srm, alpha=experiment.alpha),
         "computed_at": timezone.now().isoformat(),
         "timeseries": _timeseries(experiment, exposures, metric_data, variants),

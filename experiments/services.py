@@ -106,26 +106,12 @@ def conclusion_reason(experiment: Experiment, result: dict) -> tuple[bool, str]:
     required = result["required_users_per_variant"]
     reached = bool(required) and result["users_per_variant_so_far"] >= required
     if experiment.sequential_testing and decision in ("winner", "loser"):
-        if decision == "winner" and _guardrail_harmed(result):
+        if decision == "winner" and result["decision"]["guardrail_harmed"]:
             return False, "the primary metric is decisive but a guardrail is significantly harmed"
         return True, "the sequential test is decisive on the primary metric"
     if reached:
         return True, f"the planned sample of {required} users per variant is reached"
     return False, "not decisive yet and the planned sample is not reached"
-
-
-def _guardrail_harmed(result: dict) -> bool:
-    alpha = result["alpha"]
-    for metric in result["metrics"]:
-        if metric["role"] != "guardrail":
-            continue
-        for row in metric["variants"]:
-            if row["lift"] is None or row["p_value_adjusted"] is None:
-                continue
-            bad = row["lift"] < 0 if metric["direction"] == "increase" else row["lift"] > 0
-            if bad and row["p_value_adjusted"] < alpha:
-                return True
-    return False
 
 
 def experiment_evaluate(*, experiment_id: int) -> Experiment:
@@ -155,7 +141,7 @@ def experiment_conclude(*, experiment: Experiment, result: dict, reason: str) ->
     """Mark a locked running experiment concluded with its winner (or none); the caller saves."""
     decision = result["decision"]
     winner = None
-    if decision["kind"] == "winner" and not _guardrail_harmed(result):
+    if decision["kind"] == "winner" and not decision["guardrail_harmed"]:
         winner = experiment.variants.filter(key=decision["variant"]).first()
     experiment.status = Experiment.Status.CONCLUDED
     experiment.ended_at = timezone.now()

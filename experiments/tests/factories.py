@@ -10,6 +10,7 @@ class MetricFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Metric
         django_get_or_create = ("key",)
+        skip_postgeneration_save = True
 
     key = factory.Sequence(lambda n: f"metric-{n}")
     name = factory.LazyAttribute(lambda m: m.key.replace("-", " ").title())
@@ -23,6 +24,7 @@ class ExperimentFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Experiment
+        skip_postgeneration_save = True
 
     key = factory.Sequence(lambda n: f"exp-{n}")
     name = factory.LazyAttribute(lambda e: e.key.title())
