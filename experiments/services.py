@@ -170,8 +170,6 @@ def exposures_record(*, assignments: dict[str, str], user_id: str, api_key, ip, 
     and does not fail the assignment."""
     if not assignments:
         return
-    from analytics.services import events_capture
-
     now = timezone.now().isoformat()
     events = [
         {
@@ -184,6 +182,8 @@ def exposures_record(*, assignments: dict[str, str], user_id: str, api_key, ip, 
         for key, variant in assignments.items()
     ]
     try:
+        from analytics.services import events_capture
+
         events_capture(events=events, api_key=api_key, ip=ip, user_agent=user_agent)
     except Exception:
         log.exception("exposure events for %s could not be captured", user_id)
