@@ -19,10 +19,9 @@ _EXPOSURES = """
 exposures AS (
     SELECT user_id, argMin(variant, timestamp) AS variant, min(timestamp) AS first_at
     FROM (
-        SELECT user_id, timestamp, JSONExtractString(properties, 'variant') AS variant
+        SELECT user_id, timestamp, experiment_variant AS variant
         FROM events
-        WHERE event = {exposure_event:String}
-          AND JSONExtractString(properties, 'experiment_id') = {experiment:String}
+        WHERE event = {exposure_event:String} AND experiment_id = {experiment:String}
           AND timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
     )
     GROUP BY user_id
@@ -34,29 +33,41 @@ SELECT toString(toDate(first_at)) AS day, variant, count() AS users
 FROM exposures GROUP BY day, variant ORDER BY day, variant
 """
 
+# One pass, no join: every exposure of the experiment and every event of the metric,
+# grouped per user. The first exposure gives the variant and the start of the window; the
+# metric's events are kept as a set of (uuid, time, amount), so a retried uuid counts once.
 # {value}, {amount} and {filter} are fixed fragments chosen below from the metric's kind,
 # never user text; the metric's event, properties and window are parameters.
 METRIC_DAILY_SQL = """
-WITH {exposures},
-per_user AS (
-    SELECT x.user_id AS user_id, x.variant AS variant, toDate(x.first_at) AS day, {value} AS value
-    FROM exposures AS x
-    LEFT JOIN (
-        SELECT user_id, timestamp, {amount} AS amount
-        FROM events
-        WHERE event = {{metric_event:String}} {filter}
-          AND timestamp >= {{start:DateTime64(3)}} AND timestamp < {{metric_end:DateTime64(3)}}
-          AND user_id IN (SELECT user_id FROM exposures)
-        LIMIT 1 BY uuid
-    ) AS m ON m.user_id = x.user_id
-    GROUP BY x.user_id, x.variant, x.first_at
+SELECT toString(toDate(first_at)) AS day, variant, count() AS users,
+       countIf(value > 0) AS converted, sum(value) AS total, sum(value * value) AS total_squares
+FROM (
+    SELECT variant, first_at, {value} AS value
+    FROM (
+        SELECT user_id,
+               argMinIf(variant, timestamp, is_exposure) AS variant,
+               minIf(timestamp, is_exposure) AS first_at,
+               {collect} AS outcomes
+        FROM (
+            SELECT user_id, uuid, timestamp, event = {{exposure_event:String}} AS is_exposure,
+                   if(is_exposure, experiment_variant, '') AS variant,
+                   {amount} AS amount
+            FROM events
+            WHERE (event = {{exposure_event:String}} AND experiment_id = {{experiment:String}}
+                   AND timestamp >= {{start:DateTime64(3)}} AND timestamp < {{end:DateTime64(3)}})
+               OR (event = {{metric_event:String}} {filter}
+                   AND timestamp >= {{start:DateTime64(3)}}
+                   AND timestamp < {{metric_end:DateTime64(3)}})
+        )
+        GROUP BY user_id
+        HAVING countIf(is_exposure) > 0
+    )
 )
-SELECT toString(day) AS day, variant, count() AS users, countIf(value > 0) AS converted,
-       sum(value) AS total, sum(value * value) AS total_squares
-FROM per_user GROUP BY day, variant ORDER BY day, variant
+GROUP BY day, variant ORDER BY day, variant
 """
 
-_WITHIN = "m.timestamp >= x.first_at AND m.timestamp < x.first_at + toIntervalDay({window:UInt32})"
+_IN_WINDOW = "{t} >= first_at AND {t} < first_at + toIntervalDay({{window:UInt32}})"
+_AMOUNT = "if(is_exposure, 0, JSONExtractFloat(properties, {value_property:String}))"
 _FILTER = (
     "AND (JSONExtractString(properties, {filter_property:String}) = {filter_value:String} "
     "OR JSONExtractRaw(properties, {filter_property:String}) = {filter_value:String})"
@@ -117,17 +128,23 @@ def experiment_window(experiment: Experiment) -> tuple[dt.datetime, dt.datetime]
     return start, end
 
 
-def _metric_fragments(metric: Metric) -> tuple[str, str, str]:
+def _metric_fragments(metric: Metric) -> tuple[str, str, str, str]:
+    """(how outcomes are collected per user, the per-user value, the amount, the filter).
+
+    A conversion only asks whether some event time falls in the window, so duplicates do not
+    matter and a plain array of times is enough; counts and sums keep (uuid, time, amount)
+    sets so a retried uuid counts once."""
+    filter_sql = _FILTER if metric.filter_property else ""
     if metric.kind == Metric.Kind.CONVERSION:
-        value = f"max({_WITHIN})"
-        amount = "1"
-    elif metric.value_property:
-        value = f"sumIf(m.amount, {_WITHIN})"
-        amount = "JSONExtractFloat(properties, {value_property:String})"
-    else:
-        value = f"countIf({_WITHIN})"
-        amount = "1"
-    return value, amount, _FILTER if metric.filter_property else ""
+        collect = "groupArrayIf(timestamp, NOT is_exposure)"
+        value = f"toFloat64(arrayExists(t -> {_IN_WINDOW.format(t='t')}, outcomes))"
+        return collect, value, "1", filter_sql
+    collect = "groupUniqArrayIf((uuid, timestamp, amount), NOT is_exposure)"
+    in_window = _IN_WINDOW.format(t="o.2")
+    if metric.value_property:
+        value = f"arraySum(o -> if({in_window}, o.3, 0), outcomes)"
+        return collect, value, _AMOUNT, filter_sql
+    return collect, f"toFloat64(arrayCount(o -> {in_window}, outcomes))", "1", filter_sql
 
 
 def _metric_params(metric: Metric) -> dict:
@@ -162,14 +179,10 @@ def experiment_data(experiment: Experiment) -> tuple[list[VariantDay], list[Metr
     db = store()
     metrics: list[MetricData] = []
     with db.session():
-        exposures = [
-            VariantDay(r["day"], r["variant"], int(r["users"]))
-            for r in db.query(EXPOSURES_DAILY_SQL, base)
-        ]
         for metric, role in experiment_metrics(experiment):
-            value, amount, filter_sql = _metric_fragments(metric)
+            collect, value, amount, filter_sql = _metric_fragments(metric)
             sql = METRIC_DAILY_SQL.format(
-                exposures=_EXPOSURES, value=value, amount=amount, filter=filter_sql
+                collect=collect, value=value, amount=amount, filter=filter_sql
             )
             window = dt.timedelta(days=metric.window_days)
             params = {**base, **_metric_params(metric), "metric_end": ts(end + window)}
@@ -191,6 +204,13 @@ def experiment_data(experiment: Experiment) -> tuple[list[VariantDay], list[Metr
                     ],
                 )
             )
+    if metrics:  # every metric's query counts the same exposed users
+        exposures = [VariantDay(r.day, r.variant, r.users) for r in metrics[0].days]
+    else:
+        exposures = [
+            VariantDay(r["day"], r["variant"], int(r["users"]))
+            for r in db.query(EXPOSURES_DAILY_SQL, base)
+        ]
     return exposures, metrics
 
 
@@ -207,9 +227,10 @@ class Baseline:
 
 def metric_baseline(metric: Metric, *, days: int = 30) -> Baseline:
     """The metric over the last `days` days among active users (users with any event)."""
-    _, amount, filter_sql = _metric_fragments(metric)
-    if metric.kind == Metric.Kind.CONVERSION:
-        amount = "1"
+    filter_sql = _FILTER if metric.filter_property else ""
+    amount = "1"
+    if metric.kind == Metric.Kind.MEAN and metric.value_property:
+        amount = "JSONExtractFloat(properties, {value_property:String})"
     sql = BASELINE_SQL.format(amount=amount, filter=filter_sql)
     params = {
         **_metric_params(metric),

@@ -101,7 +101,7 @@ def events_insert(rows: list[dict], *, batch: int = 200_000) -> int:
 def exposure_events_exist(key: str) -> bool:
     rows = store().query(
         "SELECT count() AS n FROM events WHERE event = {event:String} "
-        "AND JSONExtractString(properties, 'experiment_id') = {key:String}",
+        "AND experiment_id = {key:String}",
         {"event": Event.EXPERIMENT_ASSIGNMENT.value, "key": key},
     )
     return bool(rows and int(rows[0]["n"]) > 0)
