@@ -15,7 +15,10 @@ from experiments.tests.factories import ExperimentFactory
 
 @pytest.fixture(autouse=True)
 def _fresh_assignment_cache():
+    from experiments.api import CachedApiKeyAuthentication
+
     running_experiments.invalidate()
+    CachedApiKeyAuthentication._known.clear()
     yield
     running_experiments.invalidate()
 
