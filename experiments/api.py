@@ -15,7 +15,7 @@ from experiments.assignment import assignments_for
 from experiments.models import Experiment
 from experiments.results import experiment_results
 from experiments.services import exposures_record
-from platform_site.auth import HEADER, ApiKeyAuthentication
+from platform_site.auth import HEADER, ApiKeyAuthentication, ApiKeyScheme
 from platform_site.models import ApiKey
 from platform_site.roles import HasApiKey
 
@@ -56,6 +56,13 @@ class CachedApiKeyAuthentication(ApiKeyAuthentication):
         if hit[1] is None:
             raise AuthenticationFailed("X-Api-Key is not a valid, active key")
         return hit[1], hit[1]
+
+
+class CachedApiKeyScheme(ApiKeyScheme):
+    """Documents the cached variant: the same `X-Api-Key` header."""
+
+    target_class = "experiments.api.CachedApiKeyAuthentication"
+    name = "ApiKeyAuthAssign"
 
 
 class ExperimentAssignApi(APIView):
