@@ -119,14 +119,14 @@ SELECT generateUUIDv4(number), 'experiment_assignment', concat('u', toString(num
        toDateTime64({start:String}, 3) + toIntervalSecond((number * 7919) % 1209600),
        concat('{"experiment_id":"bench-results","variant":"',
               if(cityHash64(number % {users:UInt64}) % 2 = 0, 'control', 'treatment'), '"}')
-FROM numbers({exposures:UInt64})
+FROM numbers(OFFSET, COUNT)
 """
 GENERATE_CONVERSIONS = """
 INSERT INTO events (uuid, event, user_id, timestamp, properties)
 SELECT generateUUIDv4(number), 'project_created', concat('u', toString((number * 48271) % {users:UInt64})),
        toDateTime64({start:String}, 3) + toIntervalSecond((number * 104729) % 1296000),
        '{"book_type":"fiction"}'
-FROM numbers({conversions:UInt64})
+FROM numbers(OFFSET, COUNT)
 """
 
 
@@ -146,19 +146,19 @@ def bench_results(stdout, *, quick: bool) -> tuple[float, float]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-experiments-"))
     start = dt.datetime.now(dt.UTC) - dt.timedelta(days=20)
     try:
-        with override_settings(CLICKHOUSE_URL=f"chdb://{workdir}"):
+        with override_settings(CLICKHOUSE_URL=f"chdb://{workdir}", CLICKHOUSE_QUERY_TIMEOUT=600):
             db = store()
             store_migrate(target=db)
-            params = {
-                "users": users,
-                "start": ts(start),
-                "exposures": exposures,
-                "conversions": conversions,
-            }
+            params = {"users": users, "start": ts(start)}
             t = time.perf_counter()
+            chunk = 1_000_000  # each INSERT stays well inside the store's query timeout
             with db.session():
-                db.command(GENERATE, params)
-                db.command(GENERATE_CONVERSIONS, params)
+                for sql, rows in ((GENERATE, exposures), (GENERATE_CONVERSIONS, conversions)):
+                    for offset in range(0, rows, chunk):
+                        # integers from this loop, never input: numbers() takes no parameters
+                        count = min(chunk, rows - offset)
+                        chunk_sql = sql.replace("OFFSET", str(offset)).replace("COUNT", str(count))
+                        db.command(chunk_sql, params)
             stdout.write(f"generated {total:,} events in {time.perf_counter() - t:.1f} s")
             with transaction.atomic():
                 experiment = Experiment.objects.create(
