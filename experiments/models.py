@@ -231,6 +231,13 @@ class Variant(models.Model):
     def __str__(self) -> str:
         return self.name or self.key
 
+    def clean(self) -> None:
+        if self.experiment_id and self.experiment.has_started:
+            raise ValidationError(
+                "variants cannot change once the experiment has started (it would re-randomize "
+                "users); stop it and start a new experiment"
+            )
+
 
 def variants_validate(variants: list[dict]) -> None:
     """Raise ValidationError unless the variants form a valid split: at least two, unique keys,

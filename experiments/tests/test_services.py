@@ -230,3 +230,10 @@ def test_variant_key_unique_per_experiment(running):
     experiment = running()
     with pytest.raises(IntegrityError):
         Variant.objects.create(experiment=experiment, key="control", weight=0.1)
+
+
+def test_variants_of_a_started_experiment_refuse_changes(running):
+    variant = running().variants.first()
+    variant.weight = 0.9
+    with pytest.raises(ValidationError, match="re-randomize"):
+        variant.full_clean()
