@@ -65,10 +65,11 @@ def _load(path: str, body: str | None, headers: dict, *, n: int, procs: int) -> 
 
 
 def _bench_experiments() -> list:
-    from experiments.models import Experiment, Variant
-    from experiments.tests.factories import MetricFactory
+    from experiments.models import Experiment, Metric, Variant
 
-    metric = MetricFactory(key="bench-metric")
+    metric, _ = Metric.objects.get_or_create(
+        key="bench-metric", defaults={"name": "Bench", "event": "project_created"}
+    )
     made = []
     for i, conditions in enumerate(({}, {"country": {"$in": ["US", "CA"]}}, {})):
         experiment = Experiment.objects.create(
@@ -101,7 +102,9 @@ def bench_assignment(stdout, *, quick: bool) -> tuple[float, float, float, float
         ref_rps, ref_p99 = _load("/health", None, {}, n=n, procs=procs)
     finally:
         for experiment in experiments:
+            metric = experiment.primary_metric
             experiment.delete()
+        metric.delete()
         ApiKey.objects.filter(pk=key.pk).delete()
     stdout.write(
         f"assignment API: {rps:,.0f} requests/s, p99 {p99 * 1000:.2f} ms "
@@ -135,10 +138,9 @@ def bench_results(stdout, *, quick: bool) -> tuple[float, float]:
 
     from analytics.store import store
     from analytics.store.migrate import store_migrate
-    from experiments.models import Experiment, Variant
+    from experiments.models import Experiment, Metric, Variant
     from experiments.results import experiment_results
     from experiments.selectors import ts
-    from experiments.tests.factories import MetricFactory
 
     total = 1_000_000 if quick else 10_000_000
     exposures, conversions = int(total * 0.6), int(total * 0.4)
@@ -166,7 +168,9 @@ def bench_results(stdout, *, quick: bool) -> tuple[float, float]:
                     name="bench",
                     status=Experiment.Status.RUNNING,
                     started_at=start,
-                    primary_metric=MetricFactory(key="bench-created"),
+                    primary_metric=Metric.objects.create(
+                        key="bench-created", name="Bench", event="project_created"
+                    ),
                     sequential_testing=True,
                 )
                 Variant.objects.create(
