@@ -2,10 +2,11 @@
 
 from django.urls import path
 
-from analytics import views
+from analytics import views, views_events
 
 app_name = "analytics"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("events/", views_events.events, name="events"),
 ]

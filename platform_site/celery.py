@@ -30,6 +30,12 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 3600.0,
         "options": {"queue": Queue.ANALYTICS.value},
     },
+    # The events_writer process flushes within a second; this catches what it cannot.
+    "analytics-events-flush-stale": {
+        "task": "analytics.events_flush_stale",
+        "schedule": 30.0,
+        "options": {"queue": Queue.ANALYTICS.value, "expires": 25},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
 

@@ -254,6 +254,14 @@ API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)
 # assignment hot path reads no database); starting or stopping one is seen within this time.
 EXPERIMENTS_CACHE_SECONDS = env.float("EXPERIMENTS_CACHE_SECONDS", default=5.0)
 
+# Analytics event capture (analytics/events/): store client IPs in full, or with the last
+# IPv4 octet zeroed (IPv6 cut to /48) by default; the Redis key prefix of the event buffer;
+# the writer flushes when this many events wait or the oldest has waited EVENTS_FLUSH_SECONDS.
+EVENTS_STORE_FULL_IP = env.bool("EVENTS_STORE_FULL_IP", default=False)
+EVENTS_REDIS_PREFIX = env.str("EVENTS_REDIS_PREFIX", default="analytics:events")
+EVENTS_FLUSH_SECONDS = env.float("EVENTS_FLUSH_SECONDS", default=0.5)
+EVENTS_FLUSH_SIZE = env.int("EVENTS_FLUSH_SIZE", default=50000)
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
