@@ -195,3 +195,40 @@ def test_assign_refuses_a_revoked_key_once_its_cached_lookup_expires(
     CachedApiKeyAuthentication._known.clear()
     bad = machine_client.post(ASSIGN, {"user_id": "u"}, format="json", HTTP_X_API_KEY="nope")
     assert bad.status_code == 401
+
+
+bodies = st.dictionaries(
+    st.sampled_from(["user_id", "attributes", "experiments", "other"]),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=90)
+    | st.lists(st.text(max_size=90) | st.integers() | st.none(), max_size=4)
+    | st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=bodies)
+def test_hot_path_parser_agrees_with_the_documented_serializer(body):
+    """The plain-code parser accepts and refuses exactly what AssignInput does."""
+    from rest_framework.exceptions import ValidationError
+
+    from experiments.api import AssignInput, assign_input
+
+    serializer = AssignInput(data=body)
+    valid = serializer.is_valid()
+    try:
+        user_id, attributes, keys = assign_input(body)
+    except ValidationError as exc:
+        assert not valid
+        assert set(exc.detail) == set(serializer.errors) or len(serializer.errors) > 1
+        assert set(exc.detail) <= set(serializer.errors)
+        return
+    assert valid, serializer.errors
+    data = serializer.validated_data
+    assert (user_id, attributes, keys) == (
+        data["user_id"],
+        data["attributes"],
+        data.get("experiments"),
+    )
