@@ -41,3 +41,12 @@ def process_commands(*, host: str, port: int, python: str = sys.executable) -> d
         # Moves captured events from the Redis buffer into the analytics store (analytics/events/).
         "events-writer": [python, str(MANAGE_PY), "events_writer"],
     }
+
+
+def reset_metrics_dir() -> None:
+    """Empty PROMETHEUS_MULTIPROC_DIR before the processes start, as prometheus_client requires:
+    files of processes from an earlier run would otherwise be summed into the new one."""
+    from django.conf import settings
+
+    for path in settings.PROMETHEUS_MULTIPROC_DIR.glob("*.db"):
+        path.unlink(missing_ok=True)
