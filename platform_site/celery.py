@@ -25,6 +25,11 @@ app.autodiscover_tasks()
 # Periodic tasks: declared here only. django-celery-beat's DatabaseScheduler copies them into
 # the database, where admins can edit the schedule.
 BEAT_SCHEDULE: dict[str, dict] = {
+    "experiments-monitor-hourly": {
+        "task": "experiments.monitor_experiments",
+        "schedule": 3600.0,
+        "options": {"queue": Queue.ANALYTICS.value},
+    },
     # The events_writer process flushes within a second; this catches what it cannot.
     "analytics-events-flush-stale": {
         "task": "analytics.events_flush_stale",

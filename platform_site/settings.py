@@ -311,6 +311,10 @@ BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 # Machine clients (X-Api-Key): requests per second per key, 0 for no limit.
 API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)
 
+# Experiments: seconds a process keeps its in-memory copy of the running experiments (the
+# assignment hot path reads no database); starting or stopping one is seen within this time.
+EXPERIMENTS_CACHE_SECONDS = env.float("EXPERIMENTS_CACHE_SECONDS", default=5.0)
+
 # Analytics event capture (analytics/events/): store client IPs in full, or with the last
 # IPv4 octet zeroed (IPv6 cut to /48) by default; the Redis key prefix of the event buffer;
 # the writer flushes when this many events wait or the oldest has waited EVENTS_FLUSH_SECONDS.
