@@ -33,7 +33,10 @@ def _analytics_store_schema(django_db_blocker):
 def _clear_cache():
     from django.core.cache import cache
 
+    from platform_site.auth import ApiKeyAuthentication
+
     cache.clear()
+    ApiKeyAuthentication.forget()  # keys of a rolled-back test must not authenticate the next
     yield
 
 

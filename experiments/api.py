@@ -1,13 +1,10 @@
 """Experiments API: assignment for machine clients, the experiment list and results for staff."""
 
-import time
-
-from django.conf import settings
 from django.core.cache import cache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,8 +12,7 @@ from experiments.assignment import assignments_for
 from experiments.models import Experiment
 from experiments.results import experiment_results
 from experiments.services import exposures_record
-from platform_site.auth import HEADER, ApiKeyAuthentication, ApiKeyScheme
-from platform_site.models import ApiKey
+from platform_site.auth import ApiKeyAuthentication
 from platform_site.roles import HasApiKey
 
 RESULTS_CACHE_SECONDS = 60
@@ -68,45 +64,10 @@ def assign_input(data) -> tuple[str, dict, list[str] | None]:
     return user_id, attributes, keys
 
 
-class CachedApiKeyAuthentication(ApiKeyAuthentication):
-    """`X-Api-Key` for the assignment hot path: each process looks a key up (and touches its
-    last use) at most once per EXPERIMENTS_CACHE_SECONDS, so a revoked key is refused within
-    that time. Only key hashes are held, never raw keys."""
-
-    _known: dict[str, tuple[float, ApiKey | None]] = {}
-
-    def authenticate(self, request):
-        raw = request.META.get(HEADER)
-        if raw is None:
-            return None
-        digest = ApiKey.hash_key(raw.strip())
-        now = time.monotonic()
-        hit = self._known.get(digest)
-        if hit is None or hit[0] <= now:
-            if len(self._known) > 10_000:  # bound memory against random keys
-                self._known.clear()
-            try:
-                key = super().authenticate(request)[0]
-            except AuthenticationFailed:
-                key = None
-            hit = (now + settings.EXPERIMENTS_CACHE_SECONDS, key)
-            self._known[digest] = hit
-        if hit[1] is None:
-            raise AuthenticationFailed("X-Api-Key is not a valid, active key")
-        return hit[1], hit[1]
-
-
-class CachedApiKeyScheme(ApiKeyScheme):
-    """Documents the cached variant: the same `X-Api-Key` header."""
-
-    target_class = "experiments.api.CachedApiKeyAuthentication"
-    name = "ApiKeyAuthAssign"
-
-
 class ExperimentAssignApi(APIView):
     """`POST /api/experiments/assign/`: the variants of the running experiments a user is in."""
 
-    authentication_classes = [CachedApiKeyAuthentication]
+    authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
 
     @extend_schema(

@@ -310,6 +310,8 @@ BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 
 # Machine clients (X-Api-Key): requests per second per key, 0 for no limit.
 API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)
+# Seconds a process reuses an API key lookup; a revoked key is refused within this time.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 
 # Experiments: seconds a process keeps its in-memory copy of the running experiments (the
 # assignment hot path reads no database); starting or stopping one is seen within this time.

@@ -15,10 +15,10 @@ from experiments.tests.factories import ExperimentFactory
 
 @pytest.fixture(autouse=True)
 def _fresh_assignment_cache():
-    from experiments.api import CachedApiKeyAuthentication
+    from platform_site.auth import ApiKeyAuthentication
 
     running_experiments.invalidate()
-    CachedApiKeyAuthentication._known.clear()
+    ApiKeyAuthentication.forget()
     yield
     running_experiments.invalidate()
 
