@@ -101,7 +101,10 @@ class Analysis:
 
 
 def _page(request, analysis: Analysis):
-    data = analysis.input_class(data=request.GET)
+    # the page's own defaults (e.g. a demo funnel) for parameters the URL leaves out
+    params = {f["name"]: f["default"] for f in analysis.extra_fields if f.get("default")}
+    params.update(request.GET.dict())
+    data = analysis.input_class(data=params)
     context = {
         "analysis": analysis,
         "active": analysis.name,

@@ -165,9 +165,21 @@ def _normalize(value: Any) -> Any:
     return value
 
 
+_GENERATION_KEY = "panalytics:generation"
+
+
 def cache_key(name: str, params: dict) -> str:
     text = json.dumps(_normalize(params), sort_keys=True, separators=(",", ":"))
-    return f"panalytics:{name}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+    generation = cache.get(_GENERATION_KEY, 0)
+    return f"panalytics:{generation}:{name}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def cache_invalidate() -> None:
+    """Forget every cached analysis (after a bulk load), leaving the rest of the cache alone."""
+    try:
+        cache.incr(_GENERATION_KEY)
+    except ValueError:
+        cache.set(_GENERATION_KEY, 1, None)
 
 
 def cache_ttl(date_to: dt.date) -> int:

@@ -8,7 +8,6 @@ against the SQL as the "same computation in pandas".
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import itertools
 import json
@@ -194,6 +193,30 @@ def funnel(levels: pd.DataFrame, n: int) -> dict:
     return {"steps": steps, "time_to_convert": hist}
 
 
+def funnel_sequential(events, *, steps, date_from, date_to, window_days) -> dict:
+    """A vectorized sequential funnel over distinct step events without filters (the bench's
+    pandas side): step k is the earliest step-k event at or after step k-1, within the window
+    from entry. Returns step counts and median seconds from the previous step."""
+    ev = prepare(events)
+    lo = pd.Timestamp(date_from, tz="UTC")
+    hi = pd.Timestamp(date_to, tz="UTC") + pd.Timedelta(days=1)
+    window = pd.Timedelta(days=window_days)
+    first = ev[(ev.event == steps[0]) & (ev.timestamp >= lo) & (ev.timestamp < hi)]
+    reached = first.groupby("user_id").timestamp.min().rename("t0").to_frame()
+    reached["prev"] = reached.t0
+    counts, medians = [len(reached)], [None]
+    for name in steps[1:]:
+        cand = ev[ev.event == name][["user_id", "timestamp"]].merge(
+            reached, left_on="user_id", right_index=True
+        )
+        cand = cand[(cand.timestamp >= cand.prev) & (cand.timestamp - cand.t0 <= window)]
+        nxt = cand.groupby("user_id").agg(t=("timestamp", "min"), prev=("prev", "first"))
+        medians.append((nxt.t - nxt.prev).dt.total_seconds().median() if len(nxt) else None)
+        reached = reached.loc[nxt.index].assign(prev=nxt.t)
+        counts.append(len(reached))
+    return {"counts": counts, "medians": medians}
+
+
 def period_starts(date_from, date_to, period) -> list[pd.Timestamp]:
     first, last = bucket_one(date_from, period), bucket_one(date_to, period)
     out = [first]
@@ -210,7 +233,7 @@ def period_starts(date_from, date_to, period) -> list[pd.Timestamp]:
 def revenue(events, *, date_from, date_to, period) -> list[dict]:
     ev = prepare(events)
     subs = ev[ev.event.str.startswith("subscription_")].copy()
-    cancelled = subs.event == "subscription_cancelled"
+    cancelled = (subs.event == "subscription_cancelled").to_numpy()
     subs["mrr"] = [
         0.0 if c else float(json.loads(p).get("mrr", 0) or 0)
         for c, p in zip(cancelled, subs.properties, strict=True)
@@ -218,6 +241,7 @@ def revenue(events, *, date_from, date_to, period) -> list[dict]:
     subs["tier"] = [
         "" if c else prop(p, "tier") for c, p in zip(cancelled, subs.properties, strict=True)
     ]
+    subs = subs.sort_values(["timestamp", "mrr", "tier"])
     starts = period_starts(date_from, date_to, period)
     step = (
         pd.DateOffset(months=1)
@@ -225,40 +249,29 @@ def revenue(events, *, date_from, date_to, period) -> list[dict]:
         else pd.Timedelta(days=7 if period == "week" else 1)
     )
     bounds = [s.tz_localize("UTC") for s in starts] + [(starts[-1] + step).tz_localize("UTC")]
-    histories = {
-        u: sorted(zip(g.timestamp, g.mrr, g.tier, strict=True)) for u, g in subs.groupby("user_id")
-    }
+    users = pd.Index(subs.user_id.unique())
 
-    def state(history, at):
-        i = bisect.bisect_left([h[0] for h in history], at)
-        return (history[i - 1][1], history[i - 1][2]) if i else (0.0, "")
+    def state(at):  # each user's (mrr, tier) from their last event before `at`
+        last = subs[subs.timestamp < at].groupby("user_id")[["mrr", "tier"]].last()
+        return last.reindex(users).fillna({"mrr": 0.0, "tier": ""})
 
     out = []
+    opening = state(bounds[0])
     for i, s in enumerate(starts):
-        row = {
-            "period": s.date().isoformat(),
-            "mrr": 0.0,
-            "new_mrr": 0.0,
-            "expansion_mrr": 0.0,
-            "contraction_mrr": 0.0,
-            "churned_mrr": 0.0,
-            "paying_users": 0,
-            "by_tier": {},
-        }
-        for history in histories.values():
-            opening, _ = state(history, bounds[i])
-            closing, tier = state(history, bounds[i + 1])
-            row["mrr"] += closing
-            if opening == 0 and closing > 0:
-                row["new_mrr"] += closing
-            elif opening > 0 and closing > opening:
-                row["expansion_mrr"] += closing - opening
-            elif opening > 0 and 0 < closing < opening:
-                row["contraction_mrr"] += opening - closing
-            elif opening > 0 and closing == 0:
-                row["churned_mrr"] += opening
-            if closing > 0:
-                row["paying_users"] += 1
-                row["by_tier"][tier] = row["by_tier"].get(tier, 0) + 1
-        out.append(row)
+        closing = state(bounds[i + 1])
+        o, c = opening.mrr, closing.mrr
+        paying = closing[c > 0]
+        out.append(
+            {
+                "period": s.date().isoformat(),
+                "mrr": float(c.sum()),
+                "new_mrr": float(c[(o == 0) & (c > 0)].sum()),
+                "expansion_mrr": float((c - o)[(o > 0) & (c > o)].sum()),
+                "contraction_mrr": float((o - c)[(o > 0) & (c > 0) & (c < o)].sum()),
+                "churned_mrr": float(o[(o > 0) & (c == 0)].sum()),
+                "paying_users": len(paying),
+                "by_tier": {k: int(v) for k, v in paying.tier.value_counts().items()},
+            }
+        )
+        opening = closing
     return out
