@@ -219,7 +219,15 @@ def _present_overview(request, r, data):
                     "line": {"color": COLORS[2]},
                 },
             ],
-            "layout": _layout(yaxis2={"overlaying": "y", "side": "right", "title": "signups"}),
+            "layout": _layout(
+                yaxis={"title": "active users", "rangemode": "tozero"},
+                yaxis2={
+                    "overlaying": "y",
+                    "side": "right",
+                    "title": "signups",
+                    "rangemode": "tozero",
+                },
+            ),
         },
     }
     table = Table(
@@ -249,6 +257,15 @@ def _trend(value) -> str:
         return "trend: needs 2+ cohorts"
     arrow = "▲" if value > 0 else "▼" if value < 0 else "="
     return f"trend {arrow} {value * 100:+.2f} pts per cohort"
+
+
+def _duration(seconds) -> str | None:
+    if seconds is None:
+        return None
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def _layout(**extra) -> dict:
@@ -294,8 +311,9 @@ def _present_retention(request, r, data):
             ]
             + [""] * pad
         )
-    periods = [f"{r['period']} {k}" for k in range(n)]
+    periods = [str(k) for k in range(n)]
     heatmap = {
+        "wide": True,
         "id": "retention-heatmap",
         "title": "Retention by cohort (click a cell for its users)",
         "table": "cohorts",
@@ -323,8 +341,12 @@ def _present_retention(request, r, data):
             ],
             "layout": _layout(
                 yaxis={"autorange": "reversed", "type": "category"},
-                xaxis={"side": "top"},
-                margin={"l": 150, "r": 20, "t": 40, "b": 20},
+                xaxis={
+                    "side": "top",
+                    "type": "category",
+                    "title": f"{r['period']}s since the cohort's start",
+                },
+                margin={"l": 150, "r": 20, "t": 60, "b": 20},
             ),
         },
     }
@@ -476,7 +498,7 @@ def _present_funnel(request, r, data):
         {
             "type": "bar",
             "name": g["breakdown"] if g["breakdown"] is not None else "All users",
-            "x": [f"{i + 1}. {s['label']}" for i, s in enumerate(g["steps"])],
+            "x": [f"{i + 1}.<br>{s['label']}" for i, s in enumerate(g["steps"])],
             "y": [s["count"] for s in g["steps"]],
             "text": [_pct(s["conversion_from_start"]) for s in g["steps"]],
             "textposition": "auto",
@@ -511,7 +533,14 @@ def _present_funnel(request, r, data):
     rows = []
     for g in groups:
         for i, s in enumerate(g["steps"], start=1):
-            rows.append({"breakdown": g["breakdown"], "step": i, **s})
+            rows.append(
+                {
+                    "breakdown": g["breakdown"],
+                    "step": i,
+                    **s,
+                    "median_time": _duration(s["median_seconds_to_convert"]),
+                }
+            )
     columns = [("step", "#"), ("label", "Step")]
     if r.get("breakdowns"):
         columns.insert(0, ("breakdown", r["breakdown_by"]))
@@ -520,7 +549,8 @@ def _present_funnel(request, r, data):
         ("conversion_from_start", "From start"),
         ("conversion_from_previous", "From previous"),
         ("dropped", "Dropped"),
-        ("median_seconds_to_convert", "Median seconds from previous"),
+        ("median_time", "Median time from previous"),
+        ("median_seconds_to_convert", "Median seconds"),
     ]
     links = {"dropped": lambda row: _dropped_url(request, row["step"]) if row["step"] > 1 else None}
     stats = [

@@ -93,17 +93,17 @@ def _revenue(q: RevenueQuery) -> dict:
     periods = []
     for i, start in enumerate(starts, start=1):
         row = rows.get(i, {})
-        mrr = row.get("mrr", 0.0)
+        mrr = float(row.get("mrr", 0.0))
         paying = row.get("paying_users", 0)
         by_tier = row.get("by_tier", {})
         periods.append(
             {
                 "period": start.isoformat(),
                 "mrr": round(mrr, 2),
-                "new_mrr": round(row.get("new_mrr", 0.0), 2),
-                "expansion_mrr": round(row.get("expansion_mrr", 0.0), 2),
-                "contraction_mrr": round(row.get("contraction_mrr", 0.0), 2),
-                "churned_mrr": round(row.get("churned_mrr", 0.0), 2),
+                "new_mrr": round(float(row.get("new_mrr", 0.0)), 2),
+                "expansion_mrr": round(float(row.get("expansion_mrr", 0.0)), 2),
+                "contraction_mrr": round(float(row.get("contraction_mrr", 0.0)), 2),
+                "churned_mrr": round(float(row.get("churned_mrr", 0.0)), 2),
                 "paying_users": paying,
                 "arpu": round(ratio(mrr, paying), 2) if paying else None,
                 "paying_users_by_tier": dict(sorted(_as_dict(by_tier).items())),

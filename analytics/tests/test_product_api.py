@@ -152,7 +152,7 @@ def test_bad_parameters_answer_400_naming_them(pm, api_client_for, name, params,
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     params=st.dictionaries(
