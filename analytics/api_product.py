@@ -126,6 +126,23 @@ class RetentionUsersInput(RetentionInput, PageInput):
     k = serializers.IntegerField(min_value=0, max_value=12)
     breakdown_value = serializers.CharField(required=False, allow_blank=True, max_length=200)
 
+    def users(self, *, export_limit: int | None = None) -> dict:
+        """The requested page of the cell's users, or the first `export_limit` of them."""
+        d = self.validated_data
+        return retention_users(
+            self.query(),
+            cohort=d["cohort"],
+            k=d["k"],
+            breakdown_value=d.get("breakdown_value"),
+            **_window(d, export_limit),
+        )
+
+
+def _window(d: dict, export_limit: int | None) -> dict:
+    if export_limit:
+        return {"limit": export_limit, "offset": 0}
+    return {"limit": d["page_size"], "offset": (d["page"] - 1) * d["page_size"]}
+
 
 def parse_steps(text: str) -> tuple[Step, ...]:
     """`signup,video_completed:video_style=animated,...`: events with an optional filter each."""
@@ -179,6 +196,11 @@ class FunnelInput(RangeInput):
 
 class FunnelDroppedInput(FunnelInput, PageInput):
     step = serializers.IntegerField(min_value=2, max_value=MAX_STEPS)
+
+    def users(self, *, export_limit: int | None = None) -> dict:
+        """The requested page of the users who dropped, or the first `export_limit`."""
+        d = self.validated_data
+        return funnel_dropped_users(self.query(), step=d["step"], **_window(d, export_limit))
 
     def validate(self, attrs):
         attrs = super().validate(attrs)
@@ -285,11 +307,6 @@ class RetentionApi(AnalysisApi):
         return retention(data.query())
 
 
-def _page(data) -> tuple[int, int]:
-    size = data.validated_data["page_size"]
-    return size, (data.validated_data["page"] - 1) * size
-
-
 class RetentionUsersApi(AnalysisApi):
     input_class = RetentionUsersInput
 
@@ -298,16 +315,7 @@ class RetentionUsersApi(AnalysisApi):
         return super().get(request)
 
     def compute(self, data):
-        limit, offset = _page(data)
-        d = data.validated_data
-        return retention_users(
-            data.query(),
-            cohort=d["cohort"],
-            k=d["k"],
-            breakdown_value=d.get("breakdown_value"),
-            limit=limit,
-            offset=offset,
-        )
+        return data.users()
 
 
 class FunnelApi(AnalysisApi):
@@ -338,10 +346,7 @@ class FunnelDroppedApi(AnalysisApi):
         return super().get(request)
 
     def compute(self, data):
-        limit, offset = _page(data)
-        return funnel_dropped_users(
-            data.query(), step=data.validated_data["step"], limit=limit, offset=offset
-        )
+        return data.users()
 
 
 class RevenueApi(AnalysisApi):

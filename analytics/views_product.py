@@ -430,6 +430,10 @@ def _users_table(name, title, result, request) -> tuple[Table, dict]:
     return table, pager
 
 
+def _fetch_users(data, limit=None):
+    return data.users(export_limit=limit)
+
+
 def _users_page(request, analysis: Analysis, fetch: Callable, title: str):
     if request.GET.get("csv") == "users":  # the whole list, not one page
         params = request.GET.copy()
@@ -446,20 +450,6 @@ def _users_page(request, analysis: Analysis, fetch: Callable, title: str):
                 )
                 return table.csv_response(analysis.name)
     return _page(request, analysis)
-
-
-def _fetch_retention_users(data, limit=None):
-    d = data.validated_data
-    size = limit or d["page_size"]
-    offset = 0 if limit else (d["page"] - 1) * d["page_size"]
-    return api.retention_users(
-        data.query(),
-        cohort=d["cohort"],
-        k=d["k"],
-        breakdown_value=d.get("breakdown_value"),
-        limit=size,
-        offset=offset,
-    )
 
 
 def _present_retention_users(request, result, data):
@@ -590,13 +580,6 @@ FUNNEL_FIELDS = [
     _text("window_days", "Window (days)", "14", size=3, kind="number"),
     _select("order", "Order", [o.value for o in Order], Order.SEQUENTIAL.value),
 ]
-
-
-def _fetch_dropped(data, limit=None):
-    d = data.validated_data
-    size = limit or d["page_size"]
-    offset = 0 if limit else (d["page"] - 1) * d["page_size"]
-    return api.funnel_dropped_users(data.query(), step=d["step"], limit=size, offset=offset)
 
 
 def _present_dropped(request, result, data):
@@ -906,7 +889,7 @@ RETENTION_USERS = Analysis(
     "retention",
     "Retention: users in a cell",
     api.RetentionUsersInput,
-    _fetch_retention_users,
+    _fetch_users,
     _present_retention_users,
     template="analytics/users.html",
     extra_fields=[
@@ -928,7 +911,7 @@ FUNNEL_DROPPED = Analysis(
     "funnel",
     "Funnel: users who dropped",
     api.FunnelDroppedInput,
-    _fetch_dropped,
+    _fetch_users,
     _present_dropped,
     template="analytics/users.html",
     extra_fields=[*FUNNEL_FIELDS, _text("step", "Dropped before step", size=3, kind="number")],
@@ -956,41 +939,21 @@ SATISFACTION = Analysis(
 )
 
 
-@role_required()
-def overview(request):
-    return _page(request, OVERVIEW)
+def _view(analysis: Analysis, *, users: bool = False):
+    def view(request):
+        if users:
+            return _users_page(request, analysis, _fetch_users, "users")
+        return _page(request, analysis)
+
+    view.__name__ = analysis.name + ("_users" if users else "")
+    return role_required()(view)
 
 
-@role_required()
-def retention(request):
-    return _page(request, RETENTION)
-
-
-@role_required()
-def retention_users(request):
-    return _users_page(request, RETENTION_USERS, _fetch_retention_users, "users")
-
-
-@role_required()
-def funnel(request):
-    return _page(request, FUNNEL)
-
-
-@role_required()
-def funnel_dropped(request):
-    return _users_page(request, FUNNEL_DROPPED, _fetch_dropped, "users")
-
-
-@role_required()
-def revenue(request):
-    return _page(request, REVENUE)
-
-
-@role_required()
-def feature_usage(request):
-    return _page(request, USAGE)
-
-
-@role_required()
-def satisfaction(request):
-    return _page(request, SATISFACTION)
+overview = _view(OVERVIEW)
+retention = _view(RETENTION)
+retention_users = _view(RETENTION_USERS, users=True)
+funnel = _view(FUNNEL)
+funnel_dropped = _view(FUNNEL_DROPPED, users=True)
+revenue = _view(REVENUE)
+feature_usage = _view(USAGE)
+satisfaction = _view(SATISFACTION)
