@@ -346,12 +346,13 @@ def _present_retention(request, r, data):
                     "type": "category",
                     "title": f"{r['period']}s since the cohort's start",
                 },
-                margin={"l": 150, "r": 20, "t": 60, "b": 20},
+                margin={"l": 150, "r": 20, "t": 80, "b": 20},
             ),
         },
     }
     curves = {
         "id": "retention-curves",
+        "wide": True,
         "title": "Retention curves",
         "table": "cohorts",
         "figure": {
