@@ -48,9 +48,13 @@ class RetentionQuery:
 
 def _starts_sql(q: RetentionQuery) -> str:
     """(user_id, cohort, bval) rows: the users of each cohort."""
-    bval = q.breakdown.json_sql("props") if q.breakdown else "''"
+    if q.breakdown:
+        bval = q.breakdown.json_sql("props")
+        props = ", argMinMerge(first_props) AS props"
+    else:  # the properties are only read for a breakdown
+        bval, props = "''", ""
     firsts = (
-        "SELECT user_id, min(first_ts) AS first_ts, argMinMerge(first_props) AS props "
+        f"SELECT user_id, min(first_ts) AS first_ts{props} "
         "FROM panalytics_user_first WHERE event = {start:String} GROUP BY user_id"
     )
     if q.cohort_type is CohortType.FIRST_TIME:
@@ -67,19 +71,41 @@ def _starts_sql(q: RetentionQuery) -> str:
     )
 
 
-def _returns_sql(q: RetentionQuery) -> str:
-    """(user_id, cohort, bval, k): the periods after its cohort in which a user returned."""
-    offset = q.period.offset_sql("s.cohort", "r.p")
+def _active_periods_sql(q: RetentionQuery) -> str:
+    """(user_id, p): the periods in which users did the return event, up to date_to. Whole
+    weeks and months come from the period rollup; the period holding date_to, which may end
+    after it, from active days."""
+    bucket = q.period.bucket
+    days = (
+        f"SELECT user_id, {bucket}(day) AS p FROM panalytics_user_days "
+        "WHERE event = {ret:String} AND day <= {date_to:Date} "
+        f"AND day >= {{first_period:Date}} AND day >= {bucket}({{date_to:Date}})"
+    )
+    if q.period is Period.DAY:
+        return days.replace(f" AND day >= {bucket}({{date_to:Date}})", "")
     return (
-        f"WITH starts AS ({_starts_sql(q)}) "
-        f"SELECT s.user_id AS user_id, s.cohort AS cohort, s.bval AS bval, {offset} AS k "
-        "FROM starts AS s INNER JOIN ("
-        f"  SELECT DISTINCT user_id, {q.period.bucket}(day) AS p FROM panalytics_user_days "
-        "  WHERE event = {ret:String} AND day <= {date_to:Date} "
-        f"    AND day >= {q.period.bucket}({{date_from:Date}}) "
-        "    AND user_id IN (SELECT user_id FROM starts)"
-        ") AS r ON r.user_id = s.user_id "
-        "WHERE r.p > s.cohort"
+        "SELECT user_id, start AS p FROM panalytics_user_periods "
+        "WHERE kind = {kind:String} AND event = {ret:String} "
+        f"AND start >= {{first_period:Date}} AND start < {bucket}({{date_to:Date}}) "
+        f"UNION ALL {days}"
+    )
+
+
+def _returns_sql(q: RetentionQuery) -> str:
+    """(user_id, cohort, bval, k): the periods after its cohort in which a user returned.
+    One aggregation per user over cohorts and active periods together (no join)."""
+    offset = q.period.offset_sql("cohort", "p")
+    return (
+        "SELECT user_id, cohort, bval, k FROM ("
+        "  SELECT user_id, groupUniqArrayIf(d, src = 0) AS cohorts, anyIf(bval, src = 0) AS bval,"
+        "         groupUniqArrayIf(d, src = 1) AS periods"
+        "  FROM ("
+        f"    SELECT user_id, cohort AS d, bval, 0 AS src FROM ({_starts_sql(q)})"
+        "     UNION ALL"
+        f"    SELECT user_id, p AS d, '' AS bval, 1 AS src FROM ({_active_periods_sql(q)})"
+        "  ) GROUP BY user_id HAVING length(cohorts) > 0"
+        ") ARRAY JOIN cohorts AS cohort "
+        f"ARRAY JOIN arrayMap(p -> {offset}, arrayFilter(p -> p > cohort, periods)) AS k"
     )
 
 
@@ -89,6 +115,8 @@ def _params(q: RetentionQuery) -> dict:
         "ret": q.return_event,
         "date_from": q.date_from.isoformat(),
         "date_to": q.date_to.isoformat(),
+        "first_period": q.period.start_of(q.date_from).isoformat(),
+        "kind": q.period.value,
     }
     if q.breakdown:
         params.update(q.breakdown.params)

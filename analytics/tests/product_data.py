@@ -14,13 +14,13 @@ import pandas as pd
 from django.core.cache import cache
 from hypothesis import strategies as st
 
+from analytics.queries.common import STORE_TABLES
 from analytics.store import store
 from analytics.store.base import rows_to_json_each_row
 
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 SPAN_DAYS = 100
 USERS = [f"u{i}" for i in range(6)]
-ROLLUPS = ("events", "panalytics_user_first", "panalytics_user_days")
 _BOUNDARIES = [
     dt.datetime(2024, m, d, tzinfo=dt.UTC) for m, d in ((1, 8), (1, 29), (2, 1), (3, 1), (3, 4))
 ]
@@ -75,7 +75,7 @@ def load(rows: list[dict]) -> pd.DataFrame:
     cache.clear()
     db = store()
     with db.session():
-        for table in ROLLUPS:
+        for table in STORE_TABLES:
             db.command(f"TRUNCATE TABLE {table}")
         wire = [
             {
