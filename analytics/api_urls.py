@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from analytics import api_product
+from analytics import api_events, api_product
 
 urlpatterns: list = [
+    path("events/", api_events.EventsApi.as_view(), name="api-events"),
     path("analytics/overview/", api_product.OverviewApi.as_view(), name="analytics-overview"),
     path("analytics/retention/", api_product.RetentionApi.as_view(), name="analytics-retention"),
     path(

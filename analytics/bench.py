@@ -1,331 +1,266 @@
-"""Benchmark of the product analyses (`bench queries`): SQL on the rollups vs pandas.
-
-Loads generated events into the embedded store (10M events, 100k users, 12 months; `--quick`:
-200k events, 2k users), then times retention by month, a 4-step funnel and revenue by month:
-cold (result cache empty), cached (Redis), and the same computation in pandas, which loads the
-events it needs from the store and computes with the reference implementation the tests use.
-The events come from this module's generator (`synthetic_events`); the shared generator
-(`generate_events`) was not on main when this was written.
-"""
+"""Benchmarks of the analytics area: `bench ingest` (HTTP batches to rows visible) and
+`bench queries` (the product analyses, in bench_queries.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.client
+import os
+import random
+import shutil
+import socket
 import statistics
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from pathlib import Path
 
-import numpy as np
-import pandas as pd
+import msgspec
+import psutil
 from django.conf import settings
-from django.test.utils import override_settings
 
-from analytics.catalog import FEATURES, TIER_MRR, VIDEO_STYLES
-from analytics.queries.common import STORE_TABLES, Period, cache_invalidate
-from analytics.queries.funnels import FunnelQuery, Step, funnel
-from analytics.queries.retention import RetentionQuery, retention
-from analytics.queries.revenue import RevenueQuery, revenue
-from analytics.store import store
+from analytics.bench_queries import bench_queries
+from platform_site.processes import MANAGE_PY
 
-FUNNEL_STEPS = ("signup", "project_created", "video_rendered", "subscription_started")
-_DEVICES = np.array(["desktop", "mobile", "tablet"])
-_COUNTRIES = np.array(["US", "GB", "DE", "IN", "BR", "FR"])
-_TIERS_PAID = np.array(["basic", "pro", "enterprise"])
-
-
-def _json_rows(frame: pd.DataFrame) -> bytes:
-    return frame.to_json(orient="records", lines=True, date_format="iso", date_unit="ms").encode()
+PORTS = range(8200, 8300)
+BATCH = 1000
+AGENTS = [
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Mobile Safari/537.36",
+]
+NAMES = ["session_start", "project_created", "video_rendered", "video_completed", "feature_used"]
 
 
-def _part(name: str, user_idx, ts, extra=None) -> pd.DataFrame:
-    frame = {"event": name, "u": user_idx, "ts": ts}
-    if extra is not None:
-        frame["extra"] = extra
-    return pd.DataFrame(frame)
+def _free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 8200-8299")
 
 
-def synthetic_events(
-    *, users: int, events: int, end: dt.date, months: int = 12, seed: int = 7, chunk: int = 5000
-) -> Iterator[tuple[int, bytes]]:
-    """Yields (rows, JSONEachRow bytes) per chunk of users. Users sign up over `months`, stay
-    active for an exponential lifetime (so cohorts decay), move through project -> render ->
-    subscription with drop-off, and some upgrade, downgrade or cancel."""
-    rng = np.random.default_rng(seed)
-    end_ts = pd.Timestamp(end, tz="UTC") + pd.Timedelta(days=1)
-    start_ts = end_ts - pd.DateOffset(months=months)
-    span = (end_ts - start_ts).total_seconds()
-    per_user = max(8.0, events / users)
-    for first in range(0, users, chunk):
-        n = min(chunk, users - first)
-        ids = np.array([f"user-{i:06d}" for i in range(first, first + n)])
-        signup = start_ts.value / 1e9 + rng.random(n) * span
-        lifetime = rng.exponential(60 * 86400, n) * rng.choice([0.3, 1, 4], n, p=[0.3, 0.5, 0.2])
-        active_end = np.minimum(signup + lifetime, end_ts.value / 1e9 - 1)
-        tier = np.where(rng.random(n) < 0.3, rng.choice(_TIERS_PAID, n), "free")
-        device = rng.choice(_DEVICES, n, p=[0.5, 0.4, 0.1])
-        country = rng.choice(_COUNTRIES, n)
-        parts = []
+def _events(rng: random.Random, n: int, *, start: dt.datetime) -> list[dict]:
+    return [
+        {
+            "event": rng.choice(NAMES),
+            "user_id": f"bench-{rng.randrange(50_000)}",
+            "timestamp": (start + dt.timedelta(seconds=rng.randrange(20 * 86400))).isoformat(),
+            "session_id": f"s{rng.randrange(10**6)}",
+            "user_agent": rng.choice(AGENTS),
+            "ip": f"81.2.{rng.randrange(256)}.{rng.randrange(256)}",
+            "properties": {"video_style": "cinematic", "seconds": rng.randrange(600)},
+        }
+        for _ in range(n)
+    ]
 
-        parts.append(_part("signup", np.arange(n), signup))
-        # funnel: each step reached with some probability, a little later than the previous
-        reached = np.ones(n, dtype=bool)
-        t = signup.copy()
-        for name, p in (("project_created", 0.7), ("video_rendered", 0.6)):
-            reached &= rng.random(n) < p
-            t = t + rng.exponential(2 * 86400, n)
-            parts.append(_part(name, np.flatnonzero(reached), t[reached]))
-        pays = reached & (rng.random(n) < 0.35) & (t < active_end)
-        t_pay = t + rng.exponential(5 * 86400, n)
-        idx = np.flatnonzero(pays & (t_pay < end_ts.value / 1e9))
-        paid_tier = rng.choice(_TIERS_PAID, n, p=[0.6, 0.3, 0.1])
-        parts.append(
-            _part(
-                "subscription_started",
-                idx,
-                t_pay[idx],
-                [f'"tier":"{x}","mrr":{TIER_MRR[x]}' for x in paid_tier[idx]],
-            )
-        )
-        change = idx[rng.random(len(idx)) < 0.3]
-        t_change = t_pay[change] + rng.exponential(40 * 86400, len(change))
-        keep = t_change < end_ts.value / 1e9
-        change, t_change = change[keep], t_change[keep]
-        up = rng.random(len(change)) < 0.6
-        new_tier = np.where(up, "enterprise", "basic")
-        parts.append(
-            _part(
-                "subscription_upgraded",
-                change[up],
-                t_change[up],
-                [
-                    f'"tier":"enterprise","mrr":{TIER_MRR["enterprise"]},"previous_mrr":{TIER_MRR[paid_tier[i]]}'
-                    for i in change[up]
-                ],
-            )
-        )
-        parts.append(
-            _part(
-                "subscription_downgraded",
-                change[~up],
-                t_change[~up],
-                [
-                    f'"tier":"basic","mrr":{TIER_MRR["basic"]},"previous_mrr":{TIER_MRR[paid_tier[i]]}'
-                    for i in change[~up]
-                ],
-            )
-        )
-        last_mrr = {i: TIER_MRR[paid_tier[i]] for i in idx}
-        last_mrr.update({i: TIER_MRR[t] for i, t in zip(change, new_tier, strict=True)})
-        cancel = idx[active_end[idx] < end_ts.value / 1e9 - 86400]
-        cancel = cancel[rng.random(len(cancel)) < 0.7]
-        t_cancel = np.maximum(active_end[cancel], t_pay[cancel] + 1)
-        later = np.array(
-            [
-                t_cancel[j] > (t_change[change == i].max() if (change == i).any() else 0)
-                for j, i in enumerate(cancel)
-            ],
-            dtype=bool,
-        )
-        cancel, t_cancel = cancel[later], t_cancel[later]
-        parts.append(
-            _part(
-                "subscription_cancelled",
-                cancel,
-                t_cancel,
-                [f'"previous_mrr":{last_mrr[i]}' for i in cancel],
-            )
-        )
-        # activity spread over each user's lifetime: sessions, features, videos, scores
-        budget = per_user - 4
-        for name, share in (
-            ("session_start", 0.5),
-            ("feature_used", 0.25),
-            ("video_completed", 0.15),
-            ("satisfaction_score", 0.1),
-        ):
-            counts = rng.poisson(budget * share * (0.3 + 2 * lifetime / (lifetime + 90 * 86400)), n)
-            u = np.repeat(np.arange(n), counts)
-            ts = signup[u] + rng.random(len(u)) * (active_end[u] - signup[u]).clip(min=1)
-            if name == "feature_used":
-                extra = [f'"feature":"{f}"' for f in rng.choice(FEATURES, len(u))]
-            elif name == "video_completed":
-                extra = [f'"video_style":"{s}"' for s in rng.choice(VIDEO_STYLES, len(u))]
-            elif name == "satisfaction_score":
-                drift = ((ts - signup[u]) / (lifetime[u] + 1) * 3).astype(int)
-                score = np.clip(rng.integers(5, 11, len(u)) - drift, 1, 10)
-                extra = [
-                    f'"score":{s},"video_style":"{v}"'
-                    for s, v in zip(score, rng.choice(VIDEO_STYLES, len(u)), strict=True)
-                ]
-            else:
-                extra = None
-            parts.append(_part(name, u, ts, extra))
-        frame = pd.concat(parts, ignore_index=True)
-        frame = frame[frame.ts < end_ts.value / 1e9]
-        u = frame.u.to_numpy()
-        common = (
-            '"user_tier":"'
-            + pd.Series(tier[u])
-            + '","device_type":"'
-            + pd.Series(device[u])
-            + '","geo_country":"'
-            + pd.Series(country[u])
-            + '"'
-        )
-        extra = frame["extra"].fillna("") if "extra" in frame else pd.Series([""] * len(frame))
-        sep = np.where(extra.to_numpy() == "", "", ",")
-        # 32 hex digits per uuid (ClickHouse parses them without dashes), made in one go
-        hex_digits = rng.bytes(16 * len(frame)).hex().encode()
-        out = pd.DataFrame(
+
+def _raw_rows(events: list[dict]) -> bytes:
+    """The same events as finished rows, as the writer would insert them."""
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.000")
+    encode = msgspec.json.Encoder().encode
+    return b"\n".join(
+        encode(
             {
-                "uuid": np.frombuffer(hex_digits, dtype="S32").astype(str),
-                "event": frame.event.to_numpy(),
-                "user_id": ids[u],
-                "timestamp": pd.to_datetime(
-                    (frame.ts.to_numpy() * 1000).astype("int64"), unit="ms"
-                ),
-                "properties": "{" + common.to_numpy() + sep + extra.to_numpy() + "}",
+                "uuid": str(uuid.uuid4()),
+                "event": e["event"],
+                "user_id": e["user_id"],
+                "timestamp": e["timestamp"][:19].replace("T", " "),
+                "properties": encode(e["properties"]).decode(),
+                "session_id": e["session_id"],
+                "page_url": "",
+                "user_agent": e["user_agent"],
+                "ip": e["ip"],
+                "received_at": now,
             }
         )
-        yield len(out), _json_rows(out)
-
-
-_META = (
-    "CREATE TABLE IF NOT EXISTS bench_loaded (spec String, events UInt64) "
-    "ENGINE = ReplacingMergeTree ORDER BY spec"
-)
-
-
-def _load(stdout, *, users: int, events: int, end: dt.date) -> int:
-    """Generate and insert the events, unless the bench store already holds this very set
-    (same sizes, end date and seed): a rerun the same day skips the long load."""
-    db = store()
-    spec = f"users={users} events={events} end={end} seed=7"
-    with db.session():
-        db.command(_META)
-        done = db.query(
-            "SELECT events FROM bench_loaded WHERE spec = {spec:String}", {"spec": spec}
-        )
-        if done and db.query("SELECT count() AS n FROM events")[0]["n"] == done[0]["events"]:
-            stdout.write(f"reusing the {done[0]['events']:,} events already loaded ({spec})")
-            return done[0]["events"]
-        for table in (*STORE_TABLES, "bench_loaded"):
-            db.command(f"TRUNCATE TABLE {table}")
-    t0, total = time.perf_counter(), 0
-    for rows, payload in synthetic_events(users=users, events=events, end=end):
-        db.insert_json_each_row("events", payload)
-        total += rows
-    elapsed = time.perf_counter() - t0
-    db.insert("bench_loaded", [{"spec": spec, "events": total}])
-    stdout.write(
-        f"loaded {total:,} events for {users:,} users in {elapsed:.1f} s "
-        f"({total / elapsed:,.0f} rows/s, rollups kept by materialized views)"
+        for e in events
     )
-    return total
 
 
-def _median_time(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def _cpu(process: psutil.Process) -> float:
+    """CPU seconds (user + system, all threads) a process has used so far."""
+    times = process.cpu_times()
+    return times.user + times.system
 
 
-def _pandas_frame(sql: str, params: dict) -> pd.DataFrame:
-    frame = store().query_df(sql, params, timeout=600)
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    return frame
+def _wait_http(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the web process did not start")
 
 
-def bench_queries(stdout, *, quick: bool = False) -> None:
-    """Runs on its own embedded store under VAR_DIR, never on the configured one."""
+def _post_all(port: int, bodies: list[bytes], total_batches: int, key: str, threads: int) -> list:
+    """Send `total_batches` POSTs (cycling the prepared bodies) over keep-alive connections."""
+    counter = iter(range(total_batches))
+    lock = threading.Lock()
+    failures: list = []
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Content-Type": "application/json", "X-Api-Key": key, "User-Agent": "bench"}
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            conn.request("POST", "/api/events/", body=bodies[i % len(bodies)], headers=headers)
+            response = conn.getresponse()
+            payload = response.read()
+            if response.status != 202:
+                failures.append((response.status, payload[:200]))
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return failures
+
+
+def bench_ingest(stdout, *, quick: bool = False) -> None:
+    """End-to-end ingestion (HTTP batches of 1,000 → web → Redis → writer → rows visible)
+    against raw bulk JSONEachRow inserts into the same store, in the same run."""
+    import redis as redis_lib
+
+    from analytics.events.buffer import BufferKeys
+    from analytics.store import store_for_url
     from analytics.store.migrate import store_migrate
+    from platform_site.embedded import ensure_embedded_redis
+    from platform_site.models import ApiKey
+    from platform_site.redis import redis_client
+    from platform_site.services import api_key_create
 
-    with override_settings(CLICKHOUSE_URL=f"chdb://{settings.VAR_DIR / 'bench-chdb'}"):
-        store_migrate()
-        _bench_queries(stdout, quick=quick)
+    ensure_embedded_redis()  # when REDIS_URL is unset, as `run` does
 
-
-def _bench_queries(stdout, *, quick: bool) -> None:
-    from analytics.tests import reference
-
-    users, events = (2_000, 200_000) if quick else (100_000, 10_000_000)
-    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    start = (pd.Timestamp(end) - pd.DateOffset(months=12)).date() + dt.timedelta(days=1)
-    loaded = _load(stdout, users=users, events=events, end=end)
-    cache_invalidate()
-    steps = tuple(Step(s) for s in FUNNEL_STEPS)
-    analyses = {
-        "retention by month": lambda: retention(
-            RetentionQuery(date_from=start, date_to=end, period=Period.MONTH)
-        ),
-        "4-step funnel": lambda: funnel(FunnelQuery(steps=steps, date_from=start, date_to=end)),
-        "revenue by month": lambda: revenue(
-            RevenueQuery(date_from=start, date_to=end, period=Period.MONTH)
-        ),
-    }
-    params = {"ts": f"{start.isoformat()} 00:00:00"}
-    cols = "uuid, event, user_id, timestamp, properties"
-
-    def pandas_retention():
-        frame = _pandas_frame(
-            f"SELECT {cols} FROM events WHERE event IN ('signup', 'session_start')", {}
-        )
-        return reference.retention(
-            frame,
-            start_event="signup",
-            return_event="session_start",
-            period="month",
-            date_from=start,
-            date_to=end,
-            periods=12,
-        )
-
-    def pandas_funnel():
-        frame = _pandas_frame(
-            f"SELECT {cols} FROM events WHERE event IN ('signup', 'project_created', "
-            "'video_rendered', 'subscription_started') "
-            "AND timestamp >= toDateTime64({ts:String}, 3, 'UTC')",
-            params,
-        )
-        return reference.funnel_sequential(
-            frame, steps=FUNNEL_STEPS, date_from=start, date_to=end, window_days=14
-        )
-
-    def pandas_revenue():
-        frame = _pandas_frame(f"SELECT {cols} FROM events WHERE event LIKE 'subscription_%'", {})
-        return reference.revenue(frame, date_from=start, date_to=end, period="month")
-
-    references = {
-        "retention by month": pandas_retention,
-        "4-step funnel": pandas_funnel,
-        "revenue by month": pandas_revenue,
-    }
-    ratios, colds = [], []
-    for name, fn in analyses.items():
-
-        def cold(fn=fn):
-            cache_invalidate()
-            return fn()
-
-        cold_s = _median_time(cold, 3)
-        fn()  # fill the cache
-        cached_s = _median_time(fn, 20)
-        pandas_s = _median_time(references[name], 1)
-        ratios.append(pandas_s / cold_s)
-        colds.append(cold_s)
+    total = 100_000 if quick else 1_000_000
+    me = psutil.Process()
+    batches = total // BATCH
+    rng = random.Random(42)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=21)
+    tag = f"{os.getpid()}"
+    path = Path(settings.VAR_DIR) / "bench" / f"ingest-{tag}"
+    shutil.rmtree(path, ignore_errors=True)
+    url = f"chdb://{path}"
+    db = store_for_url(url)
+    store_migrate(target=db)
+    prefix = f"bench:ingest:{tag}"
+    keys = BufferKeys(prefix)
+    r = redis_client()
+    key, raw_key = api_key_create(name=f"bench-ingest-{tag}", by=None)
+    children: list[subprocess.Popen] = []
+    try:
+        # 1. The physical limit: bulk inserts of finished rows, 100k per statement.
+        sample = _events(rng, 100_000, start=start)
+        payloads = [_raw_rows(sample) for _ in range(total // 100_000)]
+        cpu0, t0 = _cpu(me), time.perf_counter()
+        for payload in payloads:
+            db.insert_json_each_row("events", payload)
+        raw_seconds = time.perf_counter() - t0
+        raw_cpu = _cpu(me) - cpu0
+        raw_rate = total / raw_seconds
+        assert db.query("SELECT count() AS n FROM events")[0]["n"] == total
+        db.command("TRUNCATE TABLE events")
+        del payloads
         stdout.write(
-            f"{name}: cold {cold_s * 1000:.0f} ms, cached {cached_s * 1000:.1f} ms, "
-            f"pandas {pandas_s * 1000:.0f} ms, {pandas_s / cold_s:.1f}x faster than pandas"
+            f"raw bulk insert: {total:,} rows in {raw_seconds:.2f} s = {raw_rate:,.0f} rows/s"
         )
-    worst = min(ratios)
-    slowest = max(colds)
-    stdout.write(
-        f"queries: slowest cold analysis {slowest * 1000:.0f} ms on {loaded:,} events, "
-        f"ratio {worst:.1f} vs pandas (the smallest of the three)"
-    )
+
+        # 2. The real path: uvicorn (the web process of `run`), the events_writer process.
+        port = _free_port()
+        env = {
+            **os.environ,
+            "CLICKHOUSE_URL": url,
+            "EVENTS_REDIS_PREFIX": prefix,
+            "API_KEY_RATE_LIMIT": "0",
+            "DJANGO_SETTINGS_MODULE": "platform_site.settings",
+            "REDIS_URL": settings.REDIS_URL,
+        }
+        web = [sys.executable, "-m", "uvicorn", "platform_site.asgi:application", "--host",
+               "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
+               "--log-level", "warning"]  # fmt: skip
+        writer = [sys.executable, str(MANAGE_PY), "events_writer"]
+        for argv in (web, writer):
+            children.append(
+                subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL)
+            )
+        _wait_http(port)
+        bodies = [
+            msgspec.json.encode({"batch": _events(rng, BATCH, start=start)}) for _ in range(20)
+        ]
+        # Warm up (imports, parsers, the first store open) outside the measurement.
+        _post_all(port, bodies[:1], 2, raw_key, 1)
+        while r.xlen(keys.stream):
+            time.sleep(0.05)
+        db.command("TRUNCATE TABLE events")
+        r.delete(keys.lag)
+
+        procs = [psutil.Process(c.pid) for c in children]
+        cpu_before = [_cpu(p) for p in procs]
+        t0 = time.perf_counter()
+        failures = _post_all(port, bodies, batches, raw_key, threads=3)
+        posted = time.perf_counter() - t0
+        while r.xlen(keys.stream):  # the writer deletes an entry once its rows are inserted
+            time.sleep(0.02)
+        visible = time.perf_counter() - t0
+        web_cpu, writer_cpu = (_cpu(p) - b for p, b in zip(procs, cpu_before, strict=True))
+        count = db.query("SELECT uniqExact(uuid) AS n FROM events")[0]["n"]
+        lags = sorted(float(x) / 1000 for x in r.lrange(keys.lag, 0, -1))
+        if failures or count != total:
+            raise RuntimeError(f"lost events: {count} of {total}, failures {failures[:3]}")
+        e2e = total / visible
+        p95 = lags[int(0.95 * len(lags)) - 1 if len(lags) > 1 else 0]
+        stdout.write(
+            f"HTTP capture: {total:,} events in {batches:,} batches of {BATCH} over 3 "
+            f"connections, all 202 after {posted:.2f} s ({total / posted:,.0f} events/s)"
+        )
+        stdout.write(
+            f"end-to-end: all {count:,} visible after {visible:.2f} s = {e2e:,.0f} events/s"
+        )
+        stdout.write(
+            f"visibility lag (buffer append → rows in the store) over {len(lags)} batches: "
+            f"median {statistics.median(lags):.2f} s, p95 {p95:.2f} s, max {lags[-1]:.2f} s"
+        )
+        per_event = (web_cpu + writer_cpu) / total * 1e6
+        stdout.write(
+            f"CPU per event (load-independent): web {web_cpu / total * 1e6:.1f} µs + writer "
+            f"{writer_cpu / total * 1e6:.1f} µs = {per_event:.1f} µs; raw insert "
+            f"{raw_cpu / total * 1e6:.1f} µs. Load average during the run: "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+        )
+        stdout.write(
+            f"ingest: {e2e:,.0f} events/s end-to-end (p95 lag {p95:.2f} s), "
+            f"ratio {e2e / raw_rate:.2f} vs raw bulk insert {raw_rate:,.0f} rows/s"
+        )
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        with contextlib.suppress(redis_lib.RedisError):
+            r.delete(*keys.all())
+        ApiKey.objects.filter(pk=key.pk).delete()
+        shutil.rmtree(path, ignore_errors=True)
+        Path(str(path) + ".lock").unlink(missing_ok=True)
 
 
-AREAS = {"queries": bench_queries}
+AREAS = {"ingest": bench_ingest, "queries": bench_queries}

@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from analytics import views_product
+from analytics import views_events, views_product
 
 app_name = "analytics"
 
 urlpatterns = [
     path("", views_product.overview, name="index"),
+    path("events/", views_events.events, name="events"),
     path("retention/", views_product.retention, name="retention"),
     path("retention/users/", views_product.retention_users, name="retention-users"),
     path("funnel/", views_product.funnel, name="funnel"),

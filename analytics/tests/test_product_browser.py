@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from django.core.cache import cache
 
-from analytics.bench import synthetic_events
+from analytics.bench_queries import synthetic_events
 from analytics.store import store
 
 pytestmark = [pytest.mark.browser]
