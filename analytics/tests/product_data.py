@@ -94,3 +94,18 @@ def load(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["uuid", "event", "user_id", "timestamp", "properties"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     return frame
+
+
+def rows_from_spec(spec, *, start: dt.datetime) -> list[dict]:
+    """Event rows from (user, event, days after `start`, properties) tuples, uuids numbered."""
+    return [
+        {
+            "uuid": f"00000000-0000-0000-0000-{i:012d}",
+            "event": e,
+            "user_id": u,
+            "timestamp": start + dt.timedelta(days=d),
+            "properties": json.dumps(p),
+            "tz": dt.timedelta(0),
+        }
+        for i, (u, e, d, p) in enumerate(spec)
+    ]

@@ -1,14 +1,13 @@
 """The product-analysis APIs: roles, parameters (400 naming the field), timeouts, caching."""
 
 import datetime as dt
-import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.store.base import QueryTimeout
-from analytics.tests.product_data import load
+from analytics.tests.product_data import load, rows_from_spec
 
 pytestmark = pytest.mark.django_db
 ENDPOINTS = ["overview", "retention", "funnel", "revenue", "feature-usage", "satisfaction"]
@@ -31,17 +30,7 @@ def _rows():
         ("u1", "satisfaction_score", 20, {"score": 3, "video_style": "animated"}),
         ("u2", "signup", 5, {"user_tier": "pro"}),
     ]
-    return [
-        {
-            "uuid": f"00000000-0000-0000-0000-{i:012d}",
-            "event": e,
-            "user_id": u,
-            "timestamp": t + dt.timedelta(days=d),
-            "properties": json.dumps(p),
-            "tz": dt.timedelta(0),
-        }
-        for i, (u, e, d, p) in enumerate(spec)
-    ]
+    return rows_from_spec(spec, start=t)
 
 
 @pytest.mark.parametrize("role", ["product", "engineer", "admin"])

@@ -3,12 +3,11 @@
 import csv
 import datetime as dt
 import io
-import json
 
 import pytest
 
 from analytics.store.base import QueryTimeout
-from analytics.tests.product_data import load
+from analytics.tests.product_data import load, rows_from_spec
 
 pytestmark = pytest.mark.django_db
 RANGE = "date_from=2024-01-01&date_to=2024-03-31"
@@ -33,19 +32,7 @@ def _data():
         ("u1", "satisfaction_score", 2, {"score": 8, "video_style": "animated"}),
         ("u2", "signup", 5, {"user_tier": "pro"}),
     ]
-    load(
-        [
-            {
-                "uuid": f"00000000-0000-0000-0000-{i:012d}",
-                "event": e,
-                "user_id": u,
-                "timestamp": t + dt.timedelta(days=d),
-                "properties": json.dumps(p),
-                "tz": dt.timedelta(0),
-            }
-            for i, (u, e, d, p) in enumerate(spec)
-        ]
-    )
+    load(rows_from_spec(spec, start=t))
 
 
 @pytest.fixture
