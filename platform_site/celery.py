@@ -41,6 +41,9 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": "deployments.resume_stuck_rollouts",
         "schedule": float(os.environ.get("ROLLOUT_SAFETY_NET_SECONDS", "15")),
     },
+    # Scheduled notifications at send_at, retries after backoff, reminders after quiet hours.
+    "devices.send_due": {"task": "devices.send_due", "schedule": 15.0},
+    "devices.prune_devices": {"task": "devices.prune_devices", "schedule": 6 * 3600.0},
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
 

@@ -272,6 +272,29 @@ CELERY_TIMEZONE = "UTC"
 
 # Web Push (VAPID) and live provider endpoints; see devices/.
 WEBPUSH_ALLOW_HTTP_LOOPBACK = env.bool("WEBPUSH_ALLOW_HTTP_LOOPBACK", default=DEBUG)
+# VAPID private key (PEM text or base64url raw key); empty in demo mode generates one under var/.
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:push@book2video.example")
+# FCM HTTP v1: a Google service-account JSON file; the endpoint is configurable for tests.
+FCM_SERVICE_ACCOUNT_FILE = env.str("FCM_SERVICE_ACCOUNT_FILE", default="")
+FCM_PROJECT_ID = env.str("FCM_PROJECT_ID", default="")
+FCM_ENDPOINT = env.str("FCM_ENDPOINT", default="https://fcm.googleapis.com")
+# APNs token auth: the .p8 signing key, its key id, the team id and the app's bundle id.
+APNS_KEY_FILE = env.str("APNS_KEY_FILE", default="")
+APNS_KEY_ID = env.str("APNS_KEY_ID", default="")
+APNS_TEAM_ID = env.str("APNS_TEAM_ID", default="")
+APNS_TOPIC = env.str("APNS_TOPIC", default="com.book2video.app")
+APNS_ENDPOINT = env.str("APNS_ENDPOINT", default="https://api.push.apple.com")
+PUSH_TIMEOUT = env.float("PUSH_TIMEOUT", default=10.0)
+PUSH_CONCURRENCY = env.int("PUSH_CONCURRENCY", default=16)
+PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=5)
+PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=30.0)
+# Reminders wait out quiet hours in each device's time zone ("" turns quiet hours off).
+PUSH_QUIET_HOURS = env.str("PUSH_QUIET_HOURS", default="22:00-08:00")
+PUSH_QUIET_HOURS_TYPES = env.list("PUSH_QUIET_HOURS_TYPES", default=["SUBSCRIPTION_REMINDER"])
+# Pruning: devices unseen this long are deactivated; inactive this long are deleted.
+PUSH_STALE_AFTER_DAYS = env.int("PUSH_STALE_AFTER_DAYS", default=270)
+PUSH_DELETE_INACTIVE_AFTER_DAYS = env.int("PUSH_DELETE_INACTIVE_AFTER_DAYS", default=30)
 
 # Observability and alert webhooks (issue: operating the platform).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
@@ -322,7 +345,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request at INFO: one line per push in a fan-out.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # whitenoise serves files with sync iterators; under ASGI Django warns on every static file.
