@@ -1,4 +1,5 @@
-"""Benchmarks of the analytics area: `bench ingest` (HTTP batches to rows visible)."""
+"""Benchmarks of the analytics area: `bench ingest` (HTTP batches to rows visible) and
+`bench queries` (the product analyses, in bench_queries.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import msgspec
 import psutil
 from django.conf import settings
 
+from analytics.bench_queries import bench_queries
 from platform_site.processes import MANAGE_PY
 
 PORTS = range(8200, 8300)
@@ -261,4 +263,4 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
         Path(str(path) + ".lock").unlink(missing_ok=True)
 
 
-AREAS = {"ingest": bench_ingest}
+AREAS = {"ingest": bench_ingest, "queries": bench_queries}

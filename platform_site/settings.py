@@ -153,6 +153,11 @@ CHANNEL_LAYERS = {
 # Analytics store: `chdb://<path>` (embedded, default) or `clickhouse://user:pass@host:9000/db`.
 CLICKHOUSE_URL = env.str("CLICKHOUSE_URL", default=f"chdb://{VAR_DIR / 'chdb'}")
 CLICKHOUSE_QUERY_TIMEOUT = env.float("CLICKHOUSE_QUERY_TIMEOUT", default=30.0)
+# Product analyses (pages and APIs): a time limit per query, answered with a clear message
+# when passed, and how long results stay cached (short while the range includes today).
+ANALYTICS_QUERY_TIMEOUT = env.float("ANALYTICS_QUERY_TIMEOUT", default=15.0)
+ANALYTICS_CACHE_TTL = env.int("ANALYTICS_CACHE_TTL", default=3600)
+ANALYTICS_CACHE_TTL_RECENT = env.int("ANALYTICS_CACHE_TTL_RECENT", default=60)
 
 CLUSTER_BACKEND = env.str("CLUSTER_BACKEND", default="simulated")
 METRICS_BACKEND = env.str("METRICS_BACKEND", default="simulated")
