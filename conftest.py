@@ -12,6 +12,12 @@ def pytest_configure(config):
     ensure_embedded_redis()
 
 
+def pytest_unconfigure(config):
+    from platform_site.embedded import stop_embedded_redis
+
+    stop_embedded_redis()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _analytics_store_schema(django_db_blocker):
     """A fresh embedded analytics store for the session, migrated to the current schema."""
@@ -162,8 +168,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = settings.BASE_DIR / "test-artifacts"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def _browser():
+    """One Chromium per test module. Module scope, not session: Playwright's sync API keeps an
+    event loop running, which would stop pytest-asyncio tests in other modules from running.
+    Keep browser tests and async tests in separate modules."""
     import os
 
     if not os.path.exists(CHROMIUM):
@@ -173,10 +182,15 @@ def _browser():
     # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
     # tests make between browser steps are still plain synchronous code.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            )
+            yield browser
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture

@@ -12,12 +12,16 @@ class Event(StrEnum):
     SIGNUP = "signup"  # signup_source, user_tier ("free")
     SESSION_START = "session_start"  # platform ("ios" | "android" | "web")
     SESSION_END = "session_end"  # duration_seconds
-    PROJECT_CREATED = "project_created"  # book_type ("fiction" | "non_fiction" | "textbook" | "children")
+    PROJECT_CREATED = (
+        "project_created"  # book_type ("fiction" | "non_fiction" | "textbook" | "children")
+    )
     VIDEO_RENDERED = "video_rendered"  # video_style, book_type, ai_service, ai_cost_dollars
     VIDEO_COMPLETED = "video_completed"  # video_style, book_type, video_duration_seconds,
     #                                       processing_seconds, completion_rate (0-1), ai_service, ai_cost_dollars
     FEATURE_USED = "feature_used"  # feature
-    SUBSCRIPTION_STARTED = "subscription_started"  # tier, mrr (monthly amount in dollars), previous_tier
+    SUBSCRIPTION_STARTED = (
+        "subscription_started"  # tier, mrr (monthly amount in dollars), previous_tier
+    )
     SUBSCRIPTION_UPGRADED = "subscription_upgraded"  # tier, mrr, previous_tier, previous_mrr
     SUBSCRIPTION_DOWNGRADED = "subscription_downgraded"  # tier, mrr, previous_tier, previous_mrr
     SUBSCRIPTION_CANCELLED = "subscription_cancelled"  # previous_tier, previous_mrr, reason
