@@ -2,10 +2,13 @@
 
 from django.urls import path
 
-from analytics import views
+from analytics import views, views_insights
 
 app_name = "analytics"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("models/", views_insights.models_page, name="models"),
+    path("users/<str:user_id>/", views_insights.user_page, name="user-insight"),
+    path("at-risk/", views_insights.at_risk_page, name="at-risk"),
 ]

@@ -4,6 +4,7 @@ import os
 from enum import StrEnum
 
 from celery import Celery
+from celery.schedules import crontab
 from kombu import Queue as KombuQueue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings")
@@ -21,10 +22,17 @@ app = Celery("platform_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value) for q in Queue]
 app.autodiscover_tasks()
+app.autodiscover_tasks(["analytics.ml"])  # analytics/ml/tasks.py
 
 # Periodic tasks: declared here only. django-celery-beat's DatabaseScheduler copies them into
 # the database, where admins can edit the schedule.
-BEAT_SCHEDULE: dict[str, dict] = {}
+BEAT_SCHEDULE: dict[str, dict] = {
+    "analytics-ml-retrain-weekly": {
+        "task": "analytics.ml_retrain_all",
+        "schedule": crontab(minute=0, hour=3, day_of_week="sun"),
+        "options": {"queue": Queue.ML.value},
+    },
+}
 app.conf.beat_schedule = BEAT_SCHEDULE
 
 
