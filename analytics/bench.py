@@ -48,4 +48,10 @@ def bench_generate(stdout, *, quick: bool = False) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-AREAS = {"generate": bench_generate}
+def bench_ml(stdout, *, quick: bool = False) -> None:
+    from analytics.ml.bench import bench_ml as run
+
+    run(stdout, quick=quick)
+
+
+AREAS = {"generate": bench_generate, "ml": bench_ml}

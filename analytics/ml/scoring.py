@@ -18,8 +18,13 @@ from analytics.store import AnalyticsStore, store
 SCORE_BATCH = 50_000
 
 
-def score_frame(snap: Snapshot, versions: dict) -> object:
-    """Predictions and actions for every row of a snapshot, with the given model versions."""
+def models_of(versions: dict) -> dict:
+    """Loaded models by kind, from ModelVersion rows by kind."""
+    return {kind: load_model(version) for kind, version in versions.items()}
+
+
+def score_frame(snap: Snapshot, models: dict) -> object:
+    """Predictions and actions for every row of a snapshot, with the given models by kind."""
     import pandas as pd
 
     frame = snap.frame
@@ -29,10 +34,10 @@ def score_frame(snap: Snapshot, versions: dict) -> object:
     paying = frame["tier"].to_numpy() > 0
 
     def model_output(kind: str, default: float) -> np.ndarray:
-        if kind not in versions or not n:
+        if kind not in models or not n:
             return np.full(n, default)
         with threadpool_limits(limits=settings.ML_THREADS):
-            return predict(kind, load_model(versions[kind]), x)
+            return predict(kind, models[kind], x)
 
     churn = np.where(active, model_output("churn", insights.DEFAULTS["churn_probability"]), 1.0)
     conversion = np.where(
@@ -57,19 +62,30 @@ def _version_map(versions: dict) -> dict:
     return {kind: v.version for kind, v in sorted(versions.items())}
 
 
-def score_all(*, db: AnalyticsStore | None = None, ref: dt.datetime | None = None) -> int:
-    """Score every user as of `ref` (default: the latest event) into `user_insights`."""
+def score_all(
+    *,
+    db: AnalyticsStore | None = None,
+    ref: dt.datetime | None = None,
+    models: dict | None = None,
+    versions: dict | None = None,
+) -> int:
+    """Score every user as of `ref` (default: the latest event) into `user_insights`.
+
+    Uses the active versions unless `models` (loaded, by kind) and `versions` (numbers) are given.
+    """
     db = db or store()
     ref = ref or data_end(db)
     if ref is None:
         return 0
-    versions = active_versions()
+    if models is None:
+        active = active_versions()
+        models, versions = models_of(active), _version_map(active)
     snap = snapshot(
         ref=ref + dt.timedelta(milliseconds=1),  # the latest event is history, not future
         window_days=settings.ML_WINDOW_DAYS,
         db=db,
     )
-    scored = score_frame(snap, versions)
+    scored = score_frame(snap, models)
     if scored.empty:
         return 0
     dims = db.query_df("SELECT user_id, tier, country FROM users FINAL")
@@ -77,7 +93,7 @@ def score_all(*, db: AnalyticsStore | None = None, ref: dt.datetime | None = Non
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
     scored["computed_at"] = now
     scored["reference_at"] = ref.replace(tzinfo=None).isoformat(sep=" ", timespec="milliseconds")
-    scored["model_versions"] = json.dumps(_version_map(versions))
+    scored["model_versions"] = json.dumps(versions or {})
     features = snap.frame[list(FEATURES)].round(3)
     scored["features"] = [
         json.dumps(dict(zip(FEATURES, row, strict=True))) for row in features.to_numpy().tolist()
@@ -148,7 +164,7 @@ def user_insight(user_id: str, *, db: AnalyticsStore | None = None) -> dict | No
             "features": {},
         }
     versions = active_versions()
-    scored = score_frame(snap, versions).iloc[0].to_dict()
+    scored = score_frame(snap, models_of(versions)).iloc[0].to_dict()
     conversion = scored["conversion_likelihood"]
     features = snap.frame[list(FEATURES)].round(3).iloc[0].to_dict()
     return {

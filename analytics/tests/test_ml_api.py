@@ -6,31 +6,29 @@ import io
 import pytest
 from django.test import override_settings
 
-from analytics.ml import training
-from analytics.tests.conftest import ML_END
+from analytics.tests.conftest import train_churn_once
 
 
 @pytest.fixture(scope="module")
-def scored(ml_history, django_db_blocker, tmp_path_factory):
-    """Churn v1 trained, registered (active) and every user scored into user_insights."""
-    from threadpoolctl import threadpool_limits
+def _trained_once(ml_history):
+    return train_churn_once()
 
+
+@pytest.fixture(scope="module")
+def scored(_trained_once, django_db_blocker, tmp_path_factory):
+    """Churn v1 trained, registered (active) and every user scored into user_insights."""
     from analytics.ml.scoring import score_all
     from analytics.ml.services import model_version_register
     from analytics.models import ModelVersion
     from analytics.store import store
 
-    with override_settings(ML_MODEL_DIR=tmp_path_factory.mktemp("models")):
-        with threadpool_limits(limits=1):
-            trained = training.train(
-                "churn", end=ML_END, window_days=30, horizon_days=30, ltv_horizon_days=90
-            )
-        with django_db_blocker.unblock():
-            version = model_version_register(trained=trained, triggered_by="test")
-            count = score_all()
-            rows = store().query_df("SELECT * FROM user_insights FINAL")
-            yield {"version": version, "count": count, "rows": rows}
-            ModelVersion.objects.all().delete()
+    models_dir = tmp_path_factory.mktemp("models")
+    with override_settings(ML_MODEL_DIR=models_dir), django_db_blocker.unblock():
+        version = model_version_register(trained=_trained_once, triggered_by="test")
+        count = score_all()
+        rows = store().query_df("SELECT * FROM user_insights FINAL")
+        yield {"version": version, "count": count, "rows": rows}
+        ModelVersion.objects.all().delete()
 
 
 def test_batch_scoring_covers_every_user(scored, ml_history):

@@ -9,14 +9,9 @@ from analytics.ml.features import FEATURES, snapshot
 from analytics.tests.conftest import ML_END
 
 
-@pytest.fixture(scope="module")
-def churn(ml_history):
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
-        return training.train(
-            "churn", end=ML_END, window_days=30, horizon_days=30, ltv_horizon_days=90
-        )
+@pytest.fixture
+def churn(trained_churn):
+    return trained_churn
 
 
 def test_churn_model_finds_the_known_signal(churn):
