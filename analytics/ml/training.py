@@ -7,7 +7,8 @@ horizons end no later than the validation date, so no training label sees the va
 period. The validated model is the one served (it is not refitted on the validation rows).
 
 - churn: users seen in the feature window; label: no event in the next `ML_HORIZON_DAYS`.
-  Histogram gradient boosting, isotonic-calibrated (3-fold `CalibratedClassifierCV`).
+  Histogram gradient boosting fitted on the older training snapshots, isotonic-calibrated on
+  the latest training snapshot (a time-ordered calibration set).
 - conversion: free users seen in the window; label: a subscription started in the horizon.
   Same model family.
 - ltv: users seen in the window; target: payments in the next `ML_LTV_HORIZON_DAYS`
@@ -72,22 +73,26 @@ def target(kind: str, rows) -> np.ndarray:
     return rows[column].to_numpy(dtype=float)
 
 
-def build_model(kind: str):
+def fit_model(kind: str, fit_x, fit_y, cal_x, cal_y):
+    """Gradient boosting on the older snapshots; classifiers are then isotonic-calibrated on
+    the latest training snapshot (a time-ordered hold-out: one boosting fit, not k)."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.frozen import FrozenEstimator
 
     if kind == "ltv":
-        return HistGradientBoostingRegressor(
+        model = HistGradientBoostingRegressor(
             loss="poisson", max_iter=200, learning_rate=0.08, random_state=SEED
         )
+        return model.fit(np.vstack([fit_x, cal_x]), np.concatenate([fit_y, cal_y]))
     booster = HistGradientBoostingClassifier(
         max_iter=100,
         learning_rate=0.08,
         max_leaf_nodes=31,
         l2_regularization=1.0,
         random_state=SEED,
-    )
-    return CalibratedClassifierCV(booster, method="isotonic", cv=3)
+    ).fit(fit_x, fit_y)
+    return CalibratedClassifierCV(FrozenEstimator(booster), method="isotonic").fit(cal_x, cal_y)
 
 
 def train(
@@ -123,8 +128,14 @@ def train(
     x_valid, yv = valid[list(FEATURES)].to_numpy(float), target(kind, valid)
     _check(kind, y, yv)
     stage("training", 45)
-    model = build_model(kind)
-    model.fit(x_train, y)
+    older = pd.concat(frames[2:], ignore_index=True)
+    model = fit_model(
+        kind,
+        older[list(FEATURES)].to_numpy(float),
+        target(kind, older),
+        frames[1][list(FEATURES)].to_numpy(float),
+        target(kind, frames[1]),
+    )
     stage("validating", 75)
     metrics = evaluate(kind, model, x_train, y, x_valid, yv)
     return Trained(
