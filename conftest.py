@@ -39,8 +39,12 @@ def _clear_cache():
 
 @pytest.fixture
 def analytics_store():
-    """The analytics store, emptied of data (schema kept) before the test."""
+    """The analytics store, emptied of data (schema kept) before the test, and the Redis event
+    buffer emptied too, so events captured by an earlier test never flush into this one."""
+    from analytics.events.buffer import buffer_clear
     from analytics.store import store
+
+    buffer_clear()
 
     db = store()
     with db.session():

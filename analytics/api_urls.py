@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from analytics import api_insights
+from analytics import api_events, api_insights
 
 urlpatterns: list = [
+    path("events/", api_events.EventsApi.as_view(), name="api-events"),
     path(
         "users/<str:user_id>/insights/",
         api_insights.UserInsightApi.as_view(),

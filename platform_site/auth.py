@@ -53,3 +53,42 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "apiKey", "in": "header", "name": "X-Api-Key"}
+
+
+class AlertWebhookCaller:
+    """Alertmanager, authenticated by the ALERT_WEBHOOK_TOKEN bearer token (no roles)."""
+
+    is_authenticated = True
+    is_anonymous = False
+    username = "alertmanager"
+
+
+class AlertWebhookAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <ALERT_WEBHOOK_TOKEN>`; with the setting unset every call fails."""
+
+    def authenticate(self, request):
+        import hmac
+
+        from django.conf import settings
+
+        token = settings.ALERT_WEBHOOK_TOKEN
+        if not token:
+            raise AuthenticationFailed("the alert webhook is off: ALERT_WEBHOOK_TOKEN is not set")
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise AuthenticationFailed("Authorization: Bearer <ALERT_WEBHOOK_TOKEN> is required")
+        return AlertWebhookCaller(), token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="alerts"'
+
+
+class AlertWebhookScheme(OpenApiAuthenticationExtension):
+    target_class = "platform_site.auth.AlertWebhookAuthentication"
+    name = "AlertWebhookBearer"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "ALERT_WEBHOOK_TOKEN"}

@@ -2,8 +2,10 @@
 
 from django.urls import path
 
+from deployments.routing import websocket_urlpatterns as deployments_ws
 from platform_site.consumers import WhoAmIConsumer
 
 websocket_urlpatterns = [
     path("ws/whoami/", WhoAmIConsumer.as_asgi()),
+    *deployments_ws,
 ]

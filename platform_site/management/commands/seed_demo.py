@@ -7,7 +7,7 @@ import time
 
 from django.core.management.base import BaseCommand
 
-from platform_site.demo import demo_api_key, seed_users
+from platform_site.demo import demo_api_key, seed_alerts, seed_users
 from platform_site.modules import optional_app_module
 
 APP_ORDER = ["deployments", "analytics", "experiments", "devices"]
@@ -25,4 +25,5 @@ class Command(BaseCommand):
             module = optional_app_module(app, "demo")
             if module is not None:
                 module.seed(stdout=self.stdout)
+        seed_alerts(stdout=self.stdout)
         self.stdout.write(f"demo data ready in {time.monotonic() - started:.1f} s")

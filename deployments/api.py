@@ -1,0 +1,332 @@
+"""The deployments API: services, rollouts and their controls. Writes need the engineer role."""
+
+import itertools
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from deployments import selectors, services
+from deployments.models import (
+    DNS_LABEL,
+    IMAGE_REPOSITORY,
+    IMAGE_TAG,
+    RolloutStatus,
+    Service,
+)
+from platform_site.roles import HasRole, Role
+
+WRITE = HasRole(Role.ENGINEER)
+
+
+def _quantity() -> serializers.RegexField:
+    """A Kubernetes quantity such as 500m, 2, 1Gi."""
+    return serializers.RegexField(
+        r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|K|M|G)?$", max_length=20, required=False
+    )
+
+
+# Input --------------------------------------------------------------------------------------
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 100},
+            {
+                "type": "object",
+                "properties": {
+                    "weight": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "pause": {
+                        "oneOf": [{"type": "number"}, {"type": "string", "enum": ["indefinite"]}],
+                        "nullable": True,
+                    },
+                },
+                "required": ["weight"],
+            },
+        ]
+    }
+)
+class StepField(serializers.Field):
+    """A step: a weight (int) or {"weight": int, "pause": null | seconds | "indefinite"}."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            raise serializers.ValidationError("a step is a weight or {weight, pause}")
+        if isinstance(data, int):
+            data = {"weight": data}
+        if not isinstance(data, dict) or set(data) - {"weight", "pause"}:
+            raise serializers.ValidationError("a step is a weight or {weight, pause}")
+        weight, pause = data.get("weight"), data.get("pause")
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100:
+            raise serializers.ValidationError("weight must be an integer from 1 to 100")
+        if (
+            pause is not None
+            and pause != "indefinite"
+            and (
+                isinstance(pause, bool)
+                or not isinstance(pause, int | float)
+                or not 0 <= pause <= 86400
+            )
+        ):
+            raise serializers.ValidationError(
+                'pause must be null, seconds (0 to 86400) or "indefinite"'
+            )
+        return {"weight": weight, "pause": pause}
+
+    def to_representation(self, value):
+        return value
+
+
+def validate_steps(steps: list) -> list:
+    weights = [s["weight"] for s in steps]
+    if any(b <= a for a, b in itertools.pairwise(weights)):
+        raise serializers.ValidationError("weights must increase step by step")
+    if weights and weights[-1] != 100:
+        raise serializers.ValidationError("the last step must be 100")
+    return steps
+
+
+class AnalysisInput(serializers.Serializer):
+    interval_seconds = serializers.FloatField(min_value=0.2, max_value=3600, required=False)
+    samples_per_step = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    max_error_rate = serializers.FloatField(min_value=0, max_value=100, required=False)
+    max_p99_ms = serializers.FloatField(min_value=1, max_value=600000, required=False)
+    max_cpu_percent = serializers.FloatField(
+        min_value=1, max_value=1000, required=False, allow_null=True
+    )
+    max_memory_percent = serializers.FloatField(
+        min_value=1, max_value=1000, required=False, allow_null=True
+    )
+    failure_limit = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    compare_to_stable = serializers.BooleanField(required=False)
+    error_rate_tolerance = serializers.FloatField(min_value=0, max_value=100, required=False)
+    p99_tolerance_percent = serializers.FloatField(min_value=0, max_value=1000, required=False)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {k: ["unknown analysis setting"] for k in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class StepsField(serializers.ListField):
+    child = StepField()
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=1, max_length=20, validators=[validate_steps], **kwargs)
+
+
+class RolloutStartInput(serializers.Serializer):
+    service = serializers.CharField(max_length=63)
+    image_tag = serializers.RegexField(IMAGE_TAG.regex, max_length=128)
+    steps = StepsField(required=False)
+    analysis = AnalysisInput(required=False)
+
+    def validate_service(self, value):
+        service = Service.objects.filter(name=value).first()
+        if service is None:
+            raise serializers.ValidationError(f"unknown service {value!r}")
+        return service
+
+
+class ServiceInput(serializers.Serializer):
+    name = serializers.RegexField(DNS_LABEL.regex, max_length=63)
+    namespace = serializers.RegexField(DNS_LABEL.regex, max_length=63)
+    image = serializers.RegexField(IMAGE_REPOSITORY.regex, max_length=255)
+    port = serializers.IntegerField(min_value=1, max_value=65535, required=False)
+    replicas = serializers.IntegerField(min_value=1, max_value=500, required=False)
+    cpu_request = _quantity()
+    cpu_limit = _quantity()
+    memory_request = _quantity()
+    memory_limit = _quantity()
+    stable_tag = serializers.RegexField(IMAGE_TAG.regex, max_length=128, required=False)
+    secret_env = serializers.DictField(
+        child=serializers.RegexField(r"^[a-z0-9][-a-z0-9.]*(/[-._a-zA-Z0-9]+)?$"), required=False
+    )
+    default_steps = StepsField(required=False, allow_null=True)
+    default_analysis = AnalysisInput(required=False)
+
+
+# Output -------------------------------------------------------------------------------------
+
+
+class ServiceOutput(serializers.ModelSerializer):
+    current_rollout = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Service
+        fields = ["name", *services.SERVICE_FIELDS, "current_rollout", "created_at", "updated_at"]
+
+    def get_current_rollout(self, obj) -> int | None:
+        current = getattr(obj, "current", None)
+        if current is None and not hasattr(obj, "current"):
+            current = obj.rollouts.filter(status__in=["pending", "progressing", "paused"]).first()
+        return current.pk if current else None
+
+
+class RolloutSummaryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    service = serializers.CharField(source="service.name")
+    image_tag = serializers.CharField()
+    from_tag = serializers.CharField()
+    status = serializers.CharField()
+    current_step = serializers.IntegerField()
+    current_weight = serializers.IntegerField(help_text="canary traffic %")
+    reason = serializers.CharField()
+    started_by = serializers.CharField(source="started_by_label")
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+
+
+class RolloutOutput(RolloutSummaryOutput):
+    phase = serializers.CharField()
+    steps = serializers.ListField(child=serializers.DictField())
+    analysis = serializers.DictField()
+    judgement = serializers.DictField(source="last_judgement")
+    actions = serializers.SerializerMethodField()
+    events = serializers.SerializerMethodField()
+    latest_samples = serializers.SerializerMethodField()
+    started_at = serializers.DateTimeField()
+    retry_of = serializers.IntegerField(source="retry_of_id", allow_null=True)
+
+    def get_actions(self, obj) -> list[str]:
+        return selectors.rollout_actions(obj)
+
+    def get_events(self, obj) -> list[dict]:
+        return [selectors.event_dict(e) for e in obj.events.all()]
+
+    def get_latest_samples(self, obj) -> dict:
+        return selectors.latest_samples(obj)
+
+
+def rollout_response(rollout, code=status.HTTP_200_OK) -> Response:
+    rollout.refresh_from_db()
+    return Response(RolloutOutput(rollout).data, status=code)
+
+
+# Views --------------------------------------------------------------------------------------
+
+
+class ServiceListApi(APIView):
+    permission_classes = [WRITE]
+
+    @extend_schema(responses=ServiceOutput(many=True), summary="Services")
+    def get(self, request):
+        return Response(ServiceOutput(selectors.service_list(), many=True).data)
+
+    @extend_schema(
+        request=ServiceInput, responses={201: ServiceOutput}, summary="Register a service"
+    )
+    def post(self, request):
+        data = ServiceInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        service = services.service_create(by=request.user, **data.validated_data)
+        return Response(ServiceOutput(service).data, status=status.HTTP_201_CREATED)
+
+
+class ServiceDetailApi(APIView):
+    permission_classes = [WRITE]
+
+    @extend_schema(responses=ServiceOutput, summary="One service")
+    def get(self, request, name):
+        return Response(ServiceOutput(get_object_or_404(Service, name=name)).data)
+
+    @extend_schema(request=ServiceInput, responses=ServiceOutput, summary="Change a service")
+    def patch(self, request, name):
+        service = get_object_or_404(Service, name=name)
+        data = ServiceInput(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        if "name" in fields and fields.pop("name") != service.name:
+            from platform_site.errors import InvalidRequest
+
+            raise InvalidRequest("name", "a service cannot be renamed")
+        service = services.service_update(service=service, by=request.user, **fields)
+        return Response(ServiceOutput(service).data)
+
+
+class RolloutListApi(APIView):
+    permission_classes = [WRITE]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("service", str, description="service name"),
+            OpenApiParameter("status", str, enum=RolloutStatus.values),
+        ],
+        responses=RolloutSummaryOutput(many=True),
+        summary="Rollouts, newest first (paginated)",
+    )
+    def get(self, request):
+        from rest_framework.pagination import LimitOffsetPagination
+
+        wanted = request.query_params.get("status", "")
+        if wanted and wanted not in RolloutStatus.values:
+            from platform_site.errors import InvalidRequest
+
+            raise InvalidRequest("status", f"must be one of {', '.join(RolloutStatus.values)}")
+        qs = selectors.rollout_list(service=request.query_params.get("service", ""), status=wanted)
+        pager = LimitOffsetPagination()
+        page = pager.paginate_queryset(qs, request, view=self)
+        return pager.get_paginated_response(RolloutSummaryOutput(page, many=True).data)
+
+    @extend_schema(
+        request=RolloutStartInput, responses={201: RolloutOutput}, summary="Start a canary rollout"
+    )
+    def post(self, request):
+        data = RolloutStartInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        rollout = services.rollout_start(by=request.user, **data.validated_data)
+        return rollout_response(rollout, status.HTTP_201_CREATED)
+
+
+class RolloutDetailApi(APIView):
+    permission_classes = [WRITE]
+
+    @extend_schema(responses=RolloutOutput, summary="One rollout with events and latest samples")
+    def get(self, request, pk):
+        return Response(RolloutOutput(selectors.rollout_get(pk)).data)
+
+
+class ReasonInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
+
+
+def _control_view(action: str, summary: str):
+    service_fn = getattr(services, f"rollout_{action}")
+
+    class ControlApi(APIView):
+        permission_classes = [WRITE]
+
+        @extend_schema(request=ReasonInput, responses=RolloutOutput, summary=summary)
+        def post(self, request, pk):
+            data = ReasonInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            rollout = service_fn(
+                rollout=selectors.rollout_get(pk), by=request.user, **data.validated_data
+            )
+            return rollout_response(rollout)
+
+    ControlApi.__name__ = f"Rollout{action.title()}Api"
+    ControlApi.__qualname__ = ControlApi.__name__
+    return ControlApi
+
+
+RolloutPauseApi = _control_view("pause", "Pause a rollout")
+RolloutResumeApi = _control_view("resume", "Resume a paused rollout")
+RolloutPromoteApi = _control_view("promote", "Skip remaining steps and promote")
+RolloutAbortApi = _control_view("abort", "Abort: traffic to stable, canary to zero")
+
+
+class RolloutRetryApi(APIView):
+    permission_classes = [WRITE]
+
+    @extend_schema(request=None, responses={201: RolloutOutput}, summary="Retry as a new rollout")
+    def post(self, request, pk):
+        rollout = services.rollout_retry(rollout=selectors.rollout_get(pk), by=request.user)
+        return rollout_response(rollout, status.HTTP_201_CREATED)

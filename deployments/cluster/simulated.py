@@ -1,0 +1,207 @@
+"""The simulated cluster: Deployments and traffic splits kept in the database.
+
+The model (documented in README, "Simulated cluster"):
+- a Deployment change that adds pods or changes the image is ready `SIM_CLUSTER_READY_SECONDS`
+  later; until then the old pods (if the image is unchanged) stay ready, new ones are not;
+- scaling down takes effect at once;
+- the traffic split is one row per service: the canary weight, the rest to stable;
+- each version yields samples (see `sample`): request rate in proportion to its traffic
+  share, a healthy error rate of 0.2-0.8 %, a p99 latency of 115-220 ms per service (±8 %), CPU and
+  memory in proportion to the load per pod. An image tag containing `fault` has an error rate of
+  20-30 % (far above the default 5 % limit), `slow` triples p99, and `nodata` yields no samples.
+  Noise is seeded by (service, version, tag, second), so a replay gives the same numbers.
+"""
+
+import hashlib
+import random
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from deployments.cluster.base import DeploymentState, stable_name
+from deployments.cluster.manifests import deployed_annotations
+from deployments.models import SimDeployment, SimTrafficSplit
+
+
+def _seeded(*parts) -> random.Random:
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def image_tag(image: str) -> str:
+    return image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+
+
+class SimulatedCluster:
+    """A `ClusterBackend` over the SimDeployment and SimTrafficSplit tables."""
+
+    def __init__(self, ready_seconds: float | None = None):
+        self.ready_seconds = (
+            settings.SIM_CLUSTER_READY_SECONDS if ready_seconds is None else ready_seconds
+        )
+
+    # Deployments
+    def _upsert(self, namespace: str, name: str, *, image: str, replicas: int, labels=None, by=""):
+        now = timezone.now()
+        with transaction.atomic():
+            dep = (
+                SimDeployment.objects.select_for_update()
+                .filter(namespace=namespace, name=name)
+                .first()
+            )
+            if dep is None:
+                SimDeployment.objects.create(
+                    namespace=namespace,
+                    name=name,
+                    image=image,
+                    replicas=replicas,
+                    labels=labels or {},
+                    annotations=deployed_annotations(by=by, image=image),
+                    changed_at=now,
+                    ready_at=now + timedelta(seconds=self.ready_seconds),
+                )
+                return
+            if dep.image == image and dep.replicas == replicas:
+                return
+            current = self._state(dep, now)
+            dep.ready_replicas_before = current.ready_replicas if dep.image == image else 0
+            grows = replicas > dep.replicas or dep.image != image
+            dep.image, dep.replicas, dep.changed_at = image, replicas, now
+            if labels:
+                dep.labels = labels
+            if by:
+                dep.annotations = deployed_annotations(by=by, image=image)
+            if grows:
+                dep.ready_at = now + timedelta(seconds=self.ready_seconds)
+            else:
+                dep.ready_replicas_before = min(dep.ready_replicas_before, replicas)
+            dep.save()
+
+    @staticmethod
+    def _state(dep: SimDeployment, now) -> DeploymentState:
+        if now >= dep.ready_at:
+            ready = updated = dep.replicas
+        else:
+            ready = min(dep.ready_replicas_before, dep.replicas)
+            updated = ready
+        return DeploymentState(
+            name=dep.name,
+            image=dep.image,
+            replicas=dep.replicas,
+            ready_replicas=ready,
+            updated_replicas=updated,
+        )
+
+    def deployment_state(self, namespace: str, name: str) -> DeploymentState | None:
+        dep = SimDeployment.objects.filter(namespace=namespace, name=name).first()
+        return None if dep is None else self._state(dep, timezone.now())
+
+    def ensure_stable(self, service) -> DeploymentState:
+        name = stable_name(service.name)
+        if not SimDeployment.objects.filter(namespace=service.namespace, name=name).exists():
+            now = timezone.now()
+            SimDeployment.objects.get_or_create(
+                namespace=service.namespace,
+                name=name,
+                defaults={
+                    "image": service.stable_image,
+                    "replicas": service.replicas,
+                    "labels": {"app": service.name, "version": "stable"},
+                    "changed_at": now,
+                    "ready_at": now,
+                },
+            )
+        return self.deployment_state(service.namespace, name)
+
+    def apply_canary(self, service, *, image: str, replicas: int, rollout_id: int, by: str) -> None:
+        labels = {"app": service.name, "version": "canary", "rollout-id": str(rollout_id)}
+        self._upsert(
+            service.namespace,
+            f"{service.name}-canary",
+            image=image,
+            replicas=replicas,
+            labels=labels,
+            by=by,
+        )
+
+    def update_stable(self, service, *, image: str, rollout_id: int, by: str) -> None:
+        labels = {"app": service.name, "version": "stable", "rollout-id": str(rollout_id)}
+        self._upsert(
+            service.namespace,
+            stable_name(service.name),
+            image=image,
+            replicas=service.replicas,
+            labels=labels,
+            by=by,
+        )
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        dep = SimDeployment.objects.filter(namespace=namespace, name=name).first()
+        if dep is None:
+            from deployments.cluster.base import ClusterRefused
+
+            raise ClusterRefused(f"no Deployment {namespace}/{name} in the simulated cluster")
+        self._upsert(namespace, name, image=dep.image, replicas=replicas)
+
+    def get_deployment_replicas(self, namespace: str, name: str) -> int | None:
+        return (
+            SimDeployment.objects.filter(namespace=namespace, name=name)
+            .values_list("replicas", flat=True)
+            .first()
+        )
+
+    def delete_deployment(self, namespace: str, name: str) -> None:
+        SimDeployment.objects.filter(namespace=namespace, name=name).delete()
+
+    # Traffic
+    def ensure_routing(self, service) -> None:
+        SimTrafficSplit.objects.get_or_create(namespace=service.namespace, service=service.name)
+
+    def set_canary_weight(self, service, weight: int) -> None:
+        SimTrafficSplit.objects.update_or_create(
+            namespace=service.namespace, service=service.name, defaults={"canary_weight": weight}
+        )
+
+    def get_canary_weight(self, service) -> int:
+        split = SimTrafficSplit.objects.filter(
+            namespace=service.namespace, service=service.name
+        ).first()
+        return split.canary_weight if split else 0
+
+    # Samples
+    def sample(self, service, version: str, *, at=None) -> dict | None:
+        """Metrics of one version now, from the model above; None when it has no data."""
+        at = at or timezone.now()
+        name = stable_name(service.name) if version == "stable" else f"{service.name}-canary"
+        dep = SimDeployment.objects.filter(namespace=service.namespace, name=name).first()
+        if dep is None:
+            return None
+        state = self._state(dep, at)
+        tag = image_tag(dep.image)
+        if state.ready_replicas == 0 or "nodata" in tag:
+            return None
+        weight = self.get_canary_weight(service)
+        share = weight if version == "canary" else 100 - weight
+        if share == 0:
+            return None
+        base = _seeded(service.namespace, service.name)
+        total_rps = base.uniform(80, 220)
+        base_p99 = base.uniform(120, 200)
+        noise = _seeded(service.name, version, tag, int(at.timestamp()))
+        rps = total_rps * share / 100 * noise.uniform(0.93, 1.07)
+        error = noise.uniform(0.2, 0.8)
+        if "fault" in tag:
+            error = noise.uniform(20.0, 30.0)
+        p99 = base_p99 * noise.uniform(0.95, 1.1)
+        if "slow" in tag:
+            p99 *= 3
+        per_pod = rps / max(1, state.ready_replicas)
+        return {
+            "request_rate": round(rps, 3),
+            "error_rate": round(error, 4),
+            "p99_ms": round(p99, 2),
+            "cpu_percent": round(min(100.0, 12 + per_pod * 0.9 * noise.uniform(0.9, 1.1)), 2),
+            "memory_percent": round(noise.uniform(35, 55), 2),
+        }

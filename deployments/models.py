@@ -1,0 +1,268 @@
+"""Services, their canary rollouts, rollout timelines, metric samples and the simulated cluster."""
+
+import math
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+DNS_LABEL = RegexValidator(
+    r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+    "must be a DNS label: lowercase letters, digits and '-', at most 63 characters",
+)
+IMAGE_TAG = RegexValidator(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+    "must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}",
+)
+IMAGE_REPOSITORY = RegexValidator(
+    r"^([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$",
+    "must be an image repository without tag, such as registry.example/team/api",
+)
+
+DEFAULT_STEPS = [
+    {"weight": 10, "pause": None},
+    {"weight": 25, "pause": None},
+    {"weight": 50, "pause": None},
+    {"weight": 100, "pause": None},
+]
+
+
+def default_analysis() -> dict:
+    """Analysis settings a rollout starts with unless the service or the request says otherwise."""
+    return {
+        "interval_seconds": settings.ROLLOUT_ANALYSIS_INTERVAL_SECONDS,
+        "samples_per_step": settings.ROLLOUT_SAMPLES_PER_STEP,
+        "max_error_rate": 5.0,
+        "max_p99_ms": 800.0,
+        "max_cpu_percent": 90.0,
+        "max_memory_percent": 90.0,
+        "failure_limit": 2,
+        "compare_to_stable": True,
+        "error_rate_tolerance": 1.0,
+        "p99_tolerance_percent": 25.0,
+    }
+
+
+def default_steps() -> list[dict]:
+    return [dict(step) for step in DEFAULT_STEPS]
+
+
+class Service(models.Model):
+    """A workload the platform rolls out: its image repository, size and stable version."""
+
+    name = models.CharField(max_length=63, unique=True, validators=[DNS_LABEL])
+    namespace = models.CharField(max_length=63, validators=[DNS_LABEL])
+    image = models.CharField(max_length=255, validators=[IMAGE_REPOSITORY])
+    port = models.PositiveIntegerField(default=8000)
+    replicas = models.PositiveIntegerField(default=3)
+    cpu_request = models.CharField(max_length=20, default="500m")
+    cpu_limit = models.CharField(max_length=20, default="2000m")
+    memory_request = models.CharField(max_length=20, default="1Gi")
+    memory_limit = models.CharField(max_length=20, default="4Gi")
+    stable_tag = models.CharField(max_length=128, default="v1", validators=[IMAGE_TAG])
+    secret_env = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='environment variables from secrets: {"ENV": "secret-name/key"}',
+    )
+    default_steps = models.JSONField(null=True, blank=True)
+    default_analysis = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["namespace", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def stable_image(self) -> str:
+        return f"{self.image}:{self.stable_tag}"
+
+    def image_for(self, tag: str) -> str:
+        return f"{self.image}:{tag}"
+
+
+class RolloutStatus(models.TextChoices):
+    PENDING = "pending"
+    PROGRESSING = "progressing"
+    PAUSED = "paused"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    ABORTED = "aborted"
+    FAILED = "failed"
+
+
+UNFINISHED = (RolloutStatus.PENDING, RolloutStatus.PROGRESSING, RolloutStatus.PAUSED)
+FINISHED = (
+    RolloutStatus.PROMOTED,
+    RolloutStatus.ROLLED_BACK,
+    RolloutStatus.ABORTED,
+    RolloutStatus.FAILED,
+)
+
+
+class Phase(models.TextChoices):
+    """Where the engine is inside the current status (internal, shown on the page)."""
+
+    START = "start"
+    SCALE = "scale"  # canary Deployment sized for the step; waiting for ready replicas
+    ANALYZE = "analyze"  # traffic at the step's weight; sampling and judging
+    PROMOTE = "promote"  # stable Deployment on the new image; waiting for it to be ready
+    ROLLBACK = "rollback"  # traffic to stable first, then canary to zero
+    DONE = "done"
+
+
+class Rollout(models.Model):
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="rollouts")
+    image_tag = models.CharField(max_length=128, validators=[IMAGE_TAG])
+    from_tag = models.CharField(max_length=128, blank=True)
+    steps = models.JSONField(default=default_steps)
+    analysis = models.JSONField(default=default_analysis)
+    status = models.CharField(
+        max_length=20, choices=RolloutStatus.choices, default=RolloutStatus.PENDING, db_index=True
+    )
+    phase = models.CharField(max_length=20, choices=Phase.choices, default=Phase.START)
+    current_step = models.PositiveIntegerField(default=0)
+    current_weight = models.PositiveIntegerField(default=0, help_text="canary traffic %")
+    step_started_at = models.DateTimeField(null=True, blank=True)
+    phase_started_at = models.DateTimeField(null=True, blank=True)
+    pause_until = models.DateTimeField(null=True, blank=True)
+    samples_in_step = models.PositiveIntegerField(default=0)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    last_sample_at = models.DateTimeField(null=True, blank=True)
+    last_judgement = models.JSONField(default=dict, blank=True)
+    abort_requested = models.BooleanField(default=False)
+    promote_requested = models.BooleanField(default=False)
+    final_status = models.CharField(
+        max_length=20, blank=True, help_text="status a rollback in progress ends in"
+    )
+    reason = models.TextField(blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_by_label = models.CharField(max_length=200, blank=True)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    tick_seq = models.PositiveIntegerField(default=0, help_text="token of the scheduled tick")
+    next_tick_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service"],
+                condition=models.Q(status__in=["pending", "progressing", "paused"]),
+                name="one_unfinished_rollout_per_service",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"rollout #{self.pk} {self.service.name}:{self.image_tag}"
+
+    FINISHED_STATUSES = FINISHED
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def step(self) -> dict:
+        return self.steps[min(self.current_step, len(self.steps) - 1)]
+
+    def canary_replicas_for(self, weight: int) -> int:
+        """Canary pods for a traffic weight: max(1, ceil(replicas * w / 100))."""
+        return max(1, math.ceil(self.service.replicas * weight / 100))
+
+
+class RolloutEvent(models.Model):
+    """One row of a rollout's timeline: a transition, a judgement, an action by a person."""
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=40)
+    message = models.TextField()
+    actor_label = models.CharField(max_length=200, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.kind}: {self.message}"
+
+
+class Version(models.TextChoices):
+    STABLE = "stable"
+    CANARY = "canary"
+
+
+class MetricSample(models.Model):
+    """Metrics of one version of a service at one moment; None means the backend had no data."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="samples")
+    rollout = models.ForeignKey(
+        Rollout, null=True, blank=True, on_delete=models.CASCADE, related_name="samples"
+    )
+    version = models.CharField(max_length=10, choices=Version.choices)
+    image_tag = models.CharField(max_length=128, blank=True)
+    at = models.DateTimeField(db_index=True)
+    request_rate = models.FloatField(null=True, blank=True, help_text="requests per second")
+    error_rate = models.FloatField(null=True, blank=True, help_text="% of requests answered 5xx")
+    p99_ms = models.FloatField(null=True, blank=True)
+    cpu_percent = models.FloatField(null=True, blank=True, help_text="% of the CPU limit")
+    memory_percent = models.FloatField(null=True, blank=True, help_text="% of the memory limit")
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["rollout", "version", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.service.name} {self.version} @ {self.at:%H:%M:%S}"
+
+
+class SimDeployment(models.Model):
+    """A Deployment of the simulated cluster. Pods are ready `ready_delay` after a change."""
+
+    namespace = models.CharField(max_length=63)
+    name = models.CharField(max_length=130)
+    image = models.CharField(max_length=400)
+    replicas = models.PositiveIntegerField(default=0)
+    labels = models.JSONField(default=dict, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
+    changed_at = models.DateTimeField()
+    ready_at = models.DateTimeField()
+    ready_replicas_before = models.PositiveIntegerField(
+        default=0, help_text="ready pods until ready_at (the old replica set)"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "name"], name="unique_sim_deployment")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+class SimTrafficSplit(models.Model):
+    """The simulated VirtualService: how much traffic a service sends to its canary."""
+
+    namespace = models.CharField(max_length=63)
+    service = models.CharField(max_length=63)
+    canary_weight = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "service"], name="unique_sim_traffic")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.service}: canary {self.canary_weight}%"

@@ -1,0 +1,119 @@
+"""Reads of the deployments area: services with their current rollout, rollouts, samples."""
+
+from django.db.models import Prefetch, QuerySet
+
+from deployments.metrics.base import METRICS
+from deployments.models import (
+    FINISHED,
+    UNFINISHED,
+    MetricSample,
+    Phase,
+    Rollout,
+    RolloutEvent,
+    RolloutStatus,
+    Service,
+    Version,
+)
+
+
+def rollout_actions(rollout: Rollout) -> list[str]:
+    """The controls that fit the rollout's status (buttons shown, others answer 409)."""
+    if rollout.status in FINISHED:
+        return ["retry"] if rollout.status != RolloutStatus.PROMOTED else []
+    if rollout.abort_requested or rollout.phase in (Phase.ROLLBACK, Phase.DONE):
+        return []
+    actions = ["abort"]
+    if rollout.status == RolloutStatus.PAUSED:
+        actions.insert(0, "resume")
+    elif rollout.status == RolloutStatus.PROGRESSING:
+        actions.insert(0, "pause")
+    if not rollout.promote_requested and rollout.phase != Phase.PROMOTE:
+        actions.insert(-1, "promote")
+    return actions
+
+
+def sample_dict(sample: MetricSample) -> dict:
+    return {
+        "version": sample.version,
+        "image_tag": sample.image_tag,
+        "at": sample.at.isoformat(),
+        **{m: getattr(sample, m) for m in METRICS},
+    }
+
+
+def event_dict(event: RolloutEvent) -> dict:
+    return {
+        "at": event.at.isoformat(),
+        "kind": event.kind,
+        "message": event.message,
+        "actor": event.actor_label,
+        "data": event.data,
+    }
+
+
+def latest_samples(rollout: Rollout) -> dict:
+    out = {}
+    for version in Version.values:
+        sample = rollout.samples.filter(version=version).order_by("-at", "-id").first()
+        out[version] = sample_dict(sample) if sample else None
+    return out
+
+
+def rollout_samples(rollout: Rollout, *, limit: int = 500) -> list[dict]:
+    rows = rollout.samples.order_by("-at", "-id")[:limit]
+    return [sample_dict(s) for s in reversed(list(rows))]
+
+
+def rollout_list(*, service: str = "", status: str = "") -> QuerySet[Rollout]:
+    qs = Rollout.objects.select_related("service").order_by("-created_at", "-id")
+    if service:
+        qs = qs.filter(service__name=service)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
+
+
+def rollout_get(pk: int) -> Rollout:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(Rollout.objects.select_related("service"), pk=pk)
+
+
+def service_list(*, namespace: str = "", status: str = "") -> list[Service]:
+    """Services with `current` (unfinished rollout or None) and `last` (last finished one)."""
+    unfinished = Rollout.objects.filter(status__in=UNFINISHED)
+    qs = Service.objects.prefetch_related(
+        Prefetch("rollouts", queryset=unfinished, to_attr="unfinished_rollouts")
+    ).order_by("namespace", "name")
+    if namespace:
+        qs = qs.filter(namespace=namespace)
+    services = list(qs)
+    last = {}
+    for r in Rollout.objects.filter(status__in=FINISHED).order_by("service_id", "-finished_at"):
+        last.setdefault(r.service_id, r)
+    for s in services:
+        s.current = s.unfinished_rollouts[0] if s.unfinished_rollouts else None
+        s.last = last.get(s.pk)
+    if status == "idle":
+        services = [s for s in services if s.current is None]
+    elif status:
+        services = [s for s in services if s.current is not None and s.current.status == status]
+    return services
+
+
+def namespaces() -> list[str]:
+    return list(
+        Service.objects.order_by("namespace").values_list("namespace", flat=True).distinct()
+    )
+
+
+def step_remaining_seconds(rollout: Rollout, now) -> float | None:
+    """Seconds until the current step's analysis completes (or its pause ends), if known."""
+    if rollout.status == RolloutStatus.PAUSED:
+        return (rollout.pause_until - now).total_seconds() if rollout.pause_until else None
+    if rollout.phase != Phase.ANALYZE or rollout.step_started_at is None:
+        return None
+    interval = float(rollout.analysis["interval_seconds"])
+    left = rollout.analysis["samples_per_step"] - rollout.samples_in_step
+    base = rollout.last_sample_at or rollout.step_started_at
+    return max(0.0, (base - now).total_seconds() + interval * left)

@@ -1,0 +1,74 @@
+"""The engineer's journey in headless Chromium: roll out, watch it live, see it roll back."""
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def roll_out(page, base, service, tag, interval="0.5"):
+    page.goto(f"{base}/deployments/")
+    row = page.locator(f'tr[data-service="{service}"]')
+    row.locator("summary").click()
+    row.locator("input[name=image_tag]").fill(tag)
+    row.locator("input[name=interval_seconds]").fill(interval)
+    row.locator("input[name=samples_per_step]").fill("2")
+    row.locator("button[type=submit]").click()
+    page.wait_for_url("**/deployments/rollouts/*/")
+    page.wait_for_selector("#live-state[data-state=live]")
+    page.evaluate("window.__notReloaded = true")
+
+
+def canary_points(page) -> int:
+    return page.evaluate("document.getElementById('chart-error_rate').data[1].x.length")
+
+
+def test_engineer_rolls_out_watches_live_and_pm_reads_only(
+    page, live_asgi, login, engineer, pm, celery_worker, service, artifact
+):
+    login(page, engineer)
+    roll_out(page, live_asgi, service.name, "v2")
+    page.wait_for_function("document.getElementById('chart-error_rate').data[1].x.length >= 2")
+    assert page.evaluate("window.__notReloaded") is True  # samples arrived without a reload
+    page.screenshot(path=artifact("rollout-progressing.png"), full_page=True)
+    page.wait_for_selector("#status-badge.promoted", timeout=40000)
+    assert page.evaluate("window.__notReloaded") is True
+    assert canary_points(page) >= 8
+    assert page.locator("#weight-text").inner_text() == "0%"
+    assert page.locator("#actions button:not([hidden])").all_inner_texts() == []
+    assert "promoted" in page.locator("#timeline").inner_text()
+    page.screenshot(path=artifact("rollout-promoted.png"), full_page=True)
+
+    roll_out(page, live_asgi, service.name, "v3-fault")
+    page.wait_for_selector("#status-badge.rolled_back", timeout=40000)
+    assert page.evaluate("window.__notReloaded") is True
+    assert "error_rate" in page.locator("#reason").inner_text()
+    assert page.locator("#judgement .verdict-fail").first.inner_text() == "fail"
+    assert page.locator("#actions button:not([hidden])").all_inner_texts() == [
+        "Retry as a new rollout"
+    ]
+    page.screenshot(path=artifact("rollout-rolled-back.png"), full_page=True)
+    rollout_url = page.url
+
+    page.get_by_text("Log out").click()
+    page.wait_for_url("**/login/")
+    login(page, pm)
+    page.goto(rollout_url)
+    page.wait_for_selector("#live-state[data-state=live]")
+    assert page.locator("#actions").count() == 0
+    assert "Read-only" in page.content()
+    page.goto(f"{live_asgi}/deployments/")
+    assert page.locator("summary:has-text('Roll out')").count() == 0
+    page.screenshot(path=artifact("services-pm.png"), full_page=True)
+
+
+def test_abort_button_asks_a_reason_and_the_socket_brings_the_result(
+    page, live_asgi, login, engineer, celery_worker, service
+):
+    login(page, engineer)
+    roll_out(page, live_asgi, service.name, "v2", interval="5")
+    page.wait_for_selector("#weight-text:has-text('10%')")
+    page.once("dialog", lambda dialog: dialog.accept("checking a bug"))
+    page.locator("#actions button[data-action=abort]").click()
+    page.wait_for_selector("#status-badge.aborted", timeout=20000)
+    assert "checking a bug" in page.locator("#reason").inner_text()
+    assert page.locator("#weight-text").inner_text() == "0%"
