@@ -23,6 +23,7 @@ import psutil
 from django.conf import settings
 
 from analytics.bench_queries import bench_queries
+from analytics.ml.bench import bench_generate, bench_ml
 from platform_site.processes import MANAGE_PY
 
 PORTS = range(8200, 8300)
@@ -263,4 +264,9 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
         Path(str(path) + ".lock").unlink(missing_ok=True)
 
 
-AREAS = {"ingest": bench_ingest, "queries": bench_queries}
+AREAS = {
+    "ingest": bench_ingest,
+    "queries": bench_queries,
+    "generate": bench_generate,
+    "ml": bench_ml,
+}

@@ -4,6 +4,7 @@ import os
 from enum import StrEnum
 
 from celery import Celery, signals
+from celery.schedules import crontab
 from kombu import Queue as KombuQueue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "platform_site.settings")
@@ -21,6 +22,7 @@ app = Celery("platform_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value) for q in Queue]
 app.autodiscover_tasks()
+app.autodiscover_tasks(["analytics.ml"])  # analytics/ml/tasks.py
 
 # Periodic tasks: declared here only. django-celery-beat's DatabaseScheduler copies them into
 # the database, where admins can edit the schedule.
@@ -49,6 +51,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
     # Scheduled notifications at send_at, retries after backoff, reminders after quiet hours.
     "devices.send_due": {"task": "devices.send_due", "schedule": 15.0},
     "devices.prune_devices": {"task": "devices.prune_devices", "schedule": 6 * 3600.0},
+    "analytics-ml-retrain-weekly": {
+        "task": "analytics.ml_retrain_all",
+        "schedule": crontab(minute=0, hour=3, day_of_week="sun"),
+        "options": {"queue": Queue.ML.value},
+    },
 }
 app.conf.beat_schedule = BEAT_SCHEDULE
 

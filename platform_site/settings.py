@@ -159,6 +159,16 @@ ANALYTICS_QUERY_TIMEOUT = env.float("ANALYTICS_QUERY_TIMEOUT", default=15.0)
 ANALYTICS_CACHE_TTL = env.int("ANALYTICS_CACHE_TTL", default=3600)
 ANALYTICS_CACHE_TTL_RECENT = env.int("ANALYTICS_CACHE_TTL_RECENT", default=60)
 
+# User insight models (analytics/ml): artifacts directory, feature window, label horizons, and
+# how much worse than the active version a new one may validate and still be activated.
+ML_MODEL_DIR = Path(env.str("ML_MODEL_DIR", default=str(VAR_DIR / "models")))
+ML_WINDOW_DAYS = env.int("ML_WINDOW_DAYS", default=30)
+ML_HORIZON_DAYS = env.int("ML_HORIZON_DAYS", default=30)
+ML_LTV_HORIZON_DAYS = env.int("ML_LTV_HORIZON_DAYS", default=90)
+ML_ACTIVATION_MARGIN = env.float("ML_ACTIVATION_MARGIN", default=0.02)
+# OpenMP threads for training and scoring: 1 avoids busy-waiting threads on a shared machine.
+ML_THREADS = env.int("ML_THREADS", default=1)
+
 CLUSTER_BACKEND = env.str("CLUSTER_BACKEND", default="simulated")
 METRICS_BACKEND = env.str("METRICS_BACKEND", default="simulated")
 PUSH_BACKEND = env.str("PUSH_BACKEND", default="outbox")

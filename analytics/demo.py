@@ -1,0 +1,23 @@
+"""Demo data for the analytics pages: a year of simulated product history (see generator.py)."""
+
+from analytics.generator import GenerationSpec, generate
+from analytics.store import store
+
+DEMO_USERS = 3_000
+DEMO_MONTHS = 12
+DEMO_SEED = 2024
+
+
+def seed(*, stdout) -> None:
+    """Generate ~3,000 users over the 12 months ending now, unless the store already has events."""
+    db = store()
+    if db.query("SELECT 1 AS found FROM events LIMIT 1"):
+        stdout.write("analytics: the store already has events, demo data skipped")
+        return
+    result = generate(
+        GenerationSpec(users=DEMO_USERS, months=DEMO_MONTHS, seed=DEMO_SEED, id_prefix="demo-")
+    )
+    stdout.write(
+        f"analytics: generated {result.events:,} events for {result.users:,} demo users "
+        f"in {result.seconds:.1f} s"
+    )

@@ -1,0 +1,120 @@
+"""Pages of the user insight models: Models, one user's insight, at-risk users (with CSV)."""
+
+import csv
+
+from django import forms
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+
+from analytics.catalog import TIERS
+from analytics.generator import COUNTRIES
+from analytics.ml import insights
+from analytics.ml.features import FEATURES
+from analytics.ml.registry import KINDS
+from analytics.ml.scoring import user_insight
+from analytics.models import ModelKind, ModelVersion, TrainingRun
+from analytics.store import store
+from platform_site.roles import Role, has_role, role_required
+
+AT_RISK_SQL = """
+SELECT user_id, churn_probability, ltv, conversion_likelihood, engagement_score,
+       next_best_action, tier, country, computed_at
+FROM user_insights FINAL
+WHERE churn_probability >= {min_churn:Float64}
+  AND ({tier:String} = '' OR tier = {tier:String})
+  AND ({country:String} = '' OR country = {country:String})
+  AND churn_probability < 1
+ORDER BY churn_probability DESC, ltv DESC, user_id
+LIMIT {limit:UInt32}
+"""
+
+
+@role_required()
+def models_page(request):
+    kinds = []
+    for kind in KINDS:
+        versions = list(ModelVersion.objects.filter(kind=kind).order_by("-version")[:10])
+        shown = next((v for v in versions if v.is_active), versions[0] if versions else None)
+        kinds.append(
+            {
+                "kind": kind,
+                "label": ModelKind(kind).label,
+                "versions": versions,
+                "shown": shown,
+                "run": TrainingRun.objects.filter(kind=kind).first(),
+            }
+        )
+    charts = {
+        k["kind"]: {
+            "version": k["shown"].version,
+            "calibration": k["shown"].metrics.get("calibration"),
+            "importances": k["shown"].metrics.get("feature_importances", {}),
+        }
+        for k in kinds
+        if k["shown"]
+    }
+    return render(
+        request,
+        "analytics/models.html",
+        {
+            "kinds": kinds,
+            "charts": charts,
+            "can_retrain": has_role(request.user, Role.ENGINEER, Role.ADMIN),
+        },
+    )
+
+
+@role_required()
+def user_page(request, user_id: str):
+    insight = user_insight(user_id[:200])
+    if insight is None:
+        raise Http404(f"no user {user_id!r} in the analytics store")
+    features = [(name, insight["features"].get(name)) for name in FEATURES]
+    return render(
+        request,
+        "analytics/user_insight.html",
+        {"insight": insight, "features": features, "rules": insights.__doc__},
+    )
+
+
+class AtRiskFilters(forms.Form):
+    tier = forms.ChoiceField(choices=[("", "any tier"), *[(t, t) for t in TIERS]], required=False)
+    country = forms.ChoiceField(
+        choices=[("", "any country"), *[(c, c) for c in COUNTRIES]], required=False
+    )
+    min_churn = forms.FloatField(min_value=0, max_value=1, required=False, initial=0.5)
+    limit = forms.IntegerField(min_value=1, max_value=5000, required=False, initial=100)
+
+
+def at_risk_rows(*, tier: str, country: str, min_churn: float, limit: int) -> list[dict]:
+    return store().query(
+        AT_RISK_SQL, {"tier": tier, "country": country, "min_churn": min_churn, "limit": limit}
+    )
+
+
+@role_required()
+def at_risk_page(request):
+    form = AtRiskFilters(request.GET or None)
+    params = {"tier": "", "country": "", "min_churn": 0.5, "limit": 100}
+    if form.is_bound and form.is_valid():
+        params.update({k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
+        params["tier"] = form.cleaned_data["tier"] or ""
+        params["country"] = form.cleaned_data["country"] or ""
+    rows = at_risk_rows(**params) if not form.errors else []
+    if request.GET.get("format") == "csv" and not form.errors:
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="at-risk-users.csv"'
+        columns = [
+            "user_id", "churn_probability", "ltv", "conversion_likelihood", "engagement_score",
+            "next_best_action", "tier", "country", "computed_at",
+        ]  # fmt: skip
+        writer = csv.DictWriter(response, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        return response
+    scored = store().query("SELECT count() AS n FROM user_insights")[0]["n"]
+    return render(
+        request,
+        "analytics/at_risk.html",
+        {"form": form, "rows": rows, "scored": scored, "query": request.GET.urlencode()},
+    )
