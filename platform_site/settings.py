@@ -145,11 +145,9 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # redis-py 8 reads with a 5 s socket timeout by default, the same as channels_redis'
-        # 5 s BRPOP: an idle websocket then dies with "Timeout reading". Give reads room, and
-        # more than the default 100 connections, which many sockets closing at once exceed.
+        # More than redis-py's default 100 connections, which many sockets closing at once exceed.
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "max_connections": 1000}],
+            "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
             "prefix": "channels",
         },
     }
