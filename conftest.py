@@ -12,6 +12,12 @@ def pytest_configure(config):
     ensure_embedded_redis()
 
 
+def pytest_unconfigure(config):
+    from platform_site.embedded import stop_embedded_redis
+
+    stop_embedded_redis()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _analytics_store_schema(django_db_blocker):
     """A fresh embedded analytics store for the session, migrated to the current schema."""
@@ -27,14 +33,21 @@ def _analytics_store_schema(django_db_blocker):
 def _clear_cache():
     from django.core.cache import cache
 
+    from platform_site.auth import ApiKeyAuthentication
+
     cache.clear()
+    ApiKeyAuthentication.forget()  # keys of a rolled-back test must not authenticate the next
     yield
 
 
 @pytest.fixture
 def analytics_store():
-    """The analytics store, emptied of data (schema kept) before the test."""
+    """The analytics store, emptied of data (schema kept) before the test, and the Redis event
+    buffer emptied too, so events captured by an earlier test never flush into this one."""
+    from analytics.events.buffer import buffer_clear
     from analytics.store import store
+
+    buffer_clear()
 
     db = store()
     with db.session():

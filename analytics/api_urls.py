@@ -1,3 +1,33 @@
 """API routes of the analytics area, mounted under /api/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from analytics import api_events, api_product
+
+urlpatterns: list = [
+    path("events/", api_events.EventsApi.as_view(), name="api-events"),
+    path("analytics/overview/", api_product.OverviewApi.as_view(), name="analytics-overview"),
+    path("analytics/retention/", api_product.RetentionApi.as_view(), name="analytics-retention"),
+    path(
+        "analytics/retention/users/",
+        api_product.RetentionUsersApi.as_view(),
+        name="analytics-retention-users",
+    ),
+    path("analytics/funnel/", api_product.FunnelApi.as_view(), name="analytics-funnel"),
+    path(
+        "analytics/funnel/dropped/",
+        api_product.FunnelDroppedApi.as_view(),
+        name="analytics-funnel-dropped",
+    ),
+    path("analytics/revenue/", api_product.RevenueApi.as_view(), name="analytics-revenue"),
+    path(
+        "analytics/feature-usage/",
+        api_product.FeatureUsageApi.as_view(),
+        name="analytics-feature-usage",
+    ),
+    path(
+        "analytics/satisfaction/",
+        api_product.SatisfactionApi.as_view(),
+        name="analytics-satisfaction",
+    ),
+]

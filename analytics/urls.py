@@ -2,10 +2,18 @@
 
 from django.urls import path
 
-from analytics import views
+from analytics import views_events, views_product
 
 app_name = "analytics"
 
 urlpatterns = [
-    path("", views.index, name="index"),
+    path("", views_product.overview, name="index"),
+    path("events/", views_events.events, name="events"),
+    path("retention/", views_product.retention, name="retention"),
+    path("retention/users/", views_product.retention_users, name="retention-users"),
+    path("funnel/", views_product.funnel, name="funnel"),
+    path("funnel/dropped/", views_product.funnel_dropped, name="funnel-dropped"),
+    path("revenue/", views_product.revenue, name="revenue"),
+    path("feature-usage/", views_product.feature_usage, name="feature-usage"),
+    path("satisfaction/", views_product.satisfaction, name="satisfaction"),
 ]

@@ -1,10 +1,2 @@
-"""Pages of the analytics area."""
-
-from django.shortcuts import render
-
-from platform_site.roles import role_required
-
-
-@role_required()
-def index(request):
-    return render(request, "analytics/index.html")
+"""Pages of the analytics area. The product analyses (the index overview, retention, funnels,
+revenue, feature usage, satisfaction) are in views_product.py."""

@@ -1,3 +1,17 @@
 """API routes of the devices area, mounted under /api/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from devices import api
+
+urlpatterns = [
+    path("devices/", api.DeviceRegisterApi.as_view(), name="api-device-register"),
+    path("devices/unregister/", api.DeviceUnregisterApi.as_view(), name="api-device-unregister"),
+    path("devices/vapid-public-key/", api.VapidPublicKeyApi.as_view(), name="api-vapid-public-key"),
+    path("notifications/", api.NotificationCreateApi.as_view(), name="api-notification-create"),
+    path(
+        "notifications/<int:pk>/",
+        api.NotificationDetailApi.as_view(),
+        name="api-notification-detail",
+    ),
+]

@@ -8,4 +8,8 @@ app_name = "devices"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("<int:pk>/", views.device_detail, name="device"),
+    path("<int:pk>/deactivate/", views.device_deactivate, name="deactivate"),
+    path("<int:pk>/send-test/", views.device_send_test, name="send-test"),
+    path("notifications/<int:pk>/", views.notification_detail, name="notification"),
 ]

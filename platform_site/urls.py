@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 
-from platform_site import errors, health, views
+from platform_site import errors, health, metrics, views
 
 handler400 = "platform_site.errors.handler400"
 handler403 = "platform_site.errors.handler403"
@@ -22,7 +22,10 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
+    path("ops/alerts/", views.alerts, name="alerts"),
+    path("ops/alerts/<int:pk>/revert/", views.alert_revert, name="alert-revert"),
     path("deployments/", include("deployments.urls")),
     path("analytics/", include("analytics.urls")),
     path("experiments/", include("experiments.urls")),

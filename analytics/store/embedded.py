@@ -35,6 +35,25 @@ _SESSION_SETTINGS = (
 _TIMEOUT_CODES = ("Code: 159", "TIMEOUT_EXCEEDED")
 
 
+def _literal(value: Any) -> str:
+    if isinstance(value, list | tuple | set | frozenset):
+        return "[" + ",".join(_literal(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def _bind(params: Mapping[str, Any]) -> dict:
+    """chdb binds scalars as text but needs arrays as ClickHouse literals ['a','b']."""
+    return {
+        k: _literal(v) if isinstance(v, list | tuple | set | frozenset) else v
+        for k, v in params.items()
+    }
+
+
 def _parse_json_each_row(text: str) -> list[dict]:
     import json
 
@@ -99,7 +118,7 @@ class EmbeddedStore(AnalyticsStore):
         limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
         try:
             conn.query(f"SET max_execution_time = {float(limit)}")
-            return conn.query(sql, fmt, params=dict(params) if params else None)
+            return conn.query(sql, fmt, params=_bind(params) if params else None)
         except Exception as exc:
             message = str(exc)
             if any(code in message for code in _TIMEOUT_CODES):

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 # Reachable without credentials on purpose: probes, the login page, the OpenAPI schema,
 # static files, and the JSON 404 catch-all for unknown /api/ paths.
-PUBLIC = {"health", "ready", "login/", "api/schema/", "api/"}
+# /metrics is open when METRICS_TOKEN is unset (in-cluster scraping behind a network policy);
+# test_metrics.py checks that it refuses without the bearer token when one is set.
+PUBLIC = {"health", "ready", "login/", "api/schema/", "api/", "metrics"}
 REFUSED = {302, 401, 403, 405}
 
 

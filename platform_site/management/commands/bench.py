@@ -5,9 +5,9 @@ takes (stdout, **options) and ends with the line `<area>: <figure>, ratio <x> vs
 both sides measured in the same run.
 """
 
-import importlib
-
 from django.core.management.base import BaseCommand, CommandError
+
+from platform_site.modules import optional_app_module
 
 APPS = ["platform_site", "deployments", "analytics", "experiments", "devices"]
 
@@ -15,13 +15,9 @@ APPS = ["platform_site", "deployments", "analytics", "experiments", "devices"]
 def bench_areas() -> dict:
     areas = {}
     for app in APPS:
-        try:
-            module = importlib.import_module(f"{app}.bench")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{app}.bench":
-                raise
-            continue
-        areas.update(module.AREAS)
+        module = optional_app_module(app, "bench")
+        if module is not None:
+            areas.update(module.AREAS)
     return areas
 
 

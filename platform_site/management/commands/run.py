@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from platform_site.embedded import ensure_embedded_redis, stop_embedded_redis
-from platform_site.processes import process_commands
+from platform_site.processes import process_commands, reset_metrics_dir
 
 
 class Command(BaseCommand):
@@ -35,6 +35,7 @@ class Command(BaseCommand):
             call_command("migrate_store", verbosity=0)
             if settings.DEMO_MODE:
                 call_command("seed_demo")
+        reset_metrics_dir()
         commands = process_commands(host=host, port=port)
         children: dict[str, subprocess.Popen] = {}
         for name, argv in commands.items():

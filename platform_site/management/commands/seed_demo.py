@@ -3,12 +3,12 @@
 Each app contributes a `<app>/demo.py` with `seed(*, stdout)`; they run in dependency order.
 """
 
-import importlib
 import time
 
 from django.core.management.base import BaseCommand
 
-from platform_site.demo import demo_api_key, seed_users
+from platform_site.demo import demo_api_key, seed_alerts, seed_users
+from platform_site.modules import optional_app_module
 
 APP_ORDER = ["deployments", "analytics", "experiments", "devices"]
 
@@ -22,11 +22,8 @@ class Command(BaseCommand):
         self.stdout.write(f"demo users: {', '.join(u.username for u in users)} (password: demo)")
         demo_api_key()
         for app in APP_ORDER:
-            try:
-                module = importlib.import_module(f"{app}.demo")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{app}.demo":
-                    raise
-                continue
-            module.seed(stdout=self.stdout)
+            module = optional_app_module(app, "demo")
+            if module is not None:
+                module.seed(stdout=self.stdout)
+        seed_alerts(stdout=self.stdout)
         self.stdout.write(f"demo data ready in {time.monotonic() - started:.1f} s")

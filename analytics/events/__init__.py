@@ -1,0 +1,1 @@
+"""Event ingestion: validation, enrichment, the Redis buffer, the writer and the event reads."""

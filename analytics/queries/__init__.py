@@ -1,0 +1,1 @@
+"""Product analyses for product managers: one selector per analysis, parameterized SQL only."""

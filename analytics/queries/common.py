@@ -1,0 +1,217 @@
+"""What every product analysis shares: periods, breakdowns, date ranges and the result cache.
+
+Identifiers placed in SQL text (bucket functions, column names) come only from the enums and
+allow-lists here; every value a person typed is a query parameter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from platform_site.errors import InvalidRequest
+
+
+class Period(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+    @property
+    def bucket(self) -> str:
+        """A ClickHouse function from a Date to the start of its period (weeks start Monday)."""
+        return {"day": "toDate", "week": "toMonday", "month": "toStartOfMonth"}[self.value]
+
+    def offset_sql(self, start: str, end: str) -> str:
+        """SQL for the number of whole periods from the period start `start` to `end`."""
+        if self is Period.WEEK:
+            return f"intDiv(dateDiff('day', {start}, {end}), 7)"
+        return f"dateDiff('{self.value}', {start}, {end})"
+
+    def start_of(self, day: dt.date) -> dt.date:
+        if self is Period.WEEK:
+            return day - dt.timedelta(days=day.weekday())
+        if self is Period.MONTH:
+            return day.replace(day=1)
+        return day
+
+    def add(self, day: dt.date, n: int) -> dt.date:
+        if self is Period.DAY:
+            return day + dt.timedelta(days=n)
+        if self is Period.WEEK:
+            return day + dt.timedelta(weeks=n)
+        months = day.year * 12 + day.month - 1 + n
+        return dt.date(months // 12, months % 12 + 1, 1)
+
+    def offset(self, start: dt.date, day: dt.date) -> int:
+        day = self.start_of(day)
+        if self is Period.DAY:
+            return (day - start).days
+        if self is Period.WEEK:
+            return (day - start).days // 7
+        return (day.year - start.year) * 12 + day.month - start.month
+
+    def starts(self, date_from: dt.date, date_to: dt.date) -> list[dt.date]:
+        """Period starts covering [date_from, date_to]."""
+        first, last = self.start_of(date_from), self.start_of(date_to)
+        return [self.add(first, i) for i in range(self.offset(first, last) + 1)]
+
+
+# The tables a bulk reload empties: raw events and the rollups the materialized views keep.
+STORE_TABLES = (
+    "events",
+    "panalytics_user_first",
+    "panalytics_user_days",
+    "panalytics_user_periods",
+)
+
+# Breakdowns: the materialized columns of `events` and the property key each one comes from.
+BREAKDOWN_COLUMNS = {
+    "user_tier": "user_tier",
+    "device_type": "device_type",
+    "country": "geo_country",
+    "video_style": "video_style",
+}
+PROPERTY_PREFIX = "prop:"
+_PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+PROPERTY_KEY_HELP = "1-64 letters, digits, '_', '.' or '-'"
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """A property to split results by: an allow-listed column or any `properties` key."""
+
+    name: str  # as given: "user_tier" or "prop:platform"
+    key: str  # the JSON key in `properties`
+    column: str | None  # the materialized column of `events`, when there is one
+
+    @classmethod
+    def parse(cls, value: str | None, *, field: str = "breakdown") -> Breakdown | None:
+        if not value:
+            return None
+        if value in BREAKDOWN_COLUMNS:
+            return cls(value, BREAKDOWN_COLUMNS[value], value)
+        if value.startswith(PROPERTY_PREFIX):
+            key = value.removeprefix(PROPERTY_PREFIX)
+            if _PROPERTY_KEY.match(key):
+                return cls(value, key, None)
+            raise InvalidRequest(field, f"property key must be {PROPERTY_KEY_HELP}")
+        allowed = ", ".join([*BREAKDOWN_COLUMNS, PROPERTY_PREFIX + "<key>"])
+        raise InvalidRequest(field, f"breakdown {value!r} is not allowed; use one of {allowed}")
+
+    def event_sql(self) -> str:
+        """The breakdown value of a row of `events` (the key is the parameter `bkey`)."""
+        return self.column or "JSONExtractString(properties, {bkey:String})"
+
+    def json_sql(self, props: str) -> str:
+        """The breakdown value from a stored JSON properties string."""
+        return f"JSONExtractString({props}, {{bkey:String}})"
+
+    @property
+    def params(self) -> dict:
+        return {"bkey": self.key}
+
+
+def breakdown_sql(breakdown: Breakdown | None) -> tuple[str, dict]:
+    """SQL for the breakdown value of an `events` row ('' without a breakdown) and its params."""
+    if breakdown is None:
+        return "''", {}
+    return breakdown.event_sql(), breakdown.params
+
+
+def validate_property_key(value: str, *, field: str) -> str:
+    if not _PROPERTY_KEY.match(value):
+        raise InvalidRequest(field, f"property key must be {PROPERTY_KEY_HELP}")
+    return value
+
+
+def check_range(date_from: dt.date, date_to: dt.date) -> None:
+    if date_from > date_to:
+        raise InvalidRequest("date_from", "date_from must be on or before date_to")
+    if (date_to - date_from).days > 3 * 366:
+        raise InvalidRequest("date_from", "the range may span at most 3 years")
+
+
+def range_params(date_from: dt.date, date_to: dt.date) -> dict:
+    """Timestamps bounding the UTC days [date_from, date_to] as `ts_from` <= t < `ts_end`."""
+    return {
+        "date_from": date_from.isoformat(),
+        "date_to": date_to.isoformat(),
+        "ts_from": f"{date_from.isoformat()} 00:00:00",
+        "ts_end": f"{(date_to + dt.timedelta(days=1)).isoformat()} 00:00:00",
+    }
+
+
+RANGE_SQL = (
+    "timestamp >= toDateTime64({ts_from:String}, 3, 'UTC') "
+    "AND timestamp < toDateTime64({ts_end:String}, 3, 'UTC')"
+)
+
+
+def _normalize(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, Breakdown):
+        return value.name
+    if isinstance(value, list | tuple):
+        return [_normalize(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _normalize(v) for k, v in sorted(value.items())}
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: _normalize(getattr(value, k)) for k in sorted(value.__dataclass_fields__)}
+    return value
+
+
+_GENERATION_KEY = "panalytics:generation"
+
+
+def cache_key(name: str, params: dict) -> str:
+    text = json.dumps(_normalize(params), sort_keys=True, separators=(",", ":"))
+    generation = cache.get(_GENERATION_KEY, 0)
+    return f"panalytics:{generation}:{name}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def cache_invalidate() -> None:
+    """Forget every cached analysis (after a bulk load), leaving the rest of the cache alone."""
+    try:
+        cache.incr(_GENERATION_KEY)
+    except ValueError:
+        cache.set(_GENERATION_KEY, 1, None)
+
+
+def cache_ttl(date_to: dt.date) -> int:
+    """Short for ranges that include today (events still arrive), long for closed ranges."""
+    today = dt.datetime.now(dt.UTC).date()
+    if date_to >= today:
+        return settings.ANALYTICS_CACHE_TTL_RECENT
+    return settings.ANALYTICS_CACHE_TTL
+
+
+def cached(name: str, params: dict, date_to: dt.date, compute: Callable[[], dict]) -> dict:
+    """The cached result for these normalized params, computing and storing it on a miss."""
+    key = cache_key(name, params)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    result = compute()
+    cache.set(key, result, cache_ttl(date_to))
+    return result
+
+
+def query_timeout() -> float:
+    return settings.ANALYTICS_QUERY_TIMEOUT
+
+
+def ratio(part: float, whole: float) -> float | None:
+    return round(part / whole, 6) if whole else None

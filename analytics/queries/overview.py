@@ -1,0 +1,102 @@
+"""The product manager's overview: active users, new signups, conversion to paid, retention.
+
+DAU / WAU / MAU are distinct users with any event on date_to, in the 7 and the 30 days
+ending date_to. Conversion to paid: of the users whose first signup is in the range, the
+share whose first subscription_started is on or before date_to.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from analytics.catalog import Event
+from analytics.queries.common import Period, cached, query_timeout, ratio
+from analytics.queries.retention import RetentionQuery, retention
+from analytics.store import store
+
+
+@dataclass(frozen=True)
+class OverviewQuery:
+    date_from: dt.date
+    date_to: dt.date
+    period: Period = Period.WEEK
+
+
+def overview(q: OverviewQuery) -> dict:
+    return cached("overview", {"q": q}, q.date_to, lambda: _overview(q))
+
+
+def _overview(q: OverviewQuery) -> dict:
+    params = {
+        "date_from": q.date_from.isoformat(),
+        "date_to": q.date_to.isoformat(),
+        "d7": (q.date_to - dt.timedelta(days=6)).isoformat(),
+        "d30": (q.date_to - dt.timedelta(days=29)).isoformat(),
+        "signup": Event.SIGNUP.value,
+        "paid": Event.SUBSCRIPTION_STARTED.value,
+    }
+    db = store()
+    with db.session():
+        active = db.query(
+            "SELECT uniqExactIf(user_id, day = {date_to:Date}) AS dau, "
+            "uniqExactIf(user_id, day >= {d7:Date}) AS wau, uniqExact(user_id) AS mau "
+            "FROM panalytics_user_days WHERE day BETWEEN {d30:Date} AND {date_to:Date}",
+            params,
+            timeout=query_timeout(),
+        )[0]
+        series = db.query(
+            f"SELECT {q.period.bucket}(day) AS period, uniqExact(user_id) AS active_users "
+            "FROM panalytics_user_days WHERE day BETWEEN {date_from:Date} AND {date_to:Date} "
+            "GROUP BY period ORDER BY period",
+            params,
+            timeout=query_timeout(),
+        )
+        signups = db.query(
+            "SELECT s.period AS period, count() AS signups, countIf(p.user_id != '') AS converted "
+            f"FROM (SELECT user_id, {q.period.bucket}(toDate(min(first_ts))) AS period, "
+            "        toDate(min(first_ts)) AS day "
+            "      FROM panalytics_user_first WHERE event = {signup:String} GROUP BY user_id "
+            "      HAVING day BETWEEN {date_from:Date} AND {date_to:Date}) AS s "
+            "LEFT JOIN (SELECT user_id FROM panalytics_user_first WHERE event = {paid:String} "
+            "      GROUP BY user_id HAVING toDate(min(first_ts)) <= {date_to:Date}) AS p "
+            "ON p.user_id = s.user_id GROUP BY period ORDER BY period",
+            params,
+            timeout=query_timeout(),
+        )
+    total_signups = sum(r["signups"] for r in signups)
+    total_converted = sum(r["converted"] for r in signups)
+    for row in signups:
+        row["conversion_to_paid"] = ratio(row["converted"], row["signups"])
+    latest = retention(
+        RetentionQuery(
+            date_from=Period.MONTH.add(Period.MONTH.start_of(q.date_to), -11),
+            date_to=q.date_to,
+            period=Period.MONTH,
+        )
+    )
+    by_period = {r["period"]: r for r in signups}
+    table = [
+        {
+            "period": r["period"],
+            "active_users": r["active_users"],
+            "signups": by_period.get(r["period"], {}).get("signups", 0),
+            "converted": by_period.get(r["period"], {}).get("converted", 0),
+            "conversion_to_paid": by_period.get(r["period"], {}).get("conversion_to_paid"),
+        }
+        for r in series
+    ]
+    return {
+        "period": q.period.value,
+        "date_from": q.date_from.isoformat(),
+        "date_to": q.date_to.isoformat(),
+        "dau": active["dau"],
+        "wau": active["wau"],
+        "mau": active["mau"],
+        "signups": total_signups,
+        "converted": total_converted,
+        "conversion_to_paid": ratio(total_converted, total_signups),
+        "series": table,
+        "retention_summary": latest["summary"],
+        "retention_cohorts": len(latest["cohorts"]),
+    }

@@ -1,0 +1,277 @@
+"""Independent plain-pandas versions of the product analyses, the yardstick for the SQL.
+
+They read a DataFrame of raw events (uuid, event, user_id, timestamp as UTC datetimes,
+properties as JSON text) and follow the definitions in the selectors' docstrings, written
+from those definitions without sharing code with the selectors. `bench queries` times them
+against the SQL as the "same computation in pandas".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+
+FUNNEL_BUCKETS = [60, 600, 3600, 6 * 3600, 86400, 3 * 86400, 7 * 86400]
+
+
+def prepare(events: pd.DataFrame) -> pd.DataFrame:
+    """Duplicate uuids once, UTC timestamps, the UTC day of each event."""
+    ev = events.drop_duplicates("uuid").copy()
+    ev["timestamp"] = pd.to_datetime(ev["timestamp"], utc=True)
+    ev["day"] = ev["timestamp"].dt.tz_localize(None).dt.normalize()
+    return ev
+
+
+def bucket(days: pd.Series, period: str) -> pd.Series:
+    if period == "day":
+        return days
+    if period == "week":
+        return days - pd.to_timedelta(days.dt.day_of_week, unit="D")
+    return days.dt.to_period("M").dt.to_timestamp()
+
+
+def bucket_one(day: dt.date, period: str) -> pd.Timestamp:
+    return bucket(pd.Series([pd.Timestamp(day)]), period).iloc[0]
+
+
+def offset(start: pd.Series, end: pd.Series, period: str) -> pd.Series:
+    if period == "month":
+        return (end.dt.year - start.dt.year) * 12 + (end.dt.month - start.dt.month)
+    days = (end - start).dt.days
+    return days // 7 if period == "week" else days
+
+
+def prop(props: str, key: str) -> str:
+    value = json.loads(props).get(key) if props else None
+    return value if isinstance(value, str) else ""
+
+
+def retention(
+    events,
+    *,
+    start_event,
+    return_event,
+    period,
+    date_from,
+    date_to,
+    periods,
+    mode="on",
+    cohort_type="first_time",
+    breakdown_key=None,
+) -> list[dict]:
+    ev = prepare(events)
+    lo, hi = pd.Timestamp(date_from), pd.Timestamp(date_to)
+    starts = ev[ev.event == start_event].sort_values(["timestamp", "properties"])
+    first = starts.groupby("user_id", as_index=False).first()
+    first["bval"] = [prop(p, breakdown_key) if breakdown_key else "" for p in first.properties]
+    if cohort_type == "first_time":
+        members = first[(first.day >= lo) & (first.day <= hi)][["user_id", "day", "bval"]]
+    else:
+        inrange = starts[(starts.day >= lo) & (starts.day <= hi)][["user_id", "day"]]
+        members = inrange.merge(first[["user_id", "bval"]], on="user_id")
+    members = members.assign(cohort=bucket(members.day, period))
+    members = members.drop_duplicates(["user_id", "cohort"])
+    returns = ev[(ev.event == return_event) & (ev.day <= hi)][["user_id", "day"]]
+    returns = returns.assign(p=bucket(returns.day, period))[["user_id", "p"]].drop_duplicates()
+    joined = members.merge(returns, on="user_id")
+    joined["k"] = offset(joined.cohort, joined.p, period)
+    joined = joined[joined.k >= 1]
+    last = bucket_one(date_to, period)
+    out = []
+    for (cohort, bval), grp in members.groupby(["cohort", "bval"]):
+        size = grp.user_id.nunique()
+        observable = int(min(periods, offset(pd.Series([cohort]), pd.Series([last]), period)[0]))
+        mine = joined[(joined.cohort == cohort) & (joined.bval == bval)]
+        retained = [size]
+        for k in range(1, observable + 1):
+            hits = mine[mine.k == k] if mode == "on" else mine[mine.k >= k]
+            retained.append(int(hits.user_id.nunique()))
+        out.append(
+            {
+                "cohort": cohort.date().isoformat(),
+                "breakdown": bval if breakdown_key else None,
+                "size": int(size),
+                "retained": retained,
+            }
+        )
+    return sorted(out, key=lambda c: (c["cohort"], c["breakdown"] or ""))
+
+
+def _step_mask(row, steps) -> int:
+    mask = 0
+    for i, (event, key, value) in enumerate(steps):
+        if row.event == event and (not key or prop(row.properties, key) == value):
+            mask |= 1 << i
+    return mask
+
+
+def funnel_levels(
+    events,
+    *,
+    steps,
+    date_from,
+    date_to,
+    window_days,
+    order,
+    breakdown_key=None,
+    breakdown_column=None,
+) -> pd.DataFrame:
+    """One row per user who entered: user_id, level, times (seconds), bval."""
+    ev = prepare(events)
+    entry_lo = pd.Timestamp(date_from, tz="UTC")
+    entry_hi = pd.Timestamp(date_to, tz="UTC") + pd.Timedelta(days=1)
+    window = window_days * 86400.0
+    names = {s[0] for s in steps}
+    ev = ev[ev.event.isin(names) & (ev.timestamp >= entry_lo)]
+    ev = ev.assign(
+        mask=[_step_mask(r, steps) for r in ev.itertuples()],
+        t=(ev.timestamp - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1) / 1000.0,
+        bval=[
+            (prop(p, breakdown_key) if breakdown_key else "") if not breakdown_column else v
+            for p, v in zip(ev.properties, ev.get(breakdown_column, ev.properties), strict=True)
+        ],
+    )
+    n = len(steps)
+    lo, hi = entry_lo.timestamp(), entry_hi.timestamp()
+    rows = []
+    for user, grp in ev.groupby("user_id"):
+        seq = sorted(zip(grp.t, grp["mask"], grp.bval, strict=True))
+        times, done, bval, stopped = [], 0, "", False
+        for t, mask, bv in seq:
+            if not times:
+                enters = (mask != 0) if order == "any" else bool(mask & 1)
+                if enters and lo <= t < hi:
+                    times, bval = [t], bv
+                    done = (mask & -mask) if order == "any" else 1
+                continue
+            if t - times[0] > window or stopped:
+                continue
+            if order == "any":
+                fresh = mask & ~done
+                if fresh:
+                    done |= fresh & -fresh
+                    times.append(t)
+                continue
+            level = len(times)
+            if level >= n:
+                continue
+            if mask >> level & 1:
+                times.append(t)
+            elif order == "strict" and mask and not (mask & ((1 << level) - 1)):
+                stopped = True
+        if times:
+            rows.append({"user_id": user, "level": len(times), "times": times, "bval": bval})
+    return pd.DataFrame(rows, columns=["user_id", "level", "times", "bval"])
+
+
+def funnel(levels: pd.DataFrame, n: int) -> dict:
+    steps = []
+    start = int((levels.level >= 1).sum())
+    for k in range(1, n + 1):
+        reached = levels[levels.level >= k]
+        previous = int((levels.level >= k - 1).sum()) if k > 1 else len(reached)
+        median = None
+        if k > 1 and len(reached):
+            median = float(pd.Series([t[k - 1] - t[k - 2] for t in reached.times]).median())
+        steps.append(
+            {
+                "count": len(reached),
+                "conversion_from_start": len(reached) / start if start else None,
+                "conversion_from_previous": len(reached) / previous if previous else None,
+                "median_seconds_to_convert": median,
+            }
+        )
+    done = levels[levels.level == n]
+    totals = np.array([t[-1] - t[0] for t in done.times], dtype=float)
+    edges = [0, *FUNNEL_BUCKETS]
+    hist = [int(((totals >= a) & (totals < b)).sum()) for a, b in itertools.pairwise(edges)]
+    hist.append(int((totals >= edges[-1]).sum()))
+    return {"steps": steps, "time_to_convert": hist}
+
+
+def funnel_sequential(events, *, steps, date_from, date_to, window_days) -> dict:
+    """A vectorized sequential funnel over distinct step events without filters (the bench's
+    pandas side): step k is the earliest step-k event at or after step k-1, within the window
+    from entry. Returns step counts and median seconds from the previous step."""
+    ev = prepare(events)
+    lo = pd.Timestamp(date_from, tz="UTC")
+    hi = pd.Timestamp(date_to, tz="UTC") + pd.Timedelta(days=1)
+    window = pd.Timedelta(days=window_days)
+    first = ev[(ev.event == steps[0]) & (ev.timestamp >= lo) & (ev.timestamp < hi)]
+    reached = first.groupby("user_id").timestamp.min().rename("t0").to_frame()
+    reached["prev"] = reached.t0
+    counts, medians = [len(reached)], [None]
+    for name in steps[1:]:
+        cand = ev[ev.event == name][["user_id", "timestamp"]].merge(
+            reached, left_on="user_id", right_index=True
+        )
+        cand = cand[(cand.timestamp >= cand.prev) & (cand.timestamp - cand.t0 <= window)]
+        nxt = cand.groupby("user_id").agg(t=("timestamp", "min"), prev=("prev", "first"))
+        medians.append((nxt.t - nxt.prev).dt.total_seconds().median() if len(nxt) else None)
+        reached = reached.loc[nxt.index].assign(prev=nxt.t)
+        counts.append(len(reached))
+    return {"counts": counts, "medians": medians}
+
+
+def period_starts(date_from, date_to, period) -> list[pd.Timestamp]:
+    first, last = bucket_one(date_from, period), bucket_one(date_to, period)
+    out = [first]
+    while out[-1] < last:
+        nxt = out[-1] + (
+            pd.DateOffset(months=1)
+            if period == "month"
+            else pd.Timedelta(days=7 if period == "week" else 1)
+        )
+        out.append(nxt)
+    return out
+
+
+def revenue(events, *, date_from, date_to, period) -> list[dict]:
+    ev = prepare(events)
+    subs = ev[ev.event.str.startswith("subscription_")].copy()
+    cancelled = (subs.event == "subscription_cancelled").to_numpy()
+    subs["mrr"] = [
+        0.0 if c else float(json.loads(p).get("mrr", 0) or 0)
+        for c, p in zip(cancelled, subs.properties, strict=True)
+    ]
+    subs["tier"] = [
+        "" if c else prop(p, "tier") for c, p in zip(cancelled, subs.properties, strict=True)
+    ]
+    subs = subs.sort_values(["timestamp", "mrr", "tier"])
+    starts = period_starts(date_from, date_to, period)
+    step = (
+        pd.DateOffset(months=1)
+        if period == "month"
+        else pd.Timedelta(days=7 if period == "week" else 1)
+    )
+    bounds = [s.tz_localize("UTC") for s in starts] + [(starts[-1] + step).tz_localize("UTC")]
+    users = pd.Index(subs.user_id.unique())
+
+    def state(at):  # each user's (mrr, tier) from their last event before `at`
+        last = subs[subs.timestamp < at].groupby("user_id")[["mrr", "tier"]].last()
+        return last.reindex(users).fillna({"mrr": 0.0, "tier": ""})
+
+    out = []
+    opening = state(bounds[0])
+    for i, s in enumerate(starts):
+        closing = state(bounds[i + 1])
+        o, c = opening.mrr, closing.mrr
+        paying = closing[c > 0]
+        out.append(
+            {
+                "period": s.date().isoformat(),
+                "mrr": float(c.sum()),
+                "new_mrr": float(c[(o == 0) & (c > 0)].sum()),
+                "expansion_mrr": float((c - o)[(o > 0) & (c > o)].sum()),
+                "contraction_mrr": float((o - c)[(o > 0) & (c > 0) & (c < o)].sum()),
+                "churned_mrr": float(o[(o > 0) & (c == 0)].sum()),
+                "paying_users": len(paying),
+                "by_tier": {k: int(v) for k, v in paying.tier.value_counts().items()},
+            }
+        )
+        opening = closing
+    return out

@@ -1,0 +1,48 @@
+"""A product manager's journey in headless Chromium: overview, retention heatmap, a cell's
+users, a funnel; screenshots of each page (the retention one is README's)."""
+
+import datetime as dt
+
+import pytest
+from django.core.cache import cache
+
+from analytics.bench_queries import synthetic_events
+from analytics.store import store
+
+pytestmark = [pytest.mark.browser]
+END = dt.date(2024, 12, 31)
+
+
+@pytest.fixture
+def demo_events(analytics_store):
+    cache.clear()
+    for _rows, payload in synthetic_events(users=1500, events=60_000, end=END, seed=3):
+        store().insert_json_each_row("events", payload)
+
+
+def test_pm_reads_retention_and_opens_a_cell(page, live_asgi, login, pm, artifact, demo_events):
+    login(page, pm)
+    rng = "date_from=2024-01-01&date_to=2024-12-31"
+    page.goto(f"{live_asgi}/analytics/?{rng}&period=month")
+    assert page.locator(".subnav").get_by_text("At-risk users").is_visible()
+    page.wait_for_selector("#overview-activity .main-svg")
+    page.screenshot(path=artifact("analytics-overview.png"), full_page=True)
+
+    page.goto(f"{live_asgi}/analytics/retention/?{rng}&period=month")
+    page.wait_for_selector("#retention-heatmap .main-svg")
+    page.wait_for_timeout(300)
+    page.screenshot(path=artifact("analytics-retention.png"), full_page=True)
+
+    # the users of a cell: follow the table link of month 1 of the first cohort
+    page.locator("#table-cohorts table tbody tr").first.locator("td a").nth(1).click()
+    page.wait_for_url("**/analytics/retention/users/**")
+    assert "Users in this cell" in page.content()
+    assert page.locator("table.data tbody tr").count() > 0
+
+    page.goto(f"{live_asgi}/analytics/funnel/?{rng}")
+    page.wait_for_selector("#funnel-steps .main-svg")
+    page.screenshot(path=artifact("analytics-funnel.png"), full_page=True)
+    for name in ("revenue", "feature-usage", "satisfaction"):
+        page.goto(f"{live_asgi}/analytics/{name}/?{rng}&period=month")
+        page.wait_for_selector(".chart .main-svg")
+        page.screenshot(path=artifact(f"analytics-{name}.png"), full_page=True)

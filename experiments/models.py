@@ -1,0 +1,260 @@
+"""Experiments, their variants and the metrics they are judged on.
+
+Invariants that protect users from re-randomization live here: once an experiment has
+started, its key, seed, coverage, namespace and variants are frozen.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from experiments.conditions import ConditionError, condition_validate
+
+FROZEN_WHEN_STARTED = (
+    "key",
+    "hash_seed",
+    "coverage",
+    "namespace",
+    "namespace_start",
+    "namespace_end",
+)
+WEIGHT_TOLERANCE = 1e-6
+
+
+def _unit(name: str):
+    return [MinValueValidator(0.0, f"{name} must be at least 0"), MaxValueValidator(1.0)]
+
+
+class Metric(models.Model):
+    """What an experiment is judged on, computed per exposed user from the analytics store."""
+
+    class Kind(models.TextChoices):
+        CONVERSION = "conversion", "conversion (did the user do the event)"
+        MEAN = "mean", "mean (per-user sum or count)"
+
+    class Direction(models.TextChoices):
+        INCREASE = "increase", "increase is good"
+        DECREASE = "decrease", "decrease is good"
+
+    key = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.CONVERSION)
+    event = models.CharField(max_length=100, help_text="event name, e.g. video_completed")
+    filter_property = models.CharField(
+        max_length=100, blank=True, help_text="optional: only events whose property ..."
+    )
+    filter_value = models.CharField(max_length=200, blank=True, help_text="... equals this value")
+    value_property = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="mean metrics: the numeric property summed per user (e.g. amount); "
+        "empty counts the events",
+    )
+    window_days = models.PositiveIntegerField(
+        default=7,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="events count within this many days after the user's first exposure",
+    )
+    direction = models.CharField(
+        max_length=10, choices=Direction.choices, default=Direction.INCREASE
+    )
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+    def clean(self) -> None:
+        if bool(self.filter_property) != bool(self.filter_value):
+            raise ValidationError(
+                {"filter_value": "give both the filter property and its value, or neither"}
+            )
+        if self.kind == self.Kind.CONVERSION and self.value_property:
+            raise ValidationError(
+                {"value_property": "only mean metrics sum a property; leave it empty"}
+            )
+
+
+class Experiment(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        STOPPED = "stopped"
+        CONCLUDED = "concluded"
+
+    key = models.SlugField(
+        max_length=80, unique=True, help_text="sent by clients; frozen once started"
+    )
+    name = models.CharField(max_length=200)
+    hypothesis = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    coverage = models.FloatField(
+        default=1.0,
+        validators=_unit("coverage"),
+        help_text="share of eligible users included (0-1)",
+    )
+    hash_seed = models.CharField(
+        max_length=100, blank=True, help_text="hashing seed; empty uses the key"
+    )
+    namespace = models.SlugField(
+        max_length=80,
+        blank=True,
+        help_text="mutual exclusion: experiments in one namespace take disjoint ranges",
+    )
+    namespace_start = models.FloatField(default=0.0, validators=_unit("namespace start"))
+    namespace_end = models.FloatField(default=1.0, validators=_unit("namespace end"))
+    conditions = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='targeting, GrowthBook syntax, e.g. {"country": {"$in": ["US", "CA"]}, '
+        '"app_version": {"$gte": "2.1.0"}}',
+    )
+    primary_metric = models.ForeignKey(
+        Metric, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    secondary_metrics = models.ManyToManyField(Metric, blank=True, related_name="+")
+    guardrail_metrics = models.ManyToManyField(Metric, blank=True, related_name="+")
+    minimum_detectable_effect = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.001), MaxValueValidator(10.0)],
+        help_text="relative, 0.05 = 5%",
+    )
+    alpha = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.0001), MaxValueValidator(0.5)]
+    )
+    power = models.FloatField(
+        default=0.8, validators=[MinValueValidator(0.5), MaxValueValidator(0.999)]
+    )
+    minimum_runtime_days = models.PositiveIntegerField(default=7)
+    sequential_testing = models.BooleanField(
+        default=True, help_text="always-valid intervals: safe to look every hour"
+    )
+    sequential_tuning = models.FloatField(
+        null=True, blank=True, editable=False, help_text="set at start from the planned sample"
+    )
+    power_analysis = models.JSONField(default=dict, blank=True, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ended_by = models.CharField(max_length=200, blank=True, editable=False)
+    conclusion = models.TextField(blank=True, editable=False)
+    winner = models.ForeignKey(
+        "Variant",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    last_results = models.JSONField(default=dict, blank=True, editable=False)
+    results_computed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    srm_flagged = models.BooleanField(default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(coverage__gte=0, coverage__lte=1), name="experiment_coverage_0_1"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(namespace_start__lt=models.F("namespace_end")),
+                name="experiment_namespace_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+    @property
+    def seed(self) -> str:
+        return self.hash_seed or self.key
+
+    @property
+    def has_started(self) -> bool:
+        return self.status != self.Status.DRAFT
+
+    @property
+    def is_running(self) -> bool:
+        return self.status == self.Status.RUNNING
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        try:
+            condition_validate(self.conditions)
+        except ConditionError as exc:
+            errors["conditions"] = str(exc)
+        if self.namespace_start >= self.namespace_end:
+            errors["namespace_end"] = "the namespace range end must be above its start"
+        if self.pk:
+            stored = Experiment.objects.filter(pk=self.pk).first()
+            if stored is not None and stored.has_started:
+                for field in FROZEN_WHEN_STARTED:
+                    if getattr(stored, field) != getattr(self, field):
+                        errors[field] = (
+                            "cannot change once the experiment has started (it would "
+                            "re-randomize users); stop it and start a new experiment"
+                        )
+        if errors:
+            raise ValidationError(errors)
+
+
+class Variant(models.Model):
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    key = models.SlugField(max_length=80, help_text="returned to clients, e.g. control, b")
+    name = models.CharField(max_length=200, blank=True)
+    weight = models.FloatField(
+        validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        help_text="share of traffic: fractions summing to 1, or percentages summing to 100",
+    )
+    is_control = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "key"], name="variant_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+    def clean(self) -> None:
+        if self.experiment_id and self.experiment.has_started:
+            raise ValidationError(
+                "variants cannot change once the experiment has started (it would re-randomize "
+                "users); stop it and start a new experiment"
+            )
+
+
+def variants_validate(variants: list[dict]) -> None:
+    """Raise ValidationError unless the variants form a valid split: at least two, unique keys,
+    exactly one control, weights summing to 1 (or 100)."""
+    if len(variants) < 2:
+        raise ValidationError("an experiment needs at least two variants")
+    keys = [v["key"] for v in variants]
+    if len(set(keys)) != len(keys):
+        raise ValidationError("variant keys must be unique within the experiment")
+    controls = sum(1 for v in variants if v["is_control"])
+    if controls != 1:
+        raise ValidationError(f"exactly one variant must be the control (found {controls})")
+    total = sum(v["weight"] for v in variants)
+    if not (abs(total - 1.0) < WEIGHT_TOLERANCE or abs(total - 100.0) < 100 * WEIGHT_TOLERANCE):
+        raise ValidationError(f"variant weights must sum to 1 (or 100%); they sum to {total:g}")
+
+
+def normalized_weights(weights: list[float]) -> list[float]:
+    total = sum(weights)
+    return [w / total for w in weights] if total > 0 else weights

@@ -1,0 +1,250 @@
+"""Reads: experiments from the database and their exposures and metrics from the store.
+
+The SQL counts each user from their first exposure (first `experiment_assignment` event)
+and each event uuid once, and takes every user value as a parameter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from analytics.catalog import Event
+from analytics.store import store
+from experiments.models import Experiment, Metric
+
+_EXPOSURES = """
+exposures AS (
+    SELECT user_id, argMin(variant, timestamp) AS variant, min(timestamp) AS first_at
+    FROM (
+        SELECT user_id, timestamp, experiment_variant AS variant
+        FROM events
+        WHERE event = {exposure_event:String} AND experiment_id = {experiment:String}
+          AND timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+    )
+    GROUP BY user_id
+)"""
+
+EXPOSURES_DAILY_SQL = f"""
+WITH {_EXPOSURES}
+SELECT toString(toDate(first_at)) AS day, variant, count() AS users
+FROM exposures GROUP BY day, variant ORDER BY day, variant
+"""
+
+# One pass, no join: every exposure of the experiment and every event of the metric,
+# grouped per user. The first exposure gives the variant and the start of the window; the
+# metric's events are kept as a set of (uuid, time, amount), so a retried uuid counts once.
+# {value}, {amount} and {filter} are fixed fragments chosen below from the metric's kind,
+# never user text; the metric's event, properties and window are parameters.
+METRIC_DAILY_SQL = """
+SELECT toString(toDate(first_at)) AS day, variant, count() AS users,
+       countIf(value > 0) AS converted, sum(value) AS total, sum(value * value) AS total_squares
+FROM (
+    SELECT variant, first_at, {value} AS value
+    FROM (
+        SELECT user_id,
+               argMinIf(variant, timestamp, is_exposure) AS variant,
+               minIf(timestamp, is_exposure) AS first_at,
+               {collect} AS outcomes
+        FROM (
+            SELECT user_id, uuid, timestamp, event = {{exposure_event:String}} AS is_exposure,
+                   if(is_exposure, experiment_variant, '') AS variant,
+                   {amount} AS amount
+            FROM events
+            WHERE (event = {{exposure_event:String}} AND experiment_id = {{experiment:String}}
+                   AND timestamp >= {{start:DateTime64(3)}} AND timestamp < {{end:DateTime64(3)}})
+               OR (event = {{metric_event:String}} {filter}
+                   AND timestamp >= {{start:DateTime64(3)}}
+                   AND timestamp < {{metric_end:DateTime64(3)}})
+        )
+        GROUP BY user_id
+        HAVING countIf(is_exposure) > 0
+    )
+)
+GROUP BY day, variant ORDER BY day, variant
+"""
+
+_IN_WINDOW = "{t} >= first_at AND {t} < first_at + toIntervalDay({{window:UInt32}})"
+_AMOUNT = "if(is_exposure, 0, JSONExtractFloat(properties, {value_property:String}))"
+_FILTER = (
+    "AND (JSONExtractString(properties, {filter_property:String}) = {filter_value:String} "
+    "OR JSONExtractRaw(properties, {filter_property:String}) = {filter_value:String})"
+)
+
+BASELINE_SQL = """
+SELECT
+    (SELECT uniqExact(user_id) FROM events
+     WHERE timestamp >= {{since:DateTime64(3)}} AND event != {{exposure_event:String}}) AS active,
+    count() AS users_with_event, sum(v) AS total, sum(v * v) AS total_squares
+FROM (
+    SELECT user_id, sum(amount) AS v FROM (
+        SELECT user_id, {amount} AS amount FROM events
+        WHERE event = {{metric_event:String}} {filter} AND timestamp >= {{since:DateTime64(3)}}
+        LIMIT 1 BY uuid
+    ) GROUP BY user_id
+)
+"""
+
+
+@dataclass
+class VariantDay:
+    day: str
+    variant: str
+    users: int
+    converted: int = 0
+    total: float = 0.0
+    total_squares: float = 0.0
+
+
+@dataclass
+class MetricData:
+    """Per exposure day and variant: users and the sums of the per-user metric value."""
+
+    metric: Metric
+    role: str
+    days: list[VariantDay] = field(default_factory=list)
+
+    def totals(self) -> dict[str, VariantDay]:
+        out: dict[str, VariantDay] = {}
+        for row in self.days:
+            acc = out.setdefault(row.variant, VariantDay("", row.variant, 0))
+            acc.users += row.users
+            acc.converted += row.converted
+            acc.total += row.total
+            acc.total_squares += row.total_squares
+        return out
+
+
+def ts(value: dt.datetime) -> str:
+    """A DateTime64(3) query parameter: naive UTC with milliseconds."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def experiment_window(experiment: Experiment) -> tuple[dt.datetime, dt.datetime]:
+    start = experiment.started_at or experiment.created_at
+    end = experiment.ended_at or timezone.now() + dt.timedelta(minutes=5)
+    return start, end
+
+
+def _metric_fragments(metric: Metric) -> tuple[str, str, str, str]:
+    """(how outcomes are collected per user, the per-user value, the amount, the filter).
+
+    A conversion only asks whether some event time falls in the window, so duplicates do not
+    matter and a plain array of times is enough; counts and sums keep (uuid, time, amount)
+    sets so a retried uuid counts once."""
+    filter_sql = _FILTER if metric.filter_property else ""
+    if metric.kind == Metric.Kind.CONVERSION:
+        collect = "groupArrayIf(timestamp, NOT is_exposure)"
+        value = f"toFloat64(arrayExists(t -> {_IN_WINDOW.format(t='t')}, outcomes))"
+        return collect, value, "1", filter_sql
+    collect = "groupUniqArrayIf((uuid, timestamp, amount), NOT is_exposure)"
+    in_window = _IN_WINDOW.format(t="o.2")
+    if metric.value_property:
+        value = f"arraySum(o -> if({in_window}, o.3, 0), outcomes)"
+        return collect, value, _AMOUNT, filter_sql
+    return collect, f"toFloat64(arrayCount(o -> {in_window}, outcomes))", "1", filter_sql
+
+
+def _metric_params(metric: Metric) -> dict:
+    return {
+        "metric_event": metric.event,
+        "window": metric.window_days,
+        "value_property": metric.value_property,
+        "filter_property": metric.filter_property,
+        "filter_value": metric.filter_value,
+    }
+
+
+def experiment_metrics(experiment: Experiment) -> list[tuple[Metric, str]]:
+    """(metric, role) pairs: primary, then secondary, then guardrails."""
+    pairs: list[tuple[Metric, str]] = []
+    if experiment.primary_metric_id:
+        pairs.append((experiment.primary_metric, "primary"))
+    pairs += [(m, "secondary") for m in experiment.secondary_metrics.all()]
+    pairs += [(m, "guardrail") for m in experiment.guardrail_metrics.all()]
+    return pairs
+
+
+def experiment_data(experiment: Experiment) -> tuple[list[VariantDay], list[MetricData]]:
+    """Daily first exposures per variant, and each metric's daily per-variant sums."""
+    start, end = experiment_window(experiment)
+    base = {
+        "exposure_event": Event.EXPERIMENT_ASSIGNMENT.value,
+        "experiment": experiment.key,
+        "start": ts(start),
+        "end": ts(end),
+    }
+    db = store()
+    metrics: list[MetricData] = []
+    with db.session():
+        for metric, role in experiment_metrics(experiment):
+            collect, value, amount, filter_sql = _metric_fragments(metric)
+            sql = METRIC_DAILY_SQL.format(
+                collect=collect, value=value, amount=amount, filter=filter_sql
+            )
+            window = dt.timedelta(days=metric.window_days)
+            params = {**base, **_metric_params(metric), "metric_end": ts(end + window)}
+            rows = db.query(sql, params)
+            metrics.append(
+                MetricData(
+                    metric,
+                    role,
+                    [
+                        VariantDay(
+                            r["day"],
+                            r["variant"],
+                            int(r["users"]),
+                            int(r["converted"]),
+                            float(r["total"]),
+                            float(r["total_squares"]),
+                        )
+                        for r in rows
+                    ],
+                )
+            )
+    if metrics:  # every metric's query counts the same exposed users
+        exposures = [VariantDay(r.day, r.variant, r.users) for r in metrics[0].days]
+    else:
+        exposures = [
+            VariantDay(r["day"], r["variant"], int(r["users"]))
+            for r in db.query(EXPOSURES_DAILY_SQL, base)
+        ]
+    return exposures, metrics
+
+
+@dataclass(frozen=True)
+class Baseline:
+    active_users: int
+    mean: float
+    variance: float
+
+    @property
+    def users_per_day(self) -> float:
+        return self.active_users / 30
+
+
+def metric_baseline(metric: Metric, *, days: int = 30) -> Baseline:
+    """The metric over the last `days` days among active users (users with any event)."""
+    filter_sql = _FILTER if metric.filter_property else ""
+    amount = "1"
+    if metric.kind == Metric.Kind.MEAN and metric.value_property:
+        amount = "JSONExtractFloat(properties, {value_property:String})"
+    sql = BASELINE_SQL.format(amount=amount, filter=filter_sql)
+    params = {
+        **_metric_params(metric),
+        "since": ts(timezone.now() - dt.timedelta(days=days)),
+        "exposure_event": Event.EXPERIMENT_ASSIGNMENT.value,
+    }
+    row = store().query(sql, params)[0]
+    active = int(row["active"])
+    if active == 0:
+        return Baseline(0, 0.0, 0.0)
+    if metric.kind == Metric.Kind.CONVERSION:
+        p = int(row["users_with_event"]) / active
+        return Baseline(active, p, p * (1 - p))
+    total, squares = float(row["total"]), float(row["total_squares"])
+    mean = total / active
+    variance = (squares - total * total / active) / (active - 1) if active > 1 else 0.0
+    return Baseline(active, mean, max(variance, 0.0))

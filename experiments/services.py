@@ -1,0 +1,189 @@
+"""Every change to an experiment: start, stop, the hourly evaluation and its conclusion."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from analytics.catalog import Event
+from experiments import results as readout
+from experiments.assignment import running_experiments
+from experiments.models import Experiment, variants_validate
+from platform_site.errors import DomainError
+from platform_site.services import audit_record
+
+log = logging.getLogger(__name__)
+
+
+class ExperimentStateError(DomainError):
+    code = "experiment_state"
+
+
+def _locked(experiment: Experiment) -> Experiment:
+    return Experiment.objects.select_for_update().get(pk=experiment.pk)
+
+
+def experiment_check_startable(experiment: Experiment) -> None:
+    """Raise ExperimentStateError naming what prevents the experiment from starting."""
+    if experiment.status != Experiment.Status.DRAFT:
+        raise ExperimentStateError(
+            f"experiment {experiment.key} is {experiment.status}; only a draft can start "
+            "(start a new experiment instead of restarting one)"
+        )
+    if experiment.primary_metric_id is None:
+        raise ExperimentStateError(f"experiment {experiment.key} has no primary metric")
+    try:
+        variants_validate(
+            [
+                {"key": v.key, "weight": v.weight, "is_control": v.is_control}
+                for v in experiment.variants.all()
+            ]
+        )
+    except ValidationError as exc:
+        raise ExperimentStateError(f"experiment {experiment.key}: {exc.messages[0]}") from None
+
+
+@transaction.atomic
+def experiment_start(*, experiment: Experiment, by) -> Experiment:
+    experiment = _locked(experiment)
+    experiment_check_startable(experiment)
+    analysis = readout.experiment_power_analysis(experiment)
+    experiment.power_analysis = analysis
+    required = analysis.get("required_users_per_variant")
+    # Tuned so the always-valid interval is tightest at the planned total sample.
+    experiment.sequential_tuning = (
+        float(required * experiment.variants.count()) if required else None
+    )
+    experiment.status = Experiment.Status.RUNNING
+    experiment.started_at = timezone.now()
+    experiment.started_by = by if getattr(by, "pk", None) else None
+    experiment.save()
+    audit_record(
+        actor=by,
+        action="experiment.start",
+        target=experiment,
+        detail=f"required users per variant: {required or 'unknown'}; "
+        f"estimated days: {analysis.get('estimated_days') or 'unknown'}",
+    )
+    transaction.on_commit(running_experiments.invalidate)
+    return experiment
+
+
+@transaction.atomic
+def experiment_stop(*, experiment: Experiment, by, reason: str = "") -> Experiment:
+    experiment = _locked(experiment)
+    if experiment.status != Experiment.Status.RUNNING:
+        raise ExperimentStateError(
+            f"experiment {experiment.key} is {experiment.status}, not running"
+        )
+    experiment.status = Experiment.Status.STOPPED
+    experiment.ended_at = timezone.now()
+    experiment.ended_by = getattr(by, "username", None) or str(by or "system")
+    experiment.conclusion = f"Stopped by hand. {reason}".strip()
+    experiment.save()
+    audit_record(actor=by, action="experiment.stop", target=experiment, detail=reason)
+    transaction.on_commit(running_experiments.invalidate)
+    return experiment
+
+
+def conclusion_reason(experiment: Experiment, result: dict) -> tuple[bool, str]:
+    """(may conclude, why): minimum runtime passed, SRM clean, and either the sequential test
+    decisive on the primary metric (no guardrail harmed) or the planned sample reached."""
+    started = experiment.started_at or timezone.now()
+    days = (timezone.now() - started).total_seconds() / 86400
+    if days < experiment.minimum_runtime_days:
+        return (
+            False,
+            f"minimum runtime not reached ({days:.1f} of {experiment.minimum_runtime_days} days)",
+        )
+    if not result["srm"]["ok"]:
+        return False, "sample ratio mismatch: no conclusion while the split is wrong"
+    decision = result["decision"]["kind"]
+    required = result["required_users_per_variant"]
+    reached = bool(required) and result["users_per_variant_so_far"] >= required
+    if experiment.sequential_testing and decision in ("winner", "loser"):
+        if decision == "winner" and result["decision"]["guardrail_harmed"]:
+            return False, "the primary metric is decisive but a guardrail is significantly harmed"
+        return True, "the sequential test is decisive on the primary metric"
+    if reached:
+        return True, f"the planned sample of {required} users per variant is reached"
+    return False, "not decisive yet and the planned sample is not reached"
+
+
+def experiment_evaluate(*, experiment_id: int) -> Experiment:
+    """Recompute a running experiment's results and conclude it when that is safe.
+    Idempotent: a stopped or concluded experiment is left as it is."""
+    experiment = Experiment.objects.get(pk=experiment_id)
+    if experiment.status != Experiment.Status.RUNNING:
+        return experiment
+    result = readout.experiment_results(experiment)
+    may_conclude, reason = conclusion_reason(experiment, result)
+    with transaction.atomic():
+        experiment = _locked(experiment)
+        if experiment.status != Experiment.Status.RUNNING:
+            return experiment
+        experiment.last_results = result
+        experiment.results_computed_at = timezone.now()
+        experiment.srm_flagged = not result["srm"]["ok"]
+        fields = ["last_results", "results_computed_at", "srm_flagged", "updated_at"]
+        if may_conclude:
+            experiment_conclude(experiment=experiment, result=result, reason=reason)
+            fields += ["status", "ended_at", "ended_by", "conclusion", "winner"]
+        experiment.save(update_fields=fields)
+    return experiment
+
+
+def experiment_conclude(*, experiment: Experiment, result: dict, reason: str) -> None:
+    """Mark a locked running experiment concluded with its winner (or none); the caller saves."""
+    decision = result["decision"]
+    winner = None
+    if decision["kind"] == "winner" and not decision["guardrail_harmed"]:
+        winner = experiment.variants.filter(key=decision["variant"]).first()
+    experiment.status = Experiment.Status.CONCLUDED
+    experiment.ended_at = timezone.now()
+    experiment.ended_by = "monitor"
+    experiment.winner = winner
+    outcome = "" if winner else "No winner: keep the control. "
+    experiment.conclusion = f"{outcome}{result['verdict']} Concluded because {reason}."
+    audit_record(
+        actor="monitor:experiments",
+        action="experiment.conclude",
+        target=experiment,
+        detail=experiment.conclusion,
+    )
+    transaction.on_commit(running_experiments.invalidate)
+
+
+def experiments_to_monitor() -> list[int]:
+    return list(
+        Experiment.objects.filter(status=Experiment.Status.RUNNING).values_list("id", flat=True)
+    )
+
+
+def exposures_record(*, assignments: dict[str, str], user_id: str, api_key, ip, user_agent) -> None:
+    """Send one `experiment_assignment` event per assignment through the analytics capture
+    path (a durable buffer; never a synchronous store write). A capture failure is logged
+    and does not fail the assignment."""
+    if not assignments:
+        return
+    now = timezone.now().isoformat()
+    events = [
+        {
+            "uuid": str(uuid.uuid4()),
+            "event": Event.EXPERIMENT_ASSIGNMENT.value,
+            "user_id": user_id,
+            "timestamp": now,
+            "properties": {"experiment_id": key, "variant": variant},
+        }
+        for key, variant in assignments.items()
+    ]
+    try:
+        from analytics.services import events_capture
+
+        events_capture(events=events, api_key=api_key, ip=ip, user_agent=user_agent)
+    except Exception:
+        log.exception("exposure events for %s could not be captured", user_id)

@@ -1,0 +1,107 @@
+"""Generated exposure and outcome events for an experiment, written to the store in bulk.
+
+Used by the demo data, the benchmark and the tests. Users are assigned with the real hashing,
+so the generated split is what the assignment API would have produced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analytics.catalog import Event
+from analytics.store import store
+from experiments.hashing import bucket_ranges, choose_variation, gb_hash
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Per variant: the chance a user does `event` after exposure, and for a valued event the
+    mean of `value_property` (exponentially distributed)."""
+
+    event: str
+    rates: dict[str, float]
+    value_property: str = ""
+    value_means: dict[str, float] = field(default_factory=dict)
+
+
+def simulated_events(
+    *,
+    key: str,
+    seed: str,
+    variant_keys: list[str],
+    weights: list[float],
+    users: int,
+    start: dt.datetime,
+    days: float,
+    outcomes: list[Outcome],
+    lost_exposures: dict[str, float] | None = None,
+    user_prefix: str = "sim",
+    rng: np.random.Generator | None = None,
+    now: dt.datetime | None = None,
+) -> list[dict]:
+    """Event rows: each user's exposure(s) and outcomes; `lost_exposures` drops that share of
+    a variant's users entirely (exposure logging lost, the cause of a sample ratio mismatch)."""
+    rng = rng or np.random.default_rng(0)
+    now = now or dt.datetime.now(dt.UTC)
+    ranges = bucket_ranges(len(variant_keys), 1.0, weights)
+    lost = lost_exposures or {}
+    rows: list[dict] = []
+    offsets = rng.uniform(0, days * 86400, size=users)
+    for i in range(users):
+        user_id = f"{user_prefix}-{i}"
+        index = choose_variation(gb_hash(seed, user_id, 2), ranges)
+        if index < 0:
+            continue
+        variant = variant_keys[index]
+        if lost.get(variant) and rng.random() < lost[variant]:
+            continue
+        exposed_at = start + dt.timedelta(seconds=float(offsets[i]))
+        if exposed_at > now:
+            continue
+        props = json.dumps({"experiment_id": key, "variant": variant})
+        for repeat in range(1 + int(rng.random() < 0.3)):  # some users are assigned twice
+            rows.append(_row(Event.EXPERIMENT_ASSIGNMENT, user_id, exposed_at, props, repeat))
+        for outcome in outcomes:
+            if rng.random() >= outcome.rates.get(variant, 0.0):
+                continue
+            at = exposed_at + dt.timedelta(seconds=float(rng.uniform(60, 5 * 86400)))
+            if at > now:
+                continue
+            values = {}
+            if outcome.value_property:
+                mean = outcome.value_means.get(variant, 1.0)
+                values[outcome.value_property] = round(float(rng.exponential(mean)), 2)
+            rows.append(_row(outcome.event, user_id, at, json.dumps(values), 0))
+    return rows
+
+
+def _row(event: str, user_id: str, at: dt.datetime, properties: str, repeat: int) -> dict:
+    return {
+        "uuid": str(uuid.uuid4()),
+        "event": str(event),
+        "user_id": user_id,
+        "timestamp": at + dt.timedelta(minutes=repeat * 30),
+        "properties": properties,
+    }
+
+
+def events_insert(rows: list[dict], *, batch: int = 200_000) -> int:
+    db = store()
+    with db.session():
+        for i in range(0, len(rows), batch):
+            db.insert("events", rows[i : i + batch])
+    return len(rows)
+
+
+def exposure_events_exist(key: str) -> bool:
+    rows = store().query(
+        "SELECT count() AS n FROM events WHERE event = {event:String} "
+        "AND experiment_id = {key:String}",
+        {"event": Event.EXPERIMENT_ASSIGNMENT.value, "key": key},
+    )
+    return bool(rows and int(rows[0]["n"]) > 0)

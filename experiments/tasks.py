@@ -1,0 +1,28 @@
+"""Celery tasks of the experiments area: the hourly monitor and one evaluation per experiment."""
+
+from celery import shared_task
+from django.db import transaction
+
+from analytics.store import StoreUnavailable
+from experiments.services import experiment_evaluate, experiments_to_monitor
+from platform_site.celery import Queue
+
+
+@shared_task(
+    name="experiments.evaluate_experiment",
+    queue=Queue.ANALYTICS,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(StoreUnavailable,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def evaluate_experiment(experiment_id: int) -> None:
+    experiment_evaluate(experiment_id=experiment_id)  # idempotent
+
+
+@shared_task(name="experiments.monitor_experiments", queue=Queue.ANALYTICS, acks_late=True)
+def monitor_experiments() -> None:
+    """Hourly (beat): fan out one evaluation per running experiment."""
+    for experiment_id in experiments_to_monitor():
+        transaction.on_commit(lambda pk=experiment_id: evaluate_experiment.delay(pk))

@@ -1,0 +1,24 @@
+"""Demo data: every experiment state is visible, and a second run adds nothing."""
+
+import io
+
+import pytest
+
+from experiments import demo
+from experiments.models import Experiment
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_shows_every_state_and_is_idempotent(analytics_store, admin_user):
+    demo.seed(stdout=io.StringIO())
+    states = {e.key: e for e in Experiment.objects.all()}
+    assert states["onboarding-checklist"].status == "running"
+    assert states["onboarding-checklist"].last_results["srm"]["users"]["control"] > 1000
+    concluded = states["annual-plan-default"]
+    assert concluded.status == "concluded" and concluded.winner.key == "annual"
+    assert states["video-style-picker"].srm_flagged is True
+    count = analytics_store.query("SELECT count() AS n FROM events")[0]["n"]
+    demo.seed(stdout=io.StringIO())
+    assert analytics_store.query("SELECT count() AS n FROM events")[0]["n"] == count
+    assert Experiment.objects.count() == 3

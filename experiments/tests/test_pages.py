@@ -1,0 +1,79 @@
+"""The experiments pages: list, results (verdict, SRM banner, power progress, charts)."""
+
+import numpy as np
+import pytest
+from django.test import Client
+
+from analytics.catalog import Event
+from experiments.simulation import Outcome, events_insert, simulated_events
+from platform_site.tests.factories import PASSWORD
+
+
+def _login(user) -> Client:
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def _with_data(experiment, *, lost=None, users=3000):
+    rows = simulated_events(
+        key=experiment.key,
+        seed=experiment.seed,
+        variant_keys=["control", "treatment"],
+        weights=[0.5, 0.5],
+        users=users,
+        start=experiment.started_at,
+        days=6,
+        outcomes=[Outcome(Event.PROJECT_CREATED, {"control": 0.1, "treatment": 0.16})],
+        lost_exposures=lost,
+        user_prefix=experiment.key,
+        rng=np.random.default_rng(1),
+    )
+    events_insert(rows)
+
+
+@pytest.mark.django_db
+def test_list_and_empty_state(pm, running):
+    client = _login(pm)
+    empty = client.get("/experiments/")
+    assert "No experiments yet" in empty.content.decode()
+    running(key="alpha", name="Alpha test")
+    page = client.get("/experiments/").content.decode()
+    assert "Alpha test" in page and "/experiments/alpha/" in page
+
+
+@pytest.mark.django_db
+def test_results_page_shows_verdict_progress_and_srm(pm, running, analytics_store):
+    experiment = running(key="srm-one", days_ago=7)
+    experiment.power_analysis = {"required_users_per_variant": 4000}
+    experiment.save()
+    _with_data(experiment, lost={"treatment": 0.2})
+    page = _login(pm).get("/experiments/srm-one/")
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "Sample ratio mismatch" in body
+    result = page.context["result"]
+    assert page.context["progress"] == round(100 * result["users_per_variant_so_far"] / 4000)
+    assert "fig-exposures" in body and "fig-lift" in body
+
+
+@pytest.mark.django_db
+def test_draft_page_explains_how_to_start(pm):
+    from experiments.tests.factories import ExperimentFactory
+
+    ExperimentFactory(key="draft-x")
+    body = _login(pm).get("/experiments/draft-x/").content.decode()
+    assert "Not started" in body
+    assert _login(pm).get("/experiments/unknown/").status_code == 404
+
+
+def test_results_page_in_a_browser(page, live_asgi, login, pm, running, analytics_store, artifact):
+    experiment = running(key="browser-one", days_ago=7, name="Browser test")
+    _with_data(experiment)
+    login(page, pm)
+    page.goto(f"{live_asgi}/experiments/browser-one/")
+    page.wait_for_selector("[data-figure='fig-lift'] .main-svg")
+    verdict = page.inner_text("#verdict")
+    assert "treatment increases" in verdict and "95% CI" in verdict
+    assert page.locator(".main-svg").count() >= 3
+    page.screenshot(path=artifact("experiments-results.png"), full_page=True)

@@ -1,0 +1,197 @@
+"""Results computed in the store against a plain pandas computation on the same events.
+
+The embedded ClickHouse runs the real SQL; pandas re-derives every count from the raw rows
+(first exposure per user, each uuid once, the window after exposure), and statsmodels/scipy
+re-derive the tests from those counts.
+"""
+
+import datetime as dt
+import json
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.proportion import proportions_ztest
+
+from analytics.catalog import Event
+from experiments.models import Metric
+from experiments.results import experiment_results
+from experiments.simulation import events_insert
+from experiments.tests.conftest import event_row, exposure_row
+from experiments.tests.factories import MetricFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _generate(key: str, started: dt.datetime, rng) -> list[dict]:
+    rows = []
+    for i in range(1500):
+        user = f"u{i}"
+        variant = "treatment" if rng.random() < 0.5 else "control"
+        first = started + dt.timedelta(hours=float(rng.uniform(0, 200)))
+        rows.append(exposure_row(key, user, variant, first))
+        if rng.random() < 0.2:  # a later exposure to the other arm must not count
+            other = "control" if variant == "treatment" else "treatment"
+            rows.append(exposure_row(key, user, other, first + dt.timedelta(hours=5)))
+        rate = 0.3 if variant == "treatment" else 0.22
+        if rng.random() < rate:
+            at = first + dt.timedelta(hours=float(rng.uniform(0, 24 * 9)))  # some after 7 days
+            row = event_row(Event.PROJECT_CREATED, user, at, {"book_type": "fiction"})
+            rows.append(row)
+            if rng.random() < 0.3:
+                rows.append(dict(row))  # a retried event: same uuid, counted once
+        if rng.random() < 0.1:  # before exposure: never counts
+            rows.append(event_row(Event.PROJECT_CREATED, user, first - dt.timedelta(hours=1), {}))
+        if rng.random() < 0.15:
+            rows.append(
+                event_row(
+                    Event.PROJECT_CREATED,
+                    user,
+                    first + dt.timedelta(hours=2),
+                    {"book_type": "textbook"},
+                )
+            )
+        for _ in range(int(rng.poisson(0.6 if variant == "treatment" else 0.5))):
+            at = first + dt.timedelta(hours=float(rng.uniform(0, 24 * 6)))
+            amount = round(float(rng.exponential(20)), 2)
+            rows.append(event_row(Event.PAYMENT, user, at, {"amount": amount}))
+    rows.append(exposure_row("another-experiment", "u1", "control", started))
+    return rows
+
+
+def _pandas_per_user(rows, key, event, window_days, *, filter_=None, value=None):
+    df = pd.DataFrame(rows).drop_duplicates("uuid")
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    props = df["properties"].map(json.loads)
+    exp = df[
+        (df.event == Event.EXPERIMENT_ASSIGNMENT)
+        & (props.map(lambda p: p.get("experiment_id")) == key)
+    ]
+    exp = exp.assign(variant=props[exp.index].map(lambda p: p["variant"]))
+    first = exp.sort_values("timestamp").groupby("user_id").first()[["variant", "timestamp"]]
+    ev = df[df.event == event].assign(props=props)
+    if filter_:
+        ev = ev[ev.props.map(lambda p: p.get(filter_[0]) == filter_[1])]
+    merged = ev.merge(first, left_on="user_id", right_index=True, suffixes=("", "_first"))
+    inside = merged[
+        (merged.timestamp >= merged.timestamp_first)
+        & (merged.timestamp < merged.timestamp_first + pd.Timedelta(days=window_days))
+    ]
+    if value:
+        per_user = inside.assign(v=inside.props.map(lambda p: p[value])).groupby("user_id").v.sum()
+    else:
+        per_user = inside.groupby("user_id").size().clip(upper=1)
+    first["value"] = per_user.reindex(first.index).fillna(0.0)
+    return first
+
+
+def test_conversion_results_match_pandas_and_statsmodels(analytics_store, running):
+    conv = MetricFactory(key="created", event=Event.PROJECT_CREATED, window_days=7)
+    experiment = running(days_ago=12, primary_metric=conv, sequential_testing=False)
+    rows = _generate(experiment.key, experiment.started_at, np.random.default_rng(4))
+    events_insert(rows)
+
+    result = experiment_results(experiment)
+    expected = _pandas_per_user(rows, experiment.key, Event.PROJECT_CREATED, 7)
+
+    metric = result["metrics"][0]
+    by_variant = {r["variant"]: r for r in metric["variants"]}
+    for variant, group in expected.groupby("variant"):
+        row = by_variant[variant]
+        assert row["users"] == len(group)
+        assert row["conversions"] == int(group.value.sum())
+        assert row["rate"] == pytest.approx(group.value.mean())
+        assert result["srm"]["users"][variant] == len(group)
+    c, t = by_variant["control"], by_variant["treatment"]
+    _, p = proportions_ztest([t["conversions"], c["conversions"]], [t["users"], c["users"]])
+    assert t["p_value"] == pytest.approx(p, rel=1e-9)
+    assert t["lift"] == pytest.approx(t["rate"] / c["rate"] - 1)
+    assert c["lift"] is None and c["p_value"] is None and c["ci"] is None
+    counts = [result["srm"]["users"]["control"], result["srm"]["users"]["treatment"]]
+    chi = sps.chisquare(counts).pvalue
+    assert result["srm"]["p_value"] == pytest.approx(chi)
+    assert result["srm"]["ok"] is bool(chi >= 0.001)
+    daily_total = [v[-1] for v in result["timeseries"]["exposures"].values()]
+    assert sorted(daily_total) == sorted(counts)
+
+
+def test_filtered_conversion_and_mean_metric_match_pandas(analytics_store, running):
+    textbook = MetricFactory(
+        key="textbook",
+        event=Event.PROJECT_CREATED,
+        filter_property="book_type",
+        filter_value="textbook",
+        window_days=3,
+    )
+    revenue = MetricFactory(
+        key="revenue", kind=Metric.Kind.MEAN, event=Event.PAYMENT, value_property="amount"
+    )
+    experiment = running(days_ago=12, primary_metric=revenue, sequential_testing=False)
+    experiment.secondary_metrics.set([textbook])
+    rows = _generate(experiment.key, experiment.started_at, np.random.default_rng(9))
+    events_insert(rows)
+
+    result = experiment_results(experiment)
+    metrics = {m["metric"]: m for m in result["metrics"]}
+    assert [m["role"] for m in result["metrics"]] == ["primary", "secondary"]
+
+    expected = _pandas_per_user(
+        rows, experiment.key, Event.PROJECT_CREATED, 3, filter_=("book_type", "textbook")
+    )
+    for row in metrics["textbook"]["variants"]:
+        group = expected[expected.variant == row["variant"]]
+        assert row["conversions"] == int(group.value.sum())
+
+    expected = _pandas_per_user(rows, experiment.key, Event.PAYMENT, 7, value="amount")
+    values = {v: g.value.to_numpy() for v, g in expected.groupby("variant")}
+    rows_out = {r["variant"]: r for r in metrics["revenue"]["variants"]}
+    for variant, arr in values.items():
+        assert rows_out[variant]["mean"] == pytest.approx(arr.mean())
+        assert rows_out[variant]["variance"] == pytest.approx(arr.var(ddof=1))
+    welch = sps.ttest_ind(values["treatment"], values["control"], equal_var=False).pvalue
+    assert rows_out["treatment"]["p_value"] == pytest.approx(welch, rel=1e-6)
+
+
+def test_holm_is_applied_across_goal_metrics_not_guardrails(analytics_store, running):
+    created = MetricFactory(key="created2", event=Event.PROJECT_CREATED)
+    revenue = MetricFactory(
+        key="revenue2", kind=Metric.Kind.MEAN, event=Event.PAYMENT, value_property="amount"
+    )
+    guard = MetricFactory(key="guard", event=Event.PAYMENT)
+    experiment = running(days_ago=12, primary_metric=created, sequential_testing=False)
+    experiment.secondary_metrics.set([revenue])
+    experiment.guardrail_metrics.set([guard])
+    events_insert(_generate(experiment.key, experiment.started_at, np.random.default_rng(2)))
+    result = experiment_results(experiment)
+    treated = {m["metric"]: m["variants"][1] for m in result["metrics"]}
+    raw = [treated["created2"]["p_value"], treated["revenue2"]["p_value"]]
+    from statsmodels.stats.multitest import multipletests
+
+    adjusted = multipletests(raw, method="holm")[1]
+    assert treated["created2"]["p_value_adjusted"] == pytest.approx(adjusted[0])
+    assert treated["revenue2"]["p_value_adjusted"] == pytest.approx(adjusted[1])
+    assert treated["guard"]["p_value_adjusted"] == treated["guard"]["p_value"]
+
+
+def test_no_exposures_gives_an_empty_verdict(analytics_store, running):
+    experiment = running()
+    result = experiment_results(experiment)
+    assert result["decision"]["kind"] == "empty"
+    assert "No exposures yet" in result["verdict"]
+    assert result["srm"] == {**result["srm"], "p_value": 1.0, "ok": True}
+
+
+def test_srm_blocks_any_verdict(analytics_store, running):
+    experiment = running()
+    at = experiment.started_at + dt.timedelta(hours=1)
+    rows = [exposure_row(experiment.key, f"c{i}", "control", at) for i in range(600)]
+    rows += [exposure_row(experiment.key, f"t{i}", "treatment", at) for i in range(450)]
+    rows += [event_row(Event.PROJECT_CREATED, f"t{i}", at, {}) for i in range(300)]
+    rows += [event_row(Event.PROJECT_CREATED, f"c{i}", at, {}, uuid.uuid4()) for i in range(10)]
+    events_insert(rows)
+    result = experiment_results(experiment)
+    assert result["srm"]["ok"] is False
+    assert result["decision"]["kind"] == "srm"
+    assert result["verdict"].startswith("Sample ratio mismatch")
