@@ -88,24 +88,31 @@ def bench_rollouts(stdout, *, quick: bool = False) -> None:
         ]
         results["simulated"] = times
 
-        emulator = Emulator()
-        try:
-            settings.KUBERNETES_API_URL = emulator.url
-            k8s = cluster_backend("kubernetes")
+        # A fresh emulator per rollout: kmock keeps every request it served and slows down as
+        # they pile up, which a real API server does not.
+        times = []
+        for i in range(runs):
+            emulator = Emulator()
+            try:
+                settings.KUBERNETES_API_URL = emulator.url
 
-            def controller(name):
-                for version in ("stable", "canary"):
-                    emulator.mark_ready(BENCH_NS, f"{name}-{version}")
+                def controller(name, emulator=emulator):
+                    for version in ("stable", "canary"):
+                        emulator.mark_ready(BENCH_NS, f"{name}-{version}")
 
-            times = [
-                _run_one(
-                    f"bench-k8s-{i}", k8s, _Fixed(), ticks=ticks["kubernetes"], on_tick=controller
+                k8s = cluster_backend("kubernetes")
+                times.append(
+                    _run_one(
+                        f"bench-k8s-{i}",
+                        k8s,
+                        _Fixed(),
+                        ticks=ticks["kubernetes"],
+                        on_tick=controller,
+                    )
                 )
-                for i in range(runs)
-            ]
-            results["kubernetes"] = times
-        finally:
-            emulator.close()
+            finally:
+                emulator.close()
+        results["kubernetes"] = times
     finally:
         settings.SIM_CLUSTER_READY_SECONDS, settings.KUBERNETES_API_URL = saved
 
@@ -164,58 +171,49 @@ def _serve_asgi():
     return server, thread, port
 
 
-async def _deliveries(
+def _deliveries(
     port: int, rollout_id: int, cookie: str, viewers: int, messages: int
 ) -> list[float]:
-    """Open `viewers` sockets, publish `messages` samples to the group; publish-to-receipt seconds."""
+    """Viewers in a child process (as browsers are), samples published from here to the group."""
     import asyncio
-    import json
+    import multiprocessing
 
-    import websockets
     from channels.layers import get_channel_layer
 
     from deployments.services import rollout_group
 
+    ctx = multiprocessing.get_context("spawn")
+    ready, results = ctx.Event(), ctx.Queue()
     url = f"ws://127.0.0.1:{port}/ws/rollouts/{rollout_id}/"
-    headers = {"Cookie": cookie, "Origin": f"http://127.0.0.1:{port}"}
-    sockets = []
-    for _ in range(viewers):
-        ws = await websockets.connect(url, additional_headers=headers, max_size=None)
-        snapshot = json.loads(await ws.recv())
-        if snapshot.get("type") != "snapshot":
-            raise RuntimeError(f"expected a snapshot, got {snapshot}")
-        sockets.append(ws)
-    latencies: list[float] = []
+    from deployments.bench_viewers import viewers_process
 
-    async def receive(ws):
-        for _ in range(messages):
-            msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-            latencies.append(time.time() - msg["sent_at"])
+    child = ctx.Process(
+        target=viewers_process, args=(url, cookie, viewers, messages, ready, results)
+    )
+    child.start()
+    if not ready.wait(120):
+        child.kill()
+        raise RuntimeError("the viewers did not connect")
 
-    layer = get_channel_layer()
-    readers = [asyncio.create_task(receive(ws)) for ws in sockets]
-    for n in range(messages):
-        message = {
-            "type": "sample",
-            "rollout": rollout_id,
-            "version": "canary",
-            "n": n,
-            "sent_at": time.time(),
-        }
-        await layer.group_send(
-            rollout_group(rollout_id), {"type": "rollout.message", "message": message}
-        )
-        await asyncio.sleep(0.05)
-    await asyncio.gather(*readers)
-    await asyncio.gather(*(ws.close() for ws in sockets))
-    await asyncio.sleep(0.5)  # let the consumers leave their group before the next run
+    async def publish():
+        layer = get_channel_layer()
+        for n in range(messages):
+            message = {"type": "sample", "rollout": rollout_id, "n": n, "sent_at": time.time()}
+            await layer.group_send(
+                rollout_group(rollout_id), {"type": "rollout.message", "message": message}
+            )
+            await asyncio.sleep(0.5)  # a busy rollout page: two samples a second
+
+    asyncio.run(publish())
+    latencies = results.get(timeout=120)
+    child.join(30)
+    time.sleep(0.5)  # let the consumers leave their group before the next run
     return latencies
 
 
 def _console_run(
     stdout, label: str, *, viewers: int, messages: int, rollout_id: int, cookie: str
 ) -> dict:
-    import asyncio
 
     from channels.layers import channel_layers
 
@@ -224,7 +222,7 @@ def _console_run(
     try:
         results = {}
         for n in (1, viewers):
-            lat = sorted(asyncio.run(_deliveries(port, rollout_id, cookie, n, messages)))
+            lat = sorted(_deliveries(port, rollout_id, cookie, n, messages))
             ms = [x * 1000 for x in lat]
             p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
             results[n] = p99
@@ -285,8 +283,11 @@ def bench_console(stdout, *, quick: bool = False) -> None:
         for label, url in layers:
             settings.CHANNEL_LAYERS = {
                 "default": {
-                    "BACKEND": "channels_redis.core.RedisChannelLayer",
-                    "CONFIG": {"hosts": [url], "prefix": "bench-console"},
+                    "BACKEND": saved["default"]["BACKEND"],
+                    "CONFIG": {
+                        "hosts": [{**saved["default"]["CONFIG"]["hosts"][0], "address": url}],
+                        "prefix": "bench-console",
+                    },
                 }
             }
             results[label] = _console_run(

@@ -11,7 +11,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from deployments.cluster import ClusterUnavailable, canary_name, cluster_backend, stable_name
@@ -45,7 +45,7 @@ def rollout_advance(
             rollout_schedule(rollout=rollout, delay=delay)
             rollout.save()
             rollout_publish(rollout_id=rollout.pk, messages=[rollout_status_message(rollout)])
-    except ClusterUnavailable:
+    except (ClusterUnavailable, DatabaseError):
         raise  # may pass: the task retries with backoff, the safety net after that
     except Rollout.DoesNotExist:
         return

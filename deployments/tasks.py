@@ -1,6 +1,7 @@
 """Celery tasks of the deployments area: take ids, call one service."""
 
 from celery import shared_task
+from django.db import OperationalError
 
 from deployments.cluster import ClusterUnavailable
 from platform_site.celery import Queue
@@ -11,7 +12,7 @@ from platform_site.celery import Queue
     queue=Queue.ROLLOUTS,
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(ClusterUnavailable,),
+    autoretry_for=(ClusterUnavailable, OperationalError),
     retry_backoff=True,
     retry_backoff_max=60,
     max_retries=8,

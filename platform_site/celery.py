@@ -47,6 +47,7 @@ BEAT_SCHEDULE: dict[str, dict] = {
     "deployments.resume_stuck_rollouts": {
         "task": "deployments.resume_stuck_rollouts",
         "schedule": float(os.environ.get("ROLLOUT_SAFETY_NET_SECONDS", "15")),
+        "options": {"queue": Queue.ROLLOUTS.value, "expires": 14},
     },
     # Scheduled notifications at send_at, retries after backoff, reminders after quiet hours.
     "devices.send_due": {"task": "devices.send_due", "schedule": 15.0},

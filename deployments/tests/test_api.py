@@ -113,7 +113,7 @@ def test_rollout_bad_input_names_the_field(eng, service, patch, field):
     assert not Rollout.objects.exists()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     tag=st.one_of(st.text(max_size=140), st.integers(), st.none()),
     steps=st.one_of(

@@ -18,8 +18,11 @@ def roll_out(page, base, service, tag, interval="0.5"):
     page.evaluate("window.__notReloaded = true")
 
 
+CANARY_POINTS = "((document.getElementById('chart-error_rate').data || [])[1] || {x: []}).x.length"
+
+
 def canary_points(page) -> int:
-    return page.evaluate("document.getElementById('chart-error_rate').data[1].x.length")
+    return page.evaluate(CANARY_POINTS)
 
 
 def test_engineer_rolls_out_watches_live_and_pm_reads_only(
@@ -27,7 +30,7 @@ def test_engineer_rolls_out_watches_live_and_pm_reads_only(
 ):
     login(page, engineer)
     roll_out(page, live_asgi, service.name, "v2")
-    page.wait_for_function("document.getElementById('chart-error_rate').data[1].x.length >= 2")
+    page.wait_for_function(f"({CANARY_POINTS}) >= 2")
     assert page.evaluate("window.__notReloaded") is True  # samples arrived without a reload
     page.screenshot(path=artifact("rollout-progressing.png"), full_page=True)
     page.wait_for_selector("#status-badge.promoted", timeout=40000)

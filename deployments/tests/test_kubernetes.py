@@ -15,6 +15,8 @@ from deployments.models import Rollout, RolloutStatus
 from deployments.services import rollout_abort, rollout_start
 from deployments.tests.conftest import FAST_ANALYSIS
 
+QUICK = {**FAST_ANALYSIS, "interval_seconds": 0.2, "samples_per_step": 1}
+
 pytestmark = pytest.mark.django_db
 NS = "book2video-test"
 ISTIO = "networking.istio.io"
@@ -53,7 +55,7 @@ def test_rollout_on_kubernetes_objects_at_each_step_and_promotion(k8s, service, 
         canary = k8s.get("deployments", NS, "api-gateway-canary")
         seen.append((weights(k8s), canary and canary["spec"]["replicas"]))
 
-    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=FAST_ANALYSIS)
+    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=QUICK)
     rollout = drive(rollout, cluster=cluster, metrics=FixedMetrics(), between=step)
     assert rollout.status == RolloutStatus.PROMOTED
     distinct = []
@@ -116,7 +118,7 @@ def test_failed_analysis_rolls_back_traffic_first_then_canary_to_zero(
     k8s, service, engineer, drive
 ):
     cluster = KubernetesCluster.from_settings()
-    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=FAST_ANALYSIS)
+    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=QUICK)
     rollout = drive(
         rollout, cluster=cluster, metrics=FixedMetrics(canary_error=30.0), between=controller(k8s)
     )
@@ -139,7 +141,7 @@ def test_failed_analysis_rolls_back_traffic_first_then_canary_to_zero(
 
 def test_abort_mid_step_on_kubernetes(k8s, service, engineer, drive):
     cluster = KubernetesCluster.from_settings()
-    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=FAST_ANALYSIS)
+    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=QUICK)
     rollout = drive(
         rollout,
         cluster=cluster,

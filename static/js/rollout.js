@@ -176,5 +176,6 @@
     });
   }
 
+  drawCharts([]);  // empty axes and limits until the snapshot arrives
   renderStatus(JSON.parse(document.getElementById("initial-status").textContent));
 })();
