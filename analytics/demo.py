@@ -21,3 +21,15 @@ def seed(*, stdout) -> None:
         f"analytics: generated {result.events:,} events for {result.users:,} demo users "
         f"in {result.seconds:.1f} s"
     )
+
+
+def queue_first_training(*, stdout) -> None:
+    """On a first start, queue one retrain of every model kind so the Models, At-risk and user
+    insight pages fill in once the worker has trained them (a minute or so on demo data)."""
+    from analytics.ml.services import retrain_all
+    from analytics.models import ModelVersion, TrainingRun
+
+    if ModelVersion.objects.exists() or TrainingRun.objects.exists():
+        return
+    runs = retrain_all(trigger="first start (demo)")
+    stdout.write(f"analytics: queued {len(runs)} model trainings for the worker")

@@ -160,7 +160,12 @@ def seed(*, stdout) -> None:
             experiment = experiment_start(experiment=experiment, by=admin)
             # Demo only: pretend it started days ago so its data spans a realistic period.
             started = timezone.now() - dt.timedelta(days=spec["days"])
-            Experiment.objects.filter(pk=experiment.pk).update(started_at=started)
+            # Demo only: planned for the demo's own traffic, so the always-valid interval is
+            # tuned to the sample the demo actually has (the measured baseline would plan for
+            # the whole product's traffic and leave every demo experiment undecided).
+            Experiment.objects.filter(pk=experiment.pk).update(
+                started_at=started, sequential_tuning=float(spec["users"])
+            )
             experiment.refresh_from_db()
         if not exposure_events_exist(experiment.key):
             rows = simulated_events(

@@ -35,6 +35,9 @@ class Command(BaseCommand):
             call_command("migrate_store", verbosity=0)
             if settings.DEMO_MODE:
                 call_command("seed_demo")
+                from analytics.demo import queue_first_training
+
+                queue_first_training(stdout=self.stdout)  # the worker trains once it starts
         reset_metrics_dir()
         commands = process_commands(host=host, port=port)
         children: dict[str, subprocess.Popen] = {}
