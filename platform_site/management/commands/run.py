@@ -33,11 +33,6 @@ class Command(BaseCommand):
         if not no_prepare:
             call_command("migrate", interactive=False, verbosity=0)
             call_command("migrate_store", verbosity=0)
-            if settings.DEMO_MODE:
-                call_command("seed_demo")
-                from analytics.demo import queue_first_training
-
-                queue_first_training(stdout=self.stdout)  # the worker trains once it starts
         reset_metrics_dir()
         commands = process_commands(host=host, port=port)
         children: dict[str, subprocess.Popen] = {}
@@ -45,7 +40,6 @@ class Command(BaseCommand):
             if only and name not in only:
                 continue
             children[name] = subprocess.Popen(argv, start_new_session=True)
-        self._banner(host, port, time.monotonic() - started)
 
         stopping = False
 
@@ -57,6 +51,14 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         exit_code = 0
         try:
+            # The processes start while demo data is seeded: the seed is idempotent and the
+            # pages show their empty states until it is done (seconds, on a first start).
+            if not no_prepare and settings.DEMO_MODE:
+                call_command("seed_demo")
+                from analytics.demo import queue_first_training
+
+                queue_first_training(stdout=self.stdout)  # the worker trains once it starts
+            self._banner(host, port, time.monotonic() - started)
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is not None:
