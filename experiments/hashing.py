@@ -1,7 +1,7 @@
 """Deterministic assignment exactly as GrowthBook's SDKs do it (hash version 2).
 
 Pure functions over strings and floats: identical in every process and machine (Python's
-its built-in string hashing is salted per process and never used here).
+built-in string hashing is salted per process and never used here).
 """
 
 from __future__ import annotations
