@@ -447,12 +447,12 @@ class ApnsService:
             self.received.append(
                 {"token": device, "headers": headers, "payload": json.loads(request["body"])}
             )
-        if "0bad" in device:
+        if device.startswith("0bad"):
             return 400, {"reason": "BadDeviceToken"}
-        if "0410" in device:
+        if device.startswith("0410"):
             return 410, {"reason": "Unregistered", "timestamp": int(time.time() * 1000)}
-        if "0429" in device:
+        if device.startswith("0429"):
             return 429, {"reason": "TooManyRequests"}
-        if "0500" in device:
+        if device.startswith("0500"):
             return 500, {"reason": "InternalServerError"}
         return 200, None

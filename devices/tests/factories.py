@@ -10,7 +10,8 @@ from devices.models import Device, Notification
 
 def apns_token(marker: str = "") -> str:
     """A hex APNs token; `marker` (hex, e.g. 0410) chooses the loopback service's answer."""
-    return (marker + secrets.token_hex(32))[:64]
+    # Unmarked tokens start with "f", so they never begin with a marker by chance.
+    return ((marker or "f") + secrets.token_hex(32))[:64]
 
 
 def fcm_token(marker: str = "") -> str:
