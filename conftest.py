@@ -142,29 +142,9 @@ def live_asgi(transactional_db):
 
     The thread shares this process's test database, so data made in the test is visible.
     """
-    import socket
-    import threading
-    import time
+    from platform_site.asgi_thread import serve_asgi_in_thread
 
-    import uvicorn
-
-    from platform_site.asgi import application
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            application, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
+    server, thread, port = serve_asgi_in_thread()
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)

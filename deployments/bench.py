@@ -18,6 +18,7 @@ from deployments.cluster.simulated import SimulatedCluster
 from deployments.engine import measure_tick, rollout_advance
 from deployments.models import Rollout, Service
 from deployments.services import rollout_abort, rollout_start
+from platform_site.asgi_thread import serve_asgi_in_thread
 
 FAST = {"interval_seconds": 0.2, "samples_per_step": 1, "failure_limit": 1}
 BENCH_NS = "bench-rollouts"
@@ -143,34 +144,6 @@ def bench_rollouts(stdout, *, quick: bool = False) -> None:
 # bench console -----------------------------------------------------------------------------
 
 
-def _serve_asgi():
-    """uvicorn serving the ASGI app (websockets included) in a thread on a free loopback port."""
-    import socket
-    import threading
-
-    import uvicorn
-
-    from platform_site.asgi import application
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            application, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not server.started:
-        raise RuntimeError("uvicorn did not start")
-    return server, thread, port
-
-
 def _deliveries(
     port: int, rollout_id: int, cookie: str, viewers: int, messages: int
 ) -> list[float]:
@@ -218,7 +191,7 @@ def _console_run(
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()  # the layer for the current CHANNEL_LAYERS setting
-    server, thread, port = _serve_asgi()
+    server, thread, port = serve_asgi_in_thread()
     try:
         results = {}
         for n in (1, viewers):
