@@ -1,7 +1,8 @@
 """Websockets of the deployments area: they only relay the engine's group messages.
 
 `/ws/rollouts/<id>/` sends a snapshot on connect, then status, sample and event messages of
-that rollout; `/ws/rollouts/` sends status changes of every rollout (the Services page).
+that rollout; `/ws/rollouts/` sends status changes of every rollout (the Services page). Group messages are
+relays (`platform_site.consumers.relay_envelope`): JSON text encoded once by the publisher.
 """
 
 from channels.db import database_sync_to_async
@@ -44,9 +45,6 @@ class RolloutConsumer(StaffConsumer):
             "events": [event_dict(e) for e in rollout.events.all()],
         }
 
-    async def rollout_message(self, event: dict) -> None:
-        await self.send_json(event["message"])
-
     async def disconnect(self, code) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
@@ -57,9 +55,6 @@ class RolloutListConsumer(StaffConsumer):
         self.group = LIST_GROUP
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.send_json({"type": "hello"})
-
-    async def rollout_message(self, event: dict) -> None:
-        await self.send_json(event["message"])
 
     async def disconnect(self, code) -> None:
         if hasattr(self, "group"):

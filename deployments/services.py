@@ -22,6 +22,7 @@ from deployments.models import (
     default_analysis,
     default_steps,
 )
+from platform_site.consumers import relay_envelope
 from platform_site.errors import DomainError, InvalidRequest
 from platform_site.services import _actor_label, audit_record
 
@@ -94,7 +95,7 @@ def rollout_publish(*, rollout_id: int, messages: list[dict]) -> None:
 
         async def fan_out():
             for message in messages:
-                envelope = {"type": "rollout.message", "message": message}
+                envelope = relay_envelope(message)
                 await layer.group_send(rollout_group(rollout_id), envelope)
                 if message["type"] == "status":
                     await layer.group_send(LIST_GROUP, envelope)

@@ -147,8 +147,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # More than redis-py's default 100 connections, which many sockets closing at once exceed.
+        # A socket timeout well above the layer's 5 s blocking read (BZPOPMIN): redis-py 8's own
+        # default is also 5 s, so an idle consumer's read raced it and ended "Timeout reading".
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+            "hosts": [{"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 30}],
             "prefix": "channels",
         },
     }

@@ -53,6 +53,12 @@ async def connect(path, user=None):
     return communicator, connected, code
 
 
+def publish_sample(rollout, version):
+    with transaction.atomic():
+        sample = MetricSample.objects.filter(rollout=rollout, version=version).first()
+        rollout_publish(rollout_id=rollout.pk, messages=[sample_message(sample)])
+
+
 async def test_anonymous_is_refused(rollout):
     for path in (f"/ws/rollouts/{rollout.pk}/", "/ws/rollouts/"):
         _, connected, code = await connect(path)
@@ -100,12 +106,7 @@ async def test_relays_status_event_and_sample_from_services(engineer, pm, rollou
         and listed["status"] == "paused"
     )
 
-    def publish_sample():
-        with transaction.atomic():
-            sample = MetricSample.objects.filter(rollout=rollout, version="canary").first()
-            rollout_publish(rollout_id=rollout.pk, messages=[sample_message(sample)])
-
-    await sync_to_async(publish_sample)()
+    await sync_to_async(publish_sample)(rollout, "canary")
     sample = await ws.receive_json_from(timeout=5)
     assert (
         sample["type"] == "sample" and sample["version"] == "canary" and sample["error_rate"] == 0.7
@@ -130,3 +131,15 @@ async def test_disconnect_leaves_the_group(pm, rollout):
     await ws.disconnect()
     await asyncio.sleep(0.1)
     assert await members() == before
+
+
+async def test_an_idle_viewer_still_receives_after_the_layers_blocking_read(pm, rollout):
+    """The layer's blocking read lasts 5 s; redis-py's default socket timeout was also 5 s, so an
+    idle consumer's read used to fail with "Timeout reading" and drop the socket."""
+    ws, _, _ = await connect(f"/ws/rollouts/{rollout.pk}/", pm)
+    await ws.receive_json_from(timeout=5)  # snapshot
+    await asyncio.sleep(6.5)
+    await sync_to_async(publish_sample)(rollout, "stable")
+    sample = await ws.receive_json_from(timeout=5)
+    assert sample["type"] == "sample" and sample["version"] == "stable"
+    await ws.disconnect()

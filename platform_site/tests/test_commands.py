@@ -38,6 +38,7 @@ def test_bench_refuses_unknown_area_listing_known_ones():
         call_command("bench", "no-such-area")
 
 
+@pytest.mark.django_db  # bench brings the database schema up to date first
 def test_bench_store_ends_with_the_figure_line():
     out = io.StringIO()
     call_command("bench", "store", "--quick", stdout=out)

@@ -5,6 +5,7 @@ takes (stdout, **options) and ends with the line `<area>: <figure>, ratio <x> vs
 both sides measured in the same run.
 """
 
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from platform_site.modules import optional_app_module
@@ -34,4 +35,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"unknown area {area!r}; known areas: {', '.join(sorted(areas)) or 'none yet'}"
             )
+        # Benchmarks that need users or rollouts use the configured database: bring its schema
+        # up to date first, as `run` does, so a fresh checkout can bench straight away.
+        call_command("migrate", interactive=False, verbosity=0)
         areas[area](self.stdout, quick=quick)
