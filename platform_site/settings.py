@@ -174,6 +174,8 @@ ML_LTV_HORIZON_DAYS = env.int("ML_LTV_HORIZON_DAYS", default=90)
 ML_ACTIVATION_MARGIN = env.float("ML_ACTIVATION_MARGIN", default=0.02)
 # OpenMP threads for training and scoring: 1 avoids busy-waiting threads on a shared machine.
 ML_THREADS = env.int("ML_THREADS", default=1)
+# How long the Redis copy of a scored insight lives; batch scoring rewrites every user's copy.
+INSIGHTS_CACHE_SECONDS = env.int("INSIGHTS_CACHE_SECONDS", default=8 * 24 * 3600)
 
 CLUSTER_BACKEND = env.str("CLUSTER_BACKEND", default="simulated")
 METRICS_BACKEND = env.str("METRICS_BACKEND", default="simulated")

@@ -1,4 +1,8 @@
-"""Batch scoring into the store's `user_insights` table, and one user's insight on demand."""
+"""Batch scoring into the store's `user_insights` table, and one user's insight on demand.
+
+Every scored row is also copied into the Redis cache (`INSIGHTS_CACHE_SECONDS`), so a single
+user's insight is one Redis read; the store's table stays the source, read on a cache miss.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from threadpoolctl import threadpool_limits
 
 from analytics.ml import insights
@@ -14,8 +19,24 @@ from analytics.ml.features import FEATURES, Snapshot, data_end, snapshot
 from analytics.ml.registry import active_versions, load_model
 from analytics.ml.training import predict
 from analytics.store import AnalyticsStore, store
+from analytics.store.base import digest
 
 SCORE_BATCH = 50_000
+CACHE_BATCH = 5_000
+
+
+def _cache_key(db: AnalyticsStore, user_id: str) -> str:
+    # Per store, so a benchmark's scratch store never answers for the real one.
+    return f"insight:{db.identity}:{digest(user_id)}"
+
+
+def cache_insights(db: AnalyticsStore, rows: list[dict]) -> None:
+    """Copy scored insights (as the API answers them) into the cache, in pipelined batches."""
+    for start in range(0, len(rows), CACHE_BATCH):
+        cache.set_many(
+            {_cache_key(db, r["user_id"]): r for r in rows[start : start + CACHE_BATCH]},
+            timeout=settings.INSIGHTS_CACHE_SECONDS,
+        )
 
 
 def models_of(versions: dict) -> dict:
@@ -103,6 +124,11 @@ def score_all(
         db.insert_json_each_row(
             "user_insights", chunk.to_json(orient="records", lines=True).encode()
         )
+    # The cached copy is what the API reads: the same fields as a row read back from the table.
+    cached = scored.drop(columns=["tier", "country", "reference_at"])
+    cached["conversion_likelihood"] = cached["conversion_likelihood"].astype(object)
+    cached.loc[cached["conversion_likelihood"].isna(), "conversion_likelihood"] = None
+    cache_insights(db, [_insight_row(r) for r in cached.to_dict("records")])
     return len(scored)
 
 
@@ -135,10 +161,16 @@ def _iso(value) -> str:
 def user_insight(user_id: str, *, db: AnalyticsStore | None = None) -> dict | None:
     """The scored insight; else computed on demand; defaults without history; None if unknown."""
     db = db or store()
+    key = _cache_key(db, user_id)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     with db.session():
         rows = db.query(INSIGHT_SQL, {"user": user_id})
         if rows:
-            return _insight_row(rows[0])
+            insight = _insight_row(rows[0])
+            cache.set(key, insight, timeout=settings.INSIGHTS_CACHE_SECONDS)
+            return insight
         known = db.query(
             "SELECT 1 AS found FROM users WHERE user_id = {user:String} LIMIT 1", {"user": user_id}
         ) or db.query(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,11 @@ def json_default(value: Any) -> Any:
     return str(value)
 
 
+def digest(text: str) -> str:
+    """A short stable digest (the same in every process, unlike Python's salted str hashing)."""
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
 def rows_to_json_each_row(rows: Iterable[Mapping[str, Any]]) -> bytes:
     return "\n".join(
         json.dumps(r, default=json_default, separators=(",", ":")) for r in rows
@@ -40,6 +46,11 @@ def rows_to_json_each_row(rows: Iterable[Mapping[str, Any]]) -> bytes:
 
 class AnalyticsStore(ABC):
     """`query` returns a list of dicts; `insert` writes a batch (never call it per event)."""
+
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """Names this store's data (its path or URL digested), for caches derived from it."""
 
     @abstractmethod
     def query(

@@ -22,6 +22,7 @@ from analytics.store.base import (
     QueryTimeout,
     StoreError,
     StoreUnavailable,
+    digest,
     rows_to_json_each_row,
 )
 
@@ -70,6 +71,10 @@ class EmbeddedStore(AnalyticsStore):
 
     def __repr__(self) -> str:
         return f"EmbeddedStore({self.path!r})"
+
+    @property
+    def identity(self) -> str:
+        return digest(self.path)
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:

@@ -12,7 +12,13 @@ from threading import local
 
 from django.conf import settings
 
-from analytics.store.base import AnalyticsStore, QueryTimeout, StoreError, StoreUnavailable
+from analytics.store.base import (
+    AnalyticsStore,
+    QueryTimeout,
+    StoreError,
+    StoreUnavailable,
+    digest,
+)
 
 
 class ServerStore(AnalyticsStore):
@@ -22,6 +28,10 @@ class ServerStore(AnalyticsStore):
 
     def __repr__(self) -> str:
         return "ServerStore(<CLICKHOUSE_URL>)"
+
+    @property
+    def identity(self) -> str:
+        return digest(self.url)  # digested: the URL may carry a password
 
     def _client(self):
         client = getattr(self._local, "client", None)

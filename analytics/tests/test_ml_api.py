@@ -70,6 +70,34 @@ def test_on_demand_matches_the_batch(scored, pm, api_client_for):
     assert body["engagement_score"] == pytest.approx(row["engagement_score"], abs=0.05)
 
 
+def test_the_redis_copy_answers_like_the_table(scored, pm, api_client_for):
+    """Batch scoring copies every insight into Redis; the API answers from that copy exactly
+    as it answers from the `user_insights` table (paying users' null conversion included)."""
+    from django.core.cache import cache
+
+    from analytics.ml.scoring import _cache_key, score_all
+    from analytics.store import store
+
+    rows = scored["rows"]
+    users = [
+        rows[rows["conversion_likelihood"].isna()].iloc[0]["user_id"],
+        rows[rows["conversion_likelihood"].notna()].iloc[0]["user_id"],
+    ]
+    client = api_client_for(pm)
+    from_table = {u: client.get(f"/api/users/{u}/insights/").json() for u in users}
+    cache.clear()
+    score_all()
+    for user_id in users:
+        assert cache.get(_cache_key(store(), user_id)) is not None
+        # Gone from the table: only the Redis copy can answer "scored" now.
+        store().command("DELETE FROM user_insights WHERE user_id = {u:String}", {"u": user_id})
+        body = client.get(f"/api/users/{user_id}/insights/").json()
+        assert body["source"] == "scored"
+        assert body == {**from_table[user_id], "computed_at": body["computed_at"]}
+    assert from_table[users[0]]["conversion_likelihood"] is None
+    score_all()  # the table whole again for the tests after this one
+
+
 def test_unknown_user_is_404_and_no_history_gets_defaults(scored, pm, api_client_for):
     from analytics.ml.insights import DEFAULTS
     from analytics.store import store
