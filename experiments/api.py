@@ -5,6 +5,8 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,7 +14,7 @@ from experiments.assignment import assignments_for
 from experiments.models import Experiment
 from experiments.results import experiment_results
 from experiments.services import exposures_record
-from platform_site.auth import ApiKeyAuthentication
+from platform_site.auth import ApiKeyAuthentication, JsonOnlyNegotiation
 from platform_site.roles import HasApiKey
 
 RESULTS_CACHE_SECONDS = 60
@@ -69,6 +71,9 @@ class ExperimentAssignApi(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonOnlyNegotiation
 
     @extend_schema(
         request=AssignInput,

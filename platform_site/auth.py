@@ -8,11 +8,23 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.negotiation import BaseContentNegotiation
 
 from platform_site.models import ApiKey
 
 HEADER = "HTTP_X_API_KEY"
 _TOUCH_EVERY = timedelta(minutes=1)
+
+
+class JsonOnlyNegotiation(BaseContentNegotiation):
+    """Content negotiation for machine endpoints, which take and answer JSON only: the view's
+    first parser and renderer, without parsing the Accept header on every call of a hot path."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
 
 
 class ApiKeyAuthentication(BaseAuthentication):

@@ -17,12 +17,28 @@ admin.site.site_header = "book2video platform console"
 admin.site.site_title = "book2video admin"
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Probes and the API first: machine clients' hot paths (events, assignment, devices) are
+    # resolved before the pages' routes are tried. No two groups share a path, so the order
+    # changes nothing else.
     path("health", health.health, name="health"),
     path("ready", health.ready, name="ready"),
     path("metrics", metrics.metrics_view, name="metrics"),
+    path("api/", include("analytics.api_urls")),
+    path("api/", include("experiments.api_urls")),
+    path("api/", include("devices.api_urls")),
+    path("api/", include("platform_site.api_urls")),
+    path("api/", include("deployments.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[IsAuthenticated]),
+        name="api-docs",
+    ),
+    # Anything else under /api/ is a JSON 404, in debug mode too.
+    re_path(r"^api/", errors.api_not_found),
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("ops/alerts/", views.alerts, name="alerts"),
     path("ops/alerts/<int:pk>/revert/", views.alert_revert, name="alert-revert"),
@@ -30,17 +46,4 @@ urlpatterns = [
     path("analytics/", include("analytics.urls")),
     path("experiments/", include("experiments.urls")),
     path("devices/", include("devices.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path(
-        "api/docs/",
-        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[IsAuthenticated]),
-        name="api-docs",
-    ),
-    path("api/", include("platform_site.api_urls")),
-    path("api/", include("deployments.api_urls")),
-    path("api/", include("analytics.api_urls")),
-    path("api/", include("experiments.api_urls")),
-    path("api/", include("devices.api_urls")),
-    # Anything else under /api/ is a JSON 404, in debug mode too.
-    re_path(r"^api/", errors.api_not_found),
 ]

@@ -84,7 +84,10 @@ def test_the_redis_copy_answers_like_the_table(scored, pm, api_client_for):
         rows[rows["conversion_likelihood"].notna()].iloc[0]["user_id"],
     ]
     client = api_client_for(pm)
+    score_all()  # every user in the table again (an earlier test deletes one)
+    cache.clear()
     from_table = {u: client.get(f"/api/users/{u}/insights/").json() for u in users}
+    assert all(body["source"] == "scored" for body in from_table.values())
     cache.clear()
     score_all()
     for user_id in users:
