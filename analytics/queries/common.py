@@ -72,6 +72,8 @@ STORE_TABLES = (
     "panalytics_user_first",
     "panalytics_user_days",
     "panalytics_user_periods",
+    "panalytics_user_event_times",
+    "panalytics_subscriptions",
 )
 
 # Breakdowns: the materialized columns of `events` and the property key each one comes from.

@@ -1,4 +1,5 @@
-"""Ordered funnels over raw events, one pass per user with arrayFold.
+"""Ordered funnels, one pass per user: over each user's event times (a rollup) when that
+answers the funnel, otherwise over raw events with arrayFold.
 
 Each user enters at their first event in [date_from, date_to] matching step 1 (for `any`
 order: matching any step), and every later step must happen within `window_days` of entry.
@@ -105,6 +106,56 @@ def _fold_sql(order: Order, n: int) -> str:
 
 
 def per_user_sql(q: FunnelQuery) -> str:
+    """One row per user who entered: user_id, level (steps reached), times (seconds), bval."""
+    return _rollup_sql(q) if rollup_serves(q) else _fold_sql_per_user(q)
+
+
+def rollup_serves(q: FunnelQuery) -> bool:
+    """Whether each user's distinct event times (migration 0012) answer this funnel: in a
+    sequential funnel over distinct events without filters, step k is simply the earliest
+    step-k time at or after step k-1 (a tie sorts after it, as in the fold), and neither
+    repeated times nor anything but the times matter. Other funnels fold the raw events."""
+    events = [s.event for s in q.steps]
+    return (
+        q.order is Order.SEQUENTIAL
+        and q.breakdown is None
+        and not any(s.property_key for s in q.steps)
+        and len(set(events)) == len(events)
+    )
+
+
+def _rollup_sql(q: FunnelQuery) -> str:
+    n = len(q.steps)
+    arrays = ", ".join(
+        f"arrayMap(t -> toUnixTimestamp64Milli(t) / 1000.0, "
+        f"groupArrayArrayIf(times, event = {{s{i}:String}})) AS a{i}"
+        for i in range(n)
+    )
+    names = ", ".join(f"{{s{i}:String}}" for i in range(n))
+    # f_k: the step-k candidates; t_k their earliest; r_k whether steps 1..k were all reached
+    chain = [
+        "arrayFilter(t -> t >= {entry_from:Float64} AND t < {entry_end:Float64}, a0) AS f1",
+        "notEmpty(f1) AS r1",
+        "arrayMin(f1) AS t1",
+    ]
+    for k in range(2, n + 1):
+        chain += [
+            f"arrayFilter(t -> t >= t{k - 1} AND t - t1 <= {{window:Float64}}, a{k - 1}) AS f{k}",
+            f"r{k - 1} AND notEmpty(f{k}) AS r{k}",
+            f"arrayMin(f{k}) AS t{k}",
+        ]
+    level = " + ".join(f"r{k}" for k in range(1, n + 1))
+    times = ", ".join(f"t{k}" for k in range(1, n + 1))
+    return (
+        f"SELECT user_id, toUInt8({level}) AS level, arraySlice([{times}], 1, level) AS times, "
+        f"'' AS bval, {', '.join(chain)} FROM ("
+        f"  SELECT user_id, {arrays} FROM panalytics_user_event_times "
+        f"  WHERE event IN ({names}) GROUP BY user_id"
+        ") WHERE level > 0"
+    )
+
+
+def _fold_sql_per_user(q: FunnelQuery) -> str:
     n = len(q.steps)
     mask = " + ".join(f"if({_step_condition(i, s)}, {1 << i}, 0)" for i, s in enumerate(q.steps))
     bval, _ = breakdown_sql(q.breakdown)

@@ -6,6 +6,7 @@ is that event's `tier`. Each period compares every user's MRR at its start and a
 new (0 -> x), expansion (x -> more), contraction (x -> less, not 0), churned (x -> 0), so
 MRR(end) = MRR(start) + new + expansion - contraction - churned. ARPU is MRR over paying users.
 Events at the same instant apply in (mrr, tier) order; duplicate uuids count once.
+Reads the subscription rollup (migration 0012), where MRR and tier are parsed at insert.
 """
 
 from __future__ import annotations
@@ -13,16 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from analytics.catalog import Event
 from analytics.queries.common import Period, cached, query_timeout, ratio
 from analytics.store import store
-
-SUBSCRIPTION_EVENTS = (
-    Event.SUBSCRIPTION_STARTED,
-    Event.SUBSCRIPTION_UPGRADED,
-    Event.SUBSCRIPTION_DOWNGRADED,
-    Event.SUBSCRIPTION_CANCELLED,
-)
 
 
 @dataclass(frozen=True)
@@ -59,12 +52,9 @@ FROM (
     FROM (
         SELECT user_id, arraySort(groupArray((ts, mrr, tier))) AS hist
         FROM (
-            SELECT user_id, timestamp AS ts,
-                   if(event = {cancelled:String}, 0, JSONExtractFloat(properties, 'mrr')) AS mrr,
-                   if(event = {cancelled:String}, '', JSONExtractString(properties, 'tier')) AS tier
-            FROM events
-            WHERE event IN ({e0:String}, {e1:String}, {e2:String}, {e3:String})
-              AND timestamp < bounds[{n:UInt32} + 1]
+            SELECT user_id, timestamp AS ts, mrr, tier
+            FROM panalytics_subscriptions
+            WHERE timestamp < bounds[{n:UInt32} + 1]
             LIMIT 1 BY uuid
         )
         GROUP BY user_id
@@ -82,12 +72,7 @@ def revenue(q: RevenueQuery) -> dict:
 
 def _revenue(q: RevenueQuery) -> dict:
     starts = q.period.starts(q.date_from, q.date_to)
-    params = {
-        "first": starts[0].isoformat(),
-        "n": len(starts),
-        "cancelled": Event.SUBSCRIPTION_CANCELLED.value,
-        **{f"e{i}": e.value for i, e in enumerate(SUBSCRIPTION_EVENTS)},
-    }
+    params = {"first": starts[0].isoformat(), "n": len(starts)}
     sql = REVENUE_SQL.replace("{bounds}", _bounds_sql(q.period))
     rows = {r["period_index"]: r for r in store().query(sql, params, timeout=query_timeout())}
     periods = []

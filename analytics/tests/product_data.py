@@ -17,6 +17,9 @@ from hypothesis import strategies as st
 from analytics.queries.common import STORE_TABLES
 from analytics.store import store
 from analytics.store.base import rows_to_json_each_row
+from analytics.store.migrate import MIGRATIONS_DIR, split_statements
+
+ROLLUP_MIGRATION = MIGRATIONS_DIR / "0012_panalytics_funnel_revenue_rollups.sql"
 
 BASE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 SPAN_DAYS = 100
@@ -69,31 +72,53 @@ def events(draw, names, *, props=None, min_size=0, max_size=40) -> list[dict]:
     return unique
 
 
-def load(rows: list[dict]) -> pd.DataFrame:
+def load(rows: list[dict], *, late: bool = False) -> pd.DataFrame:
     """Empty the store and the result cache, insert `rows` (timestamps in their own UTC
-    offset), return them as a frame."""
+    offset), return them as a frame. `late`: the newer half is inserted first and the older
+    half in a second insert, as events that arrive out of order."""
     cache.clear()
     db = store()
     with db.session():
         for table in STORE_TABLES:
             db.command(f"TRUNCATE TABLE {table}")
-        wire = [
-            {
-                "uuid": r["uuid"],
-                "event": r["event"],
-                "user_id": r["user_id"],
-                "timestamp": r["timestamp"]
-                .astimezone(dt.timezone(r["tz"]))
-                .isoformat(timespec="milliseconds"),
-                "properties": r["properties"],
-            }
-            for r in rows
-        ]
-        if wire:
-            db.insert_json_each_row("events", rows_to_json_each_row(wire))
+        batches = [rows]
+        if late:
+            ordered = sorted(rows, key=lambda r: r["timestamp"])
+            batches = [ordered[len(ordered) // 2 :], ordered[: len(ordered) // 2]]
+        for batch in batches:
+            if batch:
+                db.insert_json_each_row("events", rows_to_json_each_row(_wire(batch)))
     frame = pd.DataFrame(rows, columns=["uuid", "event", "user_id", "timestamp", "properties"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
     return frame
+
+
+def rerun_rollup_backfill(*, truncate: bool) -> None:
+    """Run migration 0012 again over the stored events (after emptying its rollups if
+    `truncate`), as on a store that held events before the views existed."""
+    cache.clear()
+    db = store()
+    with db.session():
+        if truncate:
+            db.command("TRUNCATE TABLE panalytics_user_event_times")
+            db.command("TRUNCATE TABLE panalytics_subscriptions")
+        for statement in split_statements(ROLLUP_MIGRATION.read_text()):
+            db.command(statement.rstrip(";"))
+
+
+def _wire(rows: list[dict]) -> list[dict]:
+    return [
+        {
+            "uuid": r["uuid"],
+            "event": r["event"],
+            "user_id": r["user_id"],
+            "timestamp": r["timestamp"]
+            .astimezone(dt.timezone(r["tz"]))
+            .isoformat(timespec="milliseconds"),
+            "properties": r["properties"],
+        }
+        for r in rows
+    ]
 
 
 def rows_from_spec(spec, *, start: dt.datetime) -> list[dict]:
