@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 import msgspec
 from django.conf import settings
 
-from analytics.events.buffer import BufferUnavailable, Chunk, buffer_append, user_tiers
+from analytics.events.buffer import (
+    BufferUnavailable,
+    Chunk,
+    SplitRow,
+    TierNeedsEscaping,
+    buffer_append,
+    buffer_append_with_tier,
+    tier_cached,
+    user_tiers,
+)
 from analytics.events.enrich import enriched, mask_ip
 from analytics.events.schema import MAX_BATCH, Rejected, uuid7_texts, validate_events
 from analytics.events.users import DIMENSION_EVENTS, dimension_update, tier_after
@@ -83,7 +92,19 @@ def events_capture(
     result = CaptureResult(rejected=checked.rejected)
     if not checked.events:
         return result
-    tiers = user_tiers(sorted({event.user_id for _i, event, _p in checked.events}))
+    user_ids = {event.user_id for _i, event, _p in checked.events}
+    # One user whose tier this process does not know lately, and no tier change in the call
+    # (experiment exposures, an app's single event): the append itself reads the tier and
+    # splices it in, one round trip to Redis instead of two.
+    only_user = next(iter(user_ids)) if len(user_ids) == 1 else None
+    splice = (
+        only_user is not None
+        and len(checked.events) <= MAX_BATCH
+        and not tier_cached(only_user)[0]
+        and not any(e.event in DIMENSION_EVENTS for _i, e, _p in checked.events)
+    )
+    tiers = {} if splice else user_tiers(sorted(user_ids))
+    split_rows: list[SplitRow] = []
     full_ip = settings.EVENTS_STORE_FULL_IP
     new_uuids = uuid7_texts(sum(1 for _i, e, _p in checked.events if e.uuid is None))
     new_uuids.reverse()  # popped from the end: in creation order
@@ -112,26 +133,42 @@ def events_capture(
                     event=event.event, user_id=event.user_id, at=timestamp, properties=properties
                 )
             )
-        rows.append(
-            _encode(
-                _Row(
-                    uuid=event_uuid,
-                    event=event.event,
-                    user_id=event.user_id,
-                    timestamp=timestamp,
-                    properties=msgspec.Raw(_encode(props_json.decode())),
-                    session_id=event.session_id,
-                    page_url=event.page_url,
-                    user_agent=agent,
-                    ip=address if full_ip else mask_ip(address),
-                    received_at=received_at,
-                )
+        encoded_properties = _encode(props_json.decode())  # a JSON string: "{...}"
+        spliced = splice and "user_tier" not in properties
+        if spliced:  # a NUL byte (never raw in JSON output) marks where the tier goes
+            encoded_properties = encoded_properties[:-2] + b"\x00" + encoded_properties[-2:]
+        row = _encode(
+            _Row(
+                uuid=event_uuid,
+                event=event.event,
+                user_id=event.user_id,
+                timestamp=timestamp,
+                properties=msgspec.Raw(encoded_properties),
+                session_id=event.session_id,
+                page_url=event.page_url,
+                user_agent=agent,
+                ip=address if full_ip else mask_ip(address),
+                received_at=received_at,
             )
         )
+        if spliced:
+            head, tail = row.split(b"\x00")
+            split_rows.append(SplitRow(head, b"," if properties else b"", tail))
+        elif splice:
+            split_rows.append(SplitRow(row, b"!", b""))
+        else:
+            rows.append(row)
         result.uuids.append(event_uuid)
         if len(rows) == MAX_BATCH:
             chunks.append(Chunk(b"\n".join(rows), len(rows), _encode_updates(updates)))
             rows, updates = [], []
+    if splice:
+        try:
+            buffer_append_with_tier(only_user, split_rows, _encode_updates(updates))
+        except TierNeedsEscaping:  # rare: now cached, the tier is added like any other
+            return events_capture(events=events, api_key=api_key, ip=ip, user_agent=user_agent)
+        result.accepted = len(result.uuids)
+        return result
     if rows:
         chunks.append(Chunk(b"\n".join(rows), len(rows), _encode_updates(updates)))
     buffer_append(chunks)

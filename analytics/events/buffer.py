@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cache
 
 import redis
 from django.conf import settings
@@ -130,6 +131,78 @@ def remember_tiers(tiers: dict[str, str]) -> None:
 def user_tiers_forget() -> None:
     """Drop this process's tier cache (after the users dimension changed under a test)."""
     _tier_cache.clear()
+
+
+# One user's rows appended with that user's tier read in the same round trip (the hot path of
+# single-user captures such as experiment exposures). Each row comes as head, separator, tail:
+# the tier goes between head and tail as `"user_tier":"<tier>"`, escaped, because a row's
+# properties are a JSON string inside the row's JSON. A separator "!" marks a row taken as it
+# is (the client sent its own user_tier). A tier that would itself need escaping is not
+# spliced: the script appends nothing and answers {0, tier}, and the caller builds the rows
+# with the tier instead. Answers {1, tier or nil} after the append.
+_APPEND_WITH_TIER = r"""
+local tier = redis.call('HGET', KEYS[1], ARGV[1])
+if tier and string.find(tier, '[%c"\\]') then return {0, tier} end
+local rows = {}
+for i = 4, #ARGV, 3 do
+  if ARGV[i + 1] == '!' then
+    rows[#rows + 1] = ARGV[i]
+  elseif tier then
+    rows[#rows + 1] = ARGV[i] .. ARGV[i + 1] .. '\\"user_tier\\":\\"' .. tier .. '\\"' .. ARGV[i + 2]
+  else
+    rows[#rows + 1] = ARGV[i] .. ARGV[i + 2]
+  end
+end
+redis.call('XADD', KEYS[2], '*', 'rows', table.concat(rows, '\n'), 'n', #rows,
+           'at', ARGV[2], 'users', ARGV[3])
+return {1, tier}
+"""
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    """A row whose tier is unknown yet: `head + separator + tier + tail`, or `head` alone
+    when `separator` is "!"."""
+
+    head: bytes
+    separator: bytes
+    tail: bytes
+
+
+def buffer_append_with_tier(user_id: str, rows: list[SplitRow], users: bytes) -> str | None:
+    """Append one user's rows with their tier spliced in, in one round trip; returns the tier
+    (None when unknown). Raises TierNeedsEscaping when the stored tier cannot be spliced, and
+    BufferUnavailable if Redis is down."""
+    keys = buffer_keys()
+    args: list[bytes | str | int] = [user_id, int(time.time() * 1000), users]
+    for row in rows:
+        args += [row.head, row.separator, row.tail]
+    try:
+        done, tier = _append_script()(keys=[keys.tiers, keys.stream], args=args)
+    except (redis.RedisError, OSError) as exc:
+        raise BufferUnavailable(f"the event buffer (Redis) is unavailable: {exc}") from exc
+    tier = tier.decode() if tier else None
+    _tier_cache[user_id] = (time.monotonic() + TIER_CACHE_SECONDS, tier)
+    if not done:
+        raise TierNeedsEscaping(tier)
+    return tier
+
+
+class TierNeedsEscaping(Exception):
+    """The user's stored tier holds a quote, backslash or control character."""
+
+
+@cache
+def _append_script():
+    return redis_client().register_script(_APPEND_WITH_TIER)
+
+
+def tier_cached(user_id: str) -> tuple[bool, str | None]:
+    """(whether this process knows the user's tier lately, the tier or None)."""
+    hit = _tier_cache.get(user_id)
+    if hit is not None and hit[0] > time.monotonic():
+        return True, hit[1]
+    return False, None
 
 
 @dataclass(frozen=True)
