@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.test import Client
 from django.test.utils import override_settings
@@ -113,6 +114,11 @@ def bench_assignment(stdout, *, quick: bool) -> tuple[float, float, float, float
     stdout.write(
         f"trivial JSON view (/health): {ref_rps:,.0f} requests/s, p99 {ref_p99 * 1000:.2f} ms"
     )
+    if settings.DEBUG:
+        stdout.write(
+            "DEBUG is on (development settings): production runs DEBUG=0, which is faster; "
+            "see README, Benchmarks, for the command with production settings"
+        )
     return rps, p99, ref_rps, ref_p99
 
 
