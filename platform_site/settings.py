@@ -147,10 +147,12 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # More than redis-py's default 100 connections, which many sockets closing at once exceed.
-        # A socket timeout well above the layer's 5 s blocking read (BZPOPMIN): redis-py 8's own
-        # default is also 5 s, so an idle consumer's read raced it and ended "Timeout reading".
+        # redis-py's 5 s socket timeout is kept although it equals the layer's 5 s blocking read
+        # (an idle consumer can end with "Timeout reading"; the pages reconnect and resync):
+        # a longer timeout, or a shorter read, left cancelled receives running, and a closing
+        # event loop waited for them forever (test_runtime's websocket tests hung).
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 30}],
+            "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
             "prefix": "channels",
         },
     }
