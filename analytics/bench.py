@@ -260,8 +260,10 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
         with contextlib.suppress(redis_lib.RedisError):
             r.delete(*keys.all())
         ApiKey.objects.filter(pk=key.pk).delete()
+        db.release()
         shutil.rmtree(path, ignore_errors=True)
-        Path(str(path) + ".lock").unlink(missing_ok=True)
+        for suffix in (".lock", ".lock.waiting"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
 
 
 AREAS = {

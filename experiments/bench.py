@@ -195,6 +195,7 @@ def bench_results(stdout, *, quick: bool) -> tuple[float, float]:
                 t = time.perf_counter()
                 db.query("SELECT uniqExact(user_id) AS u, count() AS n FROM events")
                 scans.append(time.perf_counter() - t)
+            db.release()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     took, scan = statistics.median(runs), statistics.median(scans)

@@ -161,6 +161,9 @@ CHANNEL_LAYERS = {
 # Analytics store: `chdb://<path>` (embedded, default) or `clickhouse://user:pass@host:9000/db`.
 CLICKHOUSE_URL = env.str("CLICKHOUSE_URL", default=f"chdb://{VAR_DIR / 'chdb'}")
 CLICKHOUSE_QUERY_TIMEOUT = env.float("CLICKHOUSE_QUERY_TIMEOUT", default=30.0)
+# The embedded store stays open this long after a process's last statement (0: close at once);
+# another process that needs it gets it within milliseconds (analytics/store/embedded.py).
+CLICKHOUSE_EMBEDDED_LINGER_SECONDS = env.float("CLICKHOUSE_EMBEDDED_LINGER_SECONDS", default=10.0)
 # Product analyses (pages and APIs): a time limit per query, answered with a clear message
 # when passed, and how long results stay cached (short while the range includes today).
 ANALYTICS_QUERY_TIMEOUT = env.float("ANALYTICS_QUERY_TIMEOUT", default=15.0)

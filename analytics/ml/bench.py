@@ -58,6 +58,7 @@ def bench_generate(stdout, *, quick: bool = False) -> None:
             f"ratio {result.events_per_second / copy_rate:.2f} vs store copy rate"
         )
     finally:
+        db.release()
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -170,4 +171,5 @@ def bench_ml(stdout, *, quick: bool = False) -> None:
             f"vs logistic regression AUC {logistic:.3f}"
         )
     finally:
+        db.release()
         shutil.rmtree(path, ignore_errors=True)

@@ -75,5 +75,9 @@ class AnalyticsStore(ABC):
     def session(self) -> AbstractContextManager[AnalyticsStore]:
         """Hold one connection across several statements (for the embedded store: one lock)."""
 
+    @abstractmethod
+    def release(self) -> None:
+        """Close this thread's or process's connection now; the next statement opens one."""
+
     def ping(self) -> None:
         self.query("SELECT 1 AS ok")

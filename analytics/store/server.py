@@ -43,6 +43,12 @@ class ServerStore(AnalyticsStore):
             self._local.client = client
         return client
 
+    def release(self) -> None:
+        client = getattr(self._local, "client", None)
+        self._local.client = None
+        if client is not None:
+            client.disconnect()
+
     def _execute(self, sql, params=None, *, timeout=None, **kwargs):
         from clickhouse_driver import errors
 
