@@ -184,3 +184,18 @@ def test_a_fork_never_inherits_the_open_store_or_its_lock(scratch, settings):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert scratch.query("SELECT count() AS n FROM scratch_items") == [{"n": 1}]
+
+
+@pytest.mark.skipif(not settings.CLICKHOUSE_URL.startswith("chdb://"), reason="embedded store only")
+def test_a_busy_process_still_takes_turns_with_a_waiting_one(scratch, settings):
+    """The parent queries without pause; the child's 5 inserts must get through meanwhile
+    (the parent closes after a statement whenever another process waits)."""
+    import time
+
+    settings.CLICKHOUSE_EMBEDDED_LINGER_SECONDS = 600
+    child = _child_inserts(5)
+    deadline = time.monotonic() + 120
+    while child.poll() is None and time.monotonic() < deadline:
+        scratch.query("SELECT count() AS n FROM scratch_items")
+    assert child.poll() == 0  # it finished while the parent was still busy
+    assert scratch.query("SELECT count() AS n FROM scratch_items") == [{"n": 5}]
