@@ -65,7 +65,8 @@ def simulated_events(
             continue
         props = json.dumps({"experiment_id": key, "variant": variant})
         for repeat in range(1 + int(rng.random() < 0.3)):  # some users are assigned twice
-            rows.append(_row(Event.EXPERIMENT_ASSIGNMENT, user_id, exposed_at, props, repeat))
+            if exposed_at + REPEAT_GAP * repeat <= now:  # never an event from the future
+                rows.append(_row(Event.EXPERIMENT_ASSIGNMENT, user_id, exposed_at, props, repeat))
         for outcome in outcomes:
             if rng.random() >= outcome.rates.get(variant, 0.0):
                 continue
@@ -80,12 +81,15 @@ def simulated_events(
     return rows
 
 
+REPEAT_GAP = dt.timedelta(minutes=30)  # between a user's repeated assignments
+
+
 def _row(event: str, user_id: str, at: dt.datetime, properties: str, repeat: int) -> dict:
     return {
         "uuid": str(uuid.uuid4()),
         "event": str(event),
         "user_id": user_id,
-        "timestamp": at + dt.timedelta(minutes=repeat * 30),
+        "timestamp": at + REPEAT_GAP * repeat,
         "properties": properties,
     }
 
