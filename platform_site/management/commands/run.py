@@ -1,5 +1,6 @@
 """`manage.py run`: prepare, then start web, worker and beat together; Ctrl-C stops them all."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -71,14 +72,17 @@ class Command(BaseCommand):
                 time.sleep(0.3)
         finally:
             self.stdout.write("stopping web, worker and beat …")
+            # SIGTERM to each main process only: Celery's warm shutdown lets running tasks
+            # finish (a TERM to its pool processes would kill them mid-task); then whatever is
+            # left of each process group, after 15 s at most, is killed.
             for child in children.values():
                 if child.poll() is None:
-                    os.killpg(child.pid, signal.SIGTERM)
+                    child.terminate()
             deadline = time.monotonic() + 15
             for child in children.values():
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     child.wait(timeout=max(0.1, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(child.pid, signal.SIGKILL)
             stop_embedded_redis()
         sys.exit(exit_code)
