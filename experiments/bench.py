@@ -198,6 +198,8 @@ def bench_results(stdout, *, quick: bool) -> tuple[float, float]:
             db.release()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        for suffix in (".lock", ".lock.waiting"):  # the embedded store's lock files sit beside it
+            Path(f"{workdir}{suffix}").unlink(missing_ok=True)
     took, scan = statistics.median(runs), statistics.median(scans)
     users_seen = sum(result["srm"]["users"].values())
     stdout.write(
