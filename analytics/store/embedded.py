@@ -1,8 +1,10 @@
 """Embedded ClickHouse (chdb) shared safely between the web, worker and beat processes.
 
-chdb lets one process at a time open a data directory, so every use opens a short-lived
-connection under an exclusive inter-process file lock (about 40 ms per open, query and
-close on the target machines). `session()` holds one connection for several statements.
+chdb lets one process at a time open a data directory (and a process open one directory),
+so a process opens it under an exclusive inter-process file lock. Opening and closing costs
+70-220 ms as the store grows, so the connection lingers after use and the process's next
+statements reuse it, until another process asks for the store (see `_Holder`). `session()`
+holds the connection across several statements, which no other process can interleave.
 
 chdb never removes the parts a merge replaced (ClickHouse's cleanup thread does not run in
 its local mode; chdb-io/chdb#107). Left alone they pile up with every flush of the event
@@ -115,8 +117,9 @@ class _Holder:
     holding the store's file lock, so the next statement of this process skips the open. Another
     process that wants the store holds a shared lock on `<store>.lock.waiting` while it waits;
     the watcher thread sees that within a few milliseconds and closes the idle connection, and
-    a busy process closes it after its current statement, so it never starves the others. Forks close it
-    first (a child must never inherit a live chdb or the lock), and so does interpreter exit.
+    a busy process closes it after its current statement, so it never starves the others.
+    Forks close it first (a child must never inherit a live chdb or the lock), and so does
+    interpreter exit.
     """
 
     def __init__(self):
