@@ -7,11 +7,18 @@ new (0 -> x), expansion (x -> more), contraction (x -> less, not 0), churned (x 
 MRR(end) = MRR(start) + new + expansion - contraction - churned. ARPU is MRR over paying users.
 Events at the same instant apply in (mrr, tier) order; duplicate uuids count once.
 Reads the subscription rollup (migration 0012), where MRR and tier are parsed at insert.
+
+Only a user with an event in a period can move in it, so the SQL works per event, never per
+user and period: one window over each user's events gives every event the state before it,
+each (user, period with events) gives its opening and closing state, and each period returns
+its movements and its changes in MRR, paying users and tier counts. Closing figures are the
+running totals of those changes (period 0 holds everything before the range).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 from analytics.queries.common import Period, cached, query_timeout, ratio
@@ -25,44 +32,41 @@ class RevenueQuery:
     period: Period = Period.MONTH
 
 
-def _bounds_sql(period: Period) -> str:
-    step = {"day": "addDays", "week": "addWeeks", "month": "addMonths"}[period.value]
-    return (
-        f"arrayMap(i -> toDateTime64({step}({{first:Date}}, i), 3, 'UTC'), range({{n:UInt32}} + 1))"
-    )
-
-
-REVENUE_SQL = """
-WITH {bounds} AS bounds
-SELECT p AS period_index,
-       sum(close_mrr) AS mrr,
+def _revenue_sql(period: Period) -> str:
+    offset = period.offset_sql("{first:Date}", "toDate(ts)")
+    return f"""
+SELECT j,
+       sum(close_mrr - open_mrr) AS delta_mrr,
+       sum(toInt64(close_mrr > 0) - toInt64(open_mrr > 0)) AS delta_paying,
        sumIf(close_mrr, open_mrr = 0 AND close_mrr > 0) AS new_mrr,
        sumIf(close_mrr - open_mrr, open_mrr > 0 AND close_mrr > open_mrr) AS expansion_mrr,
        sumIf(open_mrr - close_mrr, close_mrr > 0 AND close_mrr < open_mrr) AS contraction_mrr,
        sumIf(open_mrr, open_mrr > 0 AND close_mrr = 0) AS churned_mrr,
-       countIf(close_mrr > 0) AS paying_users,
-       sumMap(if(close_mrr > 0, [close_tier], []), if(close_mrr > 0, [toUInt64(1)], [])) AS by_tier
+       sumMap(arrayConcat(if(open_mrr > 0, [open_tier], []), if(close_mrr > 0, [close_tier], [])),
+              arrayConcat(if(open_mrr > 0, [toInt64(-1)], []),
+                          if(close_mrr > 0, [toInt64(1)], []))) AS delta_tiers
 FROM (
-    SELECT user_id, p,
-           arrayLast(x -> x.1 < bounds[p], hist) AS opening,
-           arrayLast(x -> x.1 < bounds[p + 1], hist) AS closing,
-           if(opening.1 < bounds[p], opening.2, 0) AS open_mrr,
-           if(closing.1 < bounds[p + 1], closing.2, 0) AS close_mrr,
-           closing.3 AS close_tier
+    SELECT user_id, j,
+           argMin(prev_mrr, rn) AS open_mrr, argMin(prev_tier, rn) AS open_tier,
+           argMax(mrr, rn) AS close_mrr, argMax(tier, rn) AS close_tier
     FROM (
-        SELECT user_id, arraySort(groupArray((ts, mrr, tier))) AS hist
+        SELECT user_id, mrr, tier,
+               if(ts < toDateTime64({{first:Date}}, 3, 'UTC'), 0, {offset} + 1) AS j,
+               lagInFrame(mrr, 1, 0.) OVER w AS prev_mrr,
+               lagInFrame(tier, 1, '') OVER w AS prev_tier,
+               row_number() OVER w AS rn
         FROM (
             SELECT user_id, timestamp AS ts, mrr, tier
-            FROM panalytics_subscriptions
-            WHERE timestamp < bounds[{n:UInt32} + 1]
-            LIMIT 1 BY uuid
+            FROM panalytics_subscriptions FINAL
+            WHERE timestamp < toDateTime64({{end:Date}}, 3, 'UTC')
         )
-        GROUP BY user_id
+        WINDOW w AS (PARTITION BY user_id ORDER BY ts, mrr, tier
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
     )
-    ARRAY JOIN range(1, {n:UInt32} + 1) AS p
+    GROUP BY user_id, j
 )
-GROUP BY p
-ORDER BY p
+GROUP BY j
+ORDER BY j
 """
 
 
@@ -72,18 +76,27 @@ def revenue(q: RevenueQuery) -> dict:
 
 def _revenue(q: RevenueQuery) -> dict:
     starts = q.period.starts(q.date_from, q.date_to)
-    params = {"first": starts[0].isoformat(), "n": len(starts)}
-    sql = REVENUE_SQL.replace("{bounds}", _bounds_sql(q.period))
-    rows = {r["period_index"]: r for r in store().query(sql, params, timeout=query_timeout())}
+    params = {
+        "first": starts[0].isoformat(),
+        "end": q.period.add(starts[0], len(starts)).isoformat(),
+    }
+    rows = {
+        r["j"]: r for r in store().query(_revenue_sql(q.period), params, timeout=query_timeout())
+    }
+    # Group j holds what changed in period j (0: before the range); each period's closing
+    # figures are the running totals of those changes.
+    mrr, paying, by_tier = 0.0, 0, Counter()
     periods = []
-    for i, start in enumerate(starts, start=1):
-        row = rows.get(i, {})
-        mrr = float(row.get("mrr", 0.0))
-        paying = row.get("paying_users", 0)
-        by_tier = row.get("by_tier", {})
+    for j in range(len(starts) + 1):
+        row = rows.get(j, {})
+        mrr += float(row.get("delta_mrr", 0.0))
+        paying += int(row.get("delta_paying", 0))
+        by_tier.update(_as_dict(row.get("delta_tiers", {})))
+        if j == 0:
+            continue
         periods.append(
             {
-                "period": start.isoformat(),
+                "period": starts[j - 1].isoformat(),
                 "mrr": round(mrr, 2),
                 "new_mrr": round(float(row.get("new_mrr", 0.0)), 2),
                 "expansion_mrr": round(float(row.get("expansion_mrr", 0.0)), 2),
@@ -91,7 +104,7 @@ def _revenue(q: RevenueQuery) -> dict:
                 "churned_mrr": round(float(row.get("churned_mrr", 0.0)), 2),
                 "paying_users": paying,
                 "arpu": round(ratio(mrr, paying), 2) if paying else None,
-                "paying_users_by_tier": dict(sorted(_as_dict(by_tier).items())),
+                "paying_users_by_tier": {t: n for t, n in sorted(by_tier.items()) if n},
             }
         )
     has_data = any(p["mrr"] or p["churned_mrr"] for p in periods)
