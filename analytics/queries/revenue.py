@@ -57,8 +57,9 @@ FROM (
                row_number() OVER w AS rn
         FROM (
             SELECT user_id, timestamp AS ts, mrr, tier
-            FROM panalytics_subscriptions FINAL
+            FROM panalytics_subscriptions
             WHERE timestamp < toDateTime64({{end:Date}}, 3, 'UTC')
+            LIMIT 1 BY uuid
         )
         WINDOW w AS (PARTITION BY user_id ORDER BY ts, mrr, tier
                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
