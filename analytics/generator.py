@@ -64,6 +64,9 @@ from analytics.store import AnalyticsStore, store
 DAY_MS = 86_400_000
 MONTH_DAYS = 30.44
 USERS_PER_CHUNK = 25_000
+# One chunk's events are one INSERT (about 2 M rows for a full chunk): far longer than an
+# interactive query may run.
+BULK_TIMEOUT_SECONDS = 3600.0
 
 PLATFORMS = ("ios", "android", "web")
 COUNTRIES = ("US", "GB", "DE", "FR", "IN", "BR", "CA", "ES", "JP", "AU")
@@ -481,14 +484,12 @@ ENRICHMENT = ("user_tier", "device_type", "is_mobile", "geo_country")
 _EVENT_NUMBER = {event: i for i, event in enumerate(Event)}
 
 
-def _events_select(event: str, props: list[str], source: str) -> str:
+def _events_rows(event: str, props: list[str], source: str) -> str:
+    """SELECT of one event type's `events` rows from its columnar frame `source`."""
     exprs = ", ".join(_PROPERTY_SQL[c][0] for c in props)
     types = ", ".join(f"{c} {_PROPERTY_SQL[c][1]}" for c in props)
     agent = f"{_labels(_USER_AGENTS)}[platform + 1]" if "platform" in props else "''"
-    # the MATERIALIZED columns are written directly: re-parsing the JSON costs a third
     return f"""
-INSERT INTO events (uuid, event, user_id, timestamp, properties, session_id, user_agent,
-                    user_tier, device_type, is_mobile, country)
 SELECT
     reinterpretAsUUID(concat(
         reinterpretAsString(sipHash64({{seed:UInt64}}, {_EVENT_NUMBER[event]}, n)),
@@ -503,8 +504,20 @@ SELECT
     {_PROPERTY_SQL["device_type"][0]},
     is_mobile,
     {_PROPERTY_SQL["geo_country"][0]}
-FROM {source}
-SETTINGS insert_allow_materialized_columns = 1"""
+FROM {source}"""
+
+
+def _events_insert(selects: list[str]) -> str:
+    """One INSERT of several event types' rows: the store squashes them into large blocks, so
+    a chunk of users writes few parts (and runs the rollups' views a few times), not one set
+    per event type. The MATERIALIZED columns are written directly: re-parsing the JSON costs
+    a third."""
+    return (
+        "INSERT INTO events (uuid, event, user_id, timestamp, properties, session_id, "
+        "user_agent, user_tier, device_type, is_mobile, country)\n"
+        + "\nUNION ALL".join(selects)
+        + "\nSETTINGS insert_allow_materialized_columns = 1"
+    )
 
 
 _USERS_SELECT = f"""
@@ -520,7 +533,8 @@ FROM <source>"""
 
 
 class _Loader:
-    """Runs INSERT ... SELECT over a columnar frame: Parquet for chdb, a staging table otherwise."""
+    """Runs INSERT ... SELECT over columnar frames: Parquet files for chdb, staging tables
+    otherwise. `load` takes several frames and an SQL builder given one source per frame."""
 
     def __init__(self, db: AnalyticsStore):
         from analytics.store.embedded import EmbeddedStore
@@ -533,19 +547,30 @@ class _Loader:
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def load(self, columns: dict[str, np.ndarray], sql: Callable[[str], str], params: dict):
+    def load(self, frames: list[dict[str, np.ndarray]], sql: Callable[[list[str]], str], params):
         import pyarrow as pa
 
-        table = pa.table(columns)
+        staged: list[Path | str] = []  # Parquet files (chdb) or staging tables
+        try:
+            for columns in frames:
+                staged.append(self._stage(pa.table(columns)))
+            sources = [f"file('{s}', Parquet)" if isinstance(s, Path) else s for s in staged]
+            self.db.command(sql(sources), params, timeout=BULK_TIMEOUT_SECONDS)
+        finally:
+            for item in staged:
+                if isinstance(item, Path):
+                    item.unlink(missing_ok=True)
+                else:
+                    self.db.command(f"DROP TABLE IF EXISTS {item}")
+
+    def _stage(self, table) -> Path | str:
         self.count += 1
         if self.embedded:
             import pyarrow.parquet as pq
 
             path = self.tmp / f"frame{self.count}.parquet"
             pq.write_table(table, path, compression="none", row_group_size=65536)
-            self.db.command(sql(f"file('{path}', Parquet)"), params)
-            path.unlink()
-            return
+            return path
         stage = f"generate_events_stage_{self.count}"
         types = {"int64": "Int64", "uint64": "UInt64", "int32": "Int32", "uint8": "UInt8"}
         ddl = ", ".join(
@@ -553,11 +578,8 @@ class _Loader:
             for c, t in zip(table.column_names, table.schema.types, strict=True)
         )
         self.db.command(f"CREATE TABLE {stage} ({ddl}) ENGINE = Memory")
-        try:
-            self.db.insert(stage, table.to_pylist())
-            self.db.command(sql(stage), params)
-        finally:
-            self.db.command(f"DROP TABLE IF EXISTS {stage}")
+        self.db.insert(stage, table.to_pylist())
+        return stage
 
 
 def generate(
@@ -586,6 +608,7 @@ def generate(
                 users = _simulate_users(rng, first, n, span)
                 frames = _simulate_events(rng, users, span)
                 ids = first + np.arange(n)
+                batch, selects = [], []
                 for event, cols in frames.items():
                     u, day = cols.pop("u"), cols.pop("day")
                     keep = day < span
@@ -597,36 +620,46 @@ def generate(
                     sess = cols.pop("sess")
                     platform = cols.get("platform")
                     mobile = (platform if platform is not None else users.platform[u]) < 2
-                    columns = {
-                        "n": (np.uint64(first) << np.uint64(24))
-                        + np.arange(len(u), dtype=np.uint64),
-                        "u": ids[u],
-                        "ts": start_ms + np.round(day * DAY_MS).astype(np.int64),
-                        "sess": np.where(sess > 0, sess + (first << 28), 0),
-                        **cols,
-                        "user_tier": users.tier_at(u, day),
-                        "country": users.country[u],
-                        "is_mobile": mobile.astype(np.uint8),
-                    }
-                    props = [*cols, *ENRICHMENT]
-                    loader.load(
-                        columns,
-                        lambda source, e=event, p=props: _events_select(e, p, source),
-                        params,
+                    batch.append(
+                        {
+                            "n": (np.uint64(first) << np.uint64(24))
+                            + np.arange(len(u), dtype=np.uint64),
+                            "u": ids[u],
+                            "ts": start_ms + np.round(day * DAY_MS).astype(np.int64),
+                            "sess": np.where(sess > 0, sess + (first << 28), 0),
+                            **cols,
+                            "user_tier": users.tier_at(u, day),
+                            "country": users.country[u],
+                            "is_mobile": mobile.astype(np.uint8),
+                        }
                     )
+                    selects.append((event, [*cols, *ENRICHMENT]))
                     result.per_event[event] = result.per_event.get(event, 0) + len(u)
                     result.events += len(u)
+                if batch:
+                    loader.load(
+                        batch,
+                        lambda sources, selects=selects: _events_insert(
+                            [
+                                _events_rows(event, props, source)
+                                for (event, props), source in zip(selects, sources, strict=True)
+                            ]
+                        ),
+                        params,
+                    )
                 final_tier = users.tier_at(np.arange(n), np.full(n, span - 1e-6))
                 loader.load(
-                    {
-                        "u": ids,
-                        "ts": start_ms + np.round(users.signup * DAY_MS).astype(np.int64),
-                        "user_tier": final_tier,
-                        "country": users.country,
-                        "signup_source": users.source,
-                        "updated_ms": np.full(n, end_ms, np.int64),
-                    },
-                    lambda source: _USERS_SELECT.replace("<source>", source),
+                    [
+                        {
+                            "u": ids,
+                            "ts": start_ms + np.round(users.signup * DAY_MS).astype(np.int64),
+                            "user_tier": final_tier,
+                            "country": users.country,
+                            "signup_source": users.source,
+                            "updated_ms": np.full(n, end_ms, np.int64),
+                        }
+                    ],
+                    lambda sources: _USERS_SELECT.replace("<source>", sources[0]),
                     params,
                 )
                 result.users += n

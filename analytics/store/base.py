@@ -64,8 +64,11 @@ class AnalyticsStore(ABC):
         """The same as `query`, as a pandas DataFrame (the fast path for large results)."""
 
     @abstractmethod
-    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        """A statement without a result (DDL, ALTER, OPTIMIZE)."""
+    def command(
+        self, sql: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> None:
+        """A statement without a result (DDL, ALTER, OPTIMIZE, INSERT ... SELECT); `timeout`
+        (seconds) overrides CLICKHOUSE_QUERY_TIMEOUT, as for queries."""
 
     @abstractmethod
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:

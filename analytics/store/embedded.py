@@ -359,9 +359,9 @@ class EmbeddedStore(AnalyticsStore):
         with self._connection() as conn:
             return self._run(conn, sql, "DataFrame", params, timeout)
 
-    def command(self, sql, params=None) -> None:
+    def command(self, sql, params=None, *, timeout=None) -> None:
         with self._connection() as conn:
-            self._run(conn, sql, "CSV", params, None)
+            self._run(conn, sql, "CSV", params, timeout)
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         if not rows:

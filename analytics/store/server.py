@@ -76,8 +76,8 @@ class ServerStore(AnalyticsStore):
         rows, columns = self._execute(sql, params, timeout=timeout, with_column_types=True)
         return pd.DataFrame(rows, columns=[name for name, _type in columns])
 
-    def command(self, sql, params=None) -> None:
-        self._execute(sql, params)
+    def command(self, sql, params=None, *, timeout=None) -> None:
+        self._execute(sql, params, timeout=timeout)
 
     def insert(self, table, rows) -> int:
         if not rows:
