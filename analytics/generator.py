@@ -1,10 +1,13 @@
 """A realistic book2video history, simulated with numpy and written to the store in bulk.
 
 Every user is simulated at once, per chunk of users, with vectorized draws; each event type
-becomes one columnar frame that the store turns into `events` rows in a single INSERT ... SELECT
-(the embedded store reads a Parquet file, a ClickHouse server a staging table). UUIDs, user and
-session ids derive from the seed, so running the same command twice writes the same rows
-(ReplacingMergeTree collapses them).
+becomes one columnar frame, and one INSERT ... SELECT per chunk turns them all into `events`
+rows (the embedded store reads Parquet files, a ClickHouse server staging tables). The rows go
+to a view-less copy of `events` first; each rollup's own view SELECT then fills its table from
+the copy in one pass and the copy's partitions are attached to `events`, which is half the
+cost of running the views block by block (`_Rows`). UUIDs, user and session ids derive from
+the seed, so running the same command twice writes the same rows (ReplacingMergeTree
+collapses them).
 
 The simulated world (documented so analyses and models can be checked against it):
 
@@ -43,6 +46,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -507,13 +511,12 @@ SELECT
 FROM {source}"""
 
 
-def _events_insert(selects: list[str]) -> str:
+def _events_insert(selects: list[str], table: str) -> str:
     """One INSERT of several event types' rows: the store squashes them into large blocks, so
-    a chunk of users writes few parts (and runs the rollups' views a few times), not one set
-    per event type. The MATERIALIZED columns are written directly: re-parsing the JSON costs
-    a third."""
+    a chunk of users writes few parts, not one set per event type. The MATERIALIZED columns
+    are written directly: re-parsing the JSON costs a third."""
     return (
-        "INSERT INTO events (uuid, event, user_id, timestamp, properties, session_id, "
+        f"INSERT INTO {table} (uuid, event, user_id, timestamp, properties, session_id, "
         "user_agent, user_tier, device_type, is_mobile, country)\n"
         + "\nUNION ALL".join(selects)
         + "\nSETTINGS insert_allow_materialized_columns = 1"
@@ -530,6 +533,73 @@ SELECT
     {_labels(SIGNUP_SOURCES)}[signup_source + 1],
     fromUnixTimestamp64Milli(updated_ms, 'UTC')
 FROM <source>"""
+
+
+_VIEW_SOURCE = re.compile(r"\bFROM\s+(?:`?\w+`?\.)?`?events`?(?=\s|\)|$)")
+_VIEW_TARGET = re.compile(r"^CREATE MATERIALIZED VIEW \S+ TO (\S+) ")
+
+
+class _Rows:
+    """Where a chunk's events go. The rollups' materialized views cost as much again as the
+    insert when they run block by block, so when every view on `events` can be re-aimed (it
+    writes `TO` a table and reads `events` once) the chunk goes to a view-less copy of
+    `events` instead; each view's own SELECT then fills its table from that copy in one pass,
+    and the copy's partitions are attached to `events` (an attach runs no views). Otherwise,
+    or when asked, rows go through `events` and its views as any insert does.
+
+    A failure part way through leaves rows a second run with the same seed repairs: the same
+    uuids collapse in `events`, and every rollup tolerates a repeated row (see their
+    migrations)."""
+
+    def __init__(self, db: AnalyticsStore, *, direct: bool = False):
+        self.db = db
+        self.stage = f"generate_events_rows_{uuid.uuid4().hex[:12]}"
+        self.backfills = None if direct else self._backfills()
+        self.table = "events" if self.backfills is None else self.stage
+
+    def __enter__(self) -> _Rows:
+        if self.backfills is not None:
+            self.db.command(f"CREATE TABLE {self.stage} AS events")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.backfills is not None:
+            self.db.command(f"DROP TABLE IF EXISTS {self.stage}")
+
+    def _backfills(self) -> list[str] | None:
+        views = self.db.query(
+            "SELECT name, as_select, create_table_query FROM system.tables "
+            "WHERE database = currentDatabase() AND has(("
+            "    SELECT any(dependencies_table) FROM system.tables "
+            "    WHERE database = currentDatabase() AND name = 'events'), name)"
+        )
+        inserts = []
+        for view in views:
+            target = _VIEW_TARGET.match(view["create_table_query"])
+            sources = _VIEW_SOURCE.findall(view["as_select"])
+            if target is None or len(sources) != 1:
+                return None
+            select = _VIEW_SOURCE.sub(f"FROM {self.stage}", view["as_select"])
+            inserts.append(f"INSERT INTO {target[1]} {select}")
+        return inserts
+
+    def publish(self) -> None:
+        """Move the staged chunk into `events` and its rollups (nothing to do when direct)."""
+        if self.backfills is None:
+            return
+        partitions = self.db.query(
+            "SELECT DISTINCT partition_id FROM system.parts "
+            "WHERE database = currentDatabase() AND table = {stage:String} AND active",
+            {"stage": self.stage},
+        )
+        for row in partitions:
+            self.db.command(
+                f"ALTER TABLE events ATTACH PARTITION ID '{row['partition_id']}' FROM {self.stage}",
+                timeout=BULK_TIMEOUT_SECONDS,
+            )
+        for insert in self.backfills:
+            self.db.command(insert, timeout=BULK_TIMEOUT_SECONDS)
+        self.db.command(f"TRUNCATE TABLE {self.stage}")
 
 
 class _Loader:
@@ -588,8 +658,10 @@ def generate(
     db: AnalyticsStore | None = None,
     progress: Callable[[str], None] | None = None,
     keep_truth: bool = False,
+    direct: bool = False,
 ) -> GenerationResult:
-    """Simulate `spec` and insert the events and the users dimension rows into the store."""
+    """Simulate `spec` and insert the events and the users dimension rows into the store
+    (`direct`: through `events` and its views, as the capture path does, not staged)."""
     import pandas as pd
 
     db = db or store()
@@ -601,7 +673,7 @@ def generate(
     result = GenerationResult()
     loader = _Loader(db)
     try:
-        with db.session():
+        with db.session(), _Rows(db, direct=direct) as rows:
             for first in range(0, spec.users, USERS_PER_CHUNK):
                 n = min(USERS_PER_CHUNK, spec.users - first)
                 rng = np.random.default_rng([spec.seed, first])
@@ -643,10 +715,12 @@ def generate(
                             [
                                 _events_rows(event, props, source)
                                 for (event, props), source in zip(selects, sources, strict=True)
-                            ]
+                            ],
+                            rows.table,
                         ),
                         params,
                     )
+                    rows.publish()
                 final_tier = users.tier_at(np.arange(n), np.full(n, span - 1e-6))
                 loader.load(
                     [
