@@ -9,10 +9,13 @@ Events at the same instant apply in (mrr, tier) order; duplicate uuids count onc
 Reads the subscription rollup (migration 0012), where MRR and tier are parsed at insert.
 
 Only a user with an event in a period can move in it, so the SQL works per event, never per
-user and period: one window over each user's events gives every event the state before it,
-each (user, period with events) gives its opening and closing state, and each period returns
-its movements and its changes in MRR, paying users and tier counts. Closing figures are the
-running totals of those changes (period 0 holds everything before the range).
+user and period: one window over each user's events keeps the last event of each (user,
+period with events), whose state closes that period for the user; a second window over those
+gives each the previous one's state, which opened it. Each period then returns its movements
+and its changes in MRR, paying users and tier counts, and the closing figures are the running
+totals of those changes (period 0 holds everything before the range). Two windows and no
+grouping by user: a GROUP BY over string user ids and argMin/argMax of their states cost
+half as much again on 23,000 subscription events.
 """
 
 from __future__ import annotations
@@ -46,25 +49,26 @@ SELECT j,
               arrayConcat(if(open_mrr > 0, [toInt64(-1)], []),
                           if(close_mrr > 0, [toInt64(1)], []))) AS delta_tiers
 FROM (
-    SELECT user_id, j,
-           argMin(prev_mrr, rn) AS open_mrr, argMin(prev_tier, rn) AS open_tier,
-           argMax(mrr, rn) AS close_mrr, argMax(tier, rn) AS close_tier
+    SELECT j, mrr AS close_mrr, tier AS close_tier,
+           lagInFrame(mrr, 1, 0.) OVER g AS open_mrr,
+           lagInFrame(tier, 1, '') OVER g AS open_tier
     FROM (
-        SELECT user_id, mrr, tier,
-               if(ts < toDateTime64({{first:Date}}, 3, 'UTC'), 0, {offset} + 1) AS j,
-               lagInFrame(mrr, 1, 0.) OVER w AS prev_mrr,
-               lagInFrame(tier, 1, '') OVER w AS prev_tier,
-               row_number() OVER w AS rn
+        SELECT user_id, j, mrr, tier, leadInFrame(j, 1, -1) OVER w AS next_j
         FROM (
-            SELECT user_id, timestamp AS ts, mrr, tier
-            FROM panalytics_subscriptions
-            WHERE timestamp < toDateTime64({{end:Date}}, 3, 'UTC')
-            LIMIT 1 BY uuid
+            SELECT user_id, ts, mrr, tier,
+                   if(ts < toDateTime64({{first:Date}}, 3, 'UTC'), 0, {offset} + 1) AS j
+            FROM (
+                SELECT user_id, timestamp AS ts, mrr, tier
+                FROM panalytics_subscriptions
+                WHERE timestamp < toDateTime64({{end:Date}}, 3, 'UTC')
+                LIMIT 1 BY uuid
+            )
         )
         WINDOW w AS (PARTITION BY user_id ORDER BY ts, mrr, tier
-                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                     ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)
     )
-    GROUP BY user_id, j
+    WHERE next_j != j
+    WINDOW g AS (PARTITION BY user_id ORDER BY j ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
 )
 GROUP BY j
 ORDER BY j
