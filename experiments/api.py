@@ -1,5 +1,7 @@
 """Experiments API: assignment for machine clients, the experiment list and results for staff."""
 
+import re
+
 from django.core.cache import cache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -28,6 +30,19 @@ class AssignInput(serializers.Serializer):
     )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _character_problem(text: str) -> str | None:
+    """What DRF's CharField refuses besides length: NUL and lone surrogates (JSON can carry
+    both as escapes; neither can reach the store as UTF-8 text)."""
+    if "\x00" in text:
+        return "Null characters are not allowed."
+    if m := _SURROGATE.search(text):
+        return f"Surrogate characters are not allowed: U+{ord(m[0]):X}."
+    return None
+
+
 def assign_input(data) -> tuple[str, dict, list[str] | None]:
     """The assignment body checked by plain code (the hot path), by the rules AssignInput
     documents; a test holds the two to the same answers. Raises ValidationError naming the
@@ -46,6 +61,8 @@ def assign_input(data) -> tuple[str, dict, list[str] | None]:
         raise ValidationError({"user_id": ["This field may not be blank."]})
     if len(user_id) > 200:
         raise ValidationError({"user_id": ["Ensure this field has no more than 200 characters."]})
+    if problem := _character_problem(user_id):
+        raise ValidationError({"user_id": [problem]})
     attributes = data.get("attributes", {})
     if not isinstance(attributes, dict):
         raise ValidationError({"attributes": ["Expected a dictionary of items."]})
@@ -62,6 +79,8 @@ def assign_input(data) -> tuple[str, dict, list[str] | None]:
                 raise ValidationError({"experiments": ["Each item must be a non-blank string."]})
             if len(str(key)) > 80:
                 raise ValidationError({"experiments": ["Each item has at most 80 characters."]})
+            if problem := _character_problem(str(key)):
+                raise ValidationError({"experiments": [problem]})
         keys = [str(k) for k in keys]
     return user_id, attributes, keys
 

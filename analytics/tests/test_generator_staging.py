@@ -52,6 +52,17 @@ def _empty(db) -> None:
         db.command(f"TRUNCATE TABLE {table}")
 
 
+def _dropped_copies_on_disk(db) -> list[str]:
+    """Dropped staging copies whose files still wait on the embedded store's disk."""
+    from pathlib import Path
+
+    from analytics.store.embedded import EmbeddedStore
+
+    if not isinstance(db, EmbeddedStore):
+        return []
+    return [p.name for p in Path(db.path, "metadata_dropped").glob("*generate_events_rows_*")]
+
+
 def test_staged_and_direct_writes_leave_the_same_rows(analytics_store):
     db = analytics_store
     direct = generate(SPEC, direct=True)
@@ -62,7 +73,8 @@ def test_staged_and_direct_writes_leave_the_same_rows(analytics_store):
     assert _snapshot(db) == through_views
     assert through_views["events"][0] == direct.events
     assert all(n > 0 for table, (n, _) in through_views.items() if table != "user_insights")
-    assert _tables(db) == set(SNAPSHOT)  # the staging copy is gone
+    assert _tables(db) == set(SNAPSHOT)  # the staging copy is gone, files too
+    assert not _dropped_copies_on_disk(db)
 
 
 def test_rows_go_through_events_when_a_view_cannot_be_re_aimed(analytics_store):
@@ -78,7 +90,7 @@ def test_rows_go_through_events_when_a_view_cannot_be_re_aimed(analytics_store):
         counted = db.query("SELECT sum(n) AS n FROM test_inner_mv")[0]["n"]
         assert counted == result.events
     finally:
-        db.command("DROP VIEW test_inner_mv")
+        db.command("DROP VIEW test_inner_mv SYNC")
 
 
 def test_a_failed_chunk_drops_the_staging_copy(analytics_store, monkeypatch):
@@ -95,6 +107,7 @@ def test_a_failed_chunk_drops_the_staging_copy(analytics_store, monkeypatch):
         generate(SPEC)
     monkeypatch.undo()
     assert not [t for t in _tables(db) if t.startswith("generate_events_rows_")]
+    assert not _dropped_copies_on_disk(db)
     assert db.query("SELECT count() AS n FROM events")[0]["n"] == 0
     # a second run repairs what the first left behind
     result = generate(SPEC)

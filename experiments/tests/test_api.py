@@ -4,7 +4,7 @@ import importlib
 import importlib.util
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from experiments.assignment import running_experiments
@@ -210,6 +210,9 @@ bodies = st.dictionaries(
 
 @settings(max_examples=300, deadline=None)
 @given(body=bodies)
+@example(body={"user_id": "\x00"})  # found by hypothesis: CharField refuses NUL
+@example(body={"user_id": "u\ud800"})  # a lone surrogate, as JSON's "\ud800" escape decodes
+@example(body={"user_id": "u", "experiments": ["a\x00"]})
 def test_hot_path_parser_agrees_with_the_documented_serializer(body):
     """The plain-code parser accepts and refuses exactly what AssignInput does."""
     from rest_framework.exceptions import ValidationError
