@@ -563,10 +563,8 @@ class _Rows:
         return self
 
     def __exit__(self, *exc) -> None:
-        # SYNC here and in publish: otherwise the files wait for the store's delayed removal,
-        # which a short-lived embedded process never reaches (a whole history left on disk)
         if self.backfills is not None:
-            self.db.command(f"DROP TABLE IF EXISTS {self.stage} SYNC")
+            self.db.command(f"DROP TABLE IF EXISTS {self.stage}")
 
     def _backfills(self) -> list[str] | None:
         views = self.db.query(
@@ -601,7 +599,7 @@ class _Rows:
             )
         for insert in self.backfills:
             self.db.command(insert, timeout=BULK_TIMEOUT_SECONDS)
-        self.db.command(f"TRUNCATE TABLE {self.stage} SYNC")
+        self.db.command(f"TRUNCATE TABLE {self.stage}")
 
 
 class _Loader:

@@ -49,6 +49,9 @@ _SESSION_SETTINGS = (
     # chdb turns asynchronous inserts on, so every INSERT waited for the insert queue's flush
     # timer (about 100 ms however few the rows); the writer batches by itself.
     "SET async_insert = 0",
+    # A dropped table's files otherwise wait for the server's delayed removal, which a
+    # short-lived embedded process never reaches: they would stay on disk for good.
+    "SET database_atomic_wait_for_drop_and_detach_synchronously = 1",
 )
 _TIMEOUT_CODES = ("Code: 159", "TIMEOUT_EXCEEDED")
 # The outdated parts and, for each, the active part of the same table and partition whose

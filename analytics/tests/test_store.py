@@ -117,7 +117,7 @@ def test_parts_replaced_by_merges_leave_the_disk(scratch):
     assert parts["outdated"] == 0
     assert _part_dirs(scratch.path) == parts["live"]
     assert rows == [{"n": 12, "ids": 12}]
-    scratch.command("DROP TABLE scratch_dropped SYNC")
+    scratch.command("DROP TABLE scratch_dropped")
 
 
 @pytest.mark.skipif(not settings.CLICKHOUSE_URL.startswith("chdb://"), reason="embedded store only")
