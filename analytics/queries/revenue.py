@@ -55,14 +55,11 @@ FROM (
     FROM (
         SELECT user_id, j, mrr, tier, leadInFrame(j, 1, -1) OVER w AS next_j
         FROM (
-            SELECT user_id, ts, mrr, tier,
+            SELECT user_id, timestamp AS ts, mrr, tier,
                    if(ts < toDateTime64({{first:Date}}, 3, 'UTC'), 0, {offset} + 1) AS j
-            FROM (
-                SELECT user_id, timestamp AS ts, mrr, tier
-                FROM panalytics_subscriptions
-                WHERE timestamp < toDateTime64({{end:Date}}, 3, 'UTC')
-                LIMIT 1 BY uuid
-            )
+            FROM panalytics_subscriptions
+            WHERE timestamp < toDateTime64({{end:Date}}, 3, 'UTC')
+            LIMIT 1 BY uuid
         )
         WINDOW w AS (PARTITION BY user_id ORDER BY ts, mrr, tier
                      ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING)
