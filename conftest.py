@@ -46,17 +46,12 @@ def analytics_store():
     buffer emptied too, so events captured by an earlier test never flush into this one."""
     from analytics.events.buffer import buffer_clear
     from analytics.store import store
+    from analytics.tests.stores import empty_store
 
     buffer_clear()
 
     db = store()
-    with db.session():
-        tables = db.query(
-            "SELECT name FROM system.tables WHERE database = currentDatabase() "
-            "AND engine NOT IN ('View', 'MaterializedView') AND name != 'schema_migrations'"
-        )
-        for row in tables:
-            db.command(f"TRUNCATE TABLE IF EXISTS {row['name']}")
+    empty_store(db)
     return db
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from analytics.generator import GenerationSpec, generate
+from analytics.tests.stores import data_tables, empty_store
 
 SPEC = GenerationSpec(
     users=300, months=4, seed=5, end=dt.datetime(2026, 5, 31, 23, 59, tzinfo=dt.UTC)
@@ -30,26 +31,13 @@ SNAPSHOT = {
 }
 
 
-def _tables(db) -> set[str]:
-    rows = db.query(
-        "SELECT name FROM system.tables WHERE database = currentDatabase() "
-        "AND engine NOT IN ('View', 'MaterializedView') AND name != 'schema_migrations'"
-    )
-    return {row["name"] for row in rows}
-
-
 def _snapshot(db) -> dict[str, tuple[int, int]]:
-    assert _tables(db) == set(SNAPSHOT), "a new table: add it to SNAPSHOT"
+    assert data_tables(db) == set(SNAPSHOT), "a new table: add it to SNAPSHOT"
     out = {}
     for table, select in SNAPSHOT.items():
         row = db.query(f"SELECT count() AS n, sum(cityHash64(*)) AS h FROM ({select})")[0]
         out[table] = (row["n"], row["h"])
     return out
-
-
-def _empty(db) -> None:
-    for table in _tables(db):
-        db.command(f"TRUNCATE TABLE {table}")
 
 
 def _dropped_copies_on_disk(db) -> list[str]:
@@ -67,13 +55,13 @@ def test_staged_and_direct_writes_leave_the_same_rows(analytics_store):
     db = analytics_store
     direct = generate(SPEC, direct=True)
     through_views = _snapshot(db)
-    _empty(db)
+    empty_store(db)
     staged = generate(SPEC)
     assert staged.events == direct.events > 10_000
     assert _snapshot(db) == through_views
     assert through_views["events"][0] == direct.events
     assert all(n > 0 for table, (n, _) in through_views.items() if table != "user_insights")
-    assert _tables(db) == set(SNAPSHOT)  # the staging copy is gone, files too
+    assert data_tables(db) == set(SNAPSHOT)  # the staging copy is gone, files too
     assert not _dropped_copies_on_disk(db)
 
 
@@ -90,7 +78,7 @@ def test_rows_go_through_events_when_a_view_cannot_be_re_aimed(analytics_store):
         counted = db.query("SELECT sum(n) AS n FROM test_inner_mv")[0]["n"]
         assert counted == result.events
     finally:
-        db.command("DROP VIEW test_inner_mv SYNC")
+        db.command("DROP VIEW test_inner_mv")
 
 
 def test_a_failed_chunk_drops_the_staging_copy(analytics_store, monkeypatch):
@@ -106,7 +94,7 @@ def test_a_failed_chunk_drops_the_staging_copy(analytics_store, monkeypatch):
     with pytest.raises(RuntimeError, match="store went away"):
         generate(SPEC)
     monkeypatch.undo()
-    assert not [t for t in _tables(db) if t.startswith("generate_events_rows_")]
+    assert not [t for t in data_tables(db) if t.startswith("generate_events_rows_")]
     assert not _dropped_copies_on_disk(db)
     assert db.query("SELECT count() AS n FROM events")[0]["n"] == 0
     # a second run repairs what the first left behind
