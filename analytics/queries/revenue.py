@@ -45,9 +45,10 @@ SELECT j,
        sumIf(close_mrr - open_mrr, open_mrr > 0 AND close_mrr > open_mrr) AS expansion_mrr,
        sumIf(open_mrr - close_mrr, close_mrr > 0 AND close_mrr < open_mrr) AS contraction_mrr,
        sumIf(open_mrr, open_mrr > 0 AND close_mrr = 0) AS churned_mrr,
-       sumMap(arrayConcat(if(open_mrr > 0, [open_tier], []), if(close_mrr > 0, [close_tier], [])),
-              arrayConcat(if(open_mrr > 0, [toInt64(-1)], []),
-                          if(close_mrr > 0, [toInt64(1)], []))) AS delta_tiers
+       -- both tiers on every row, weighted 0 when not paying: cheaper than building arrays of
+       -- varying length, and sumMap leaves out the keys that sum to 0
+       sumMap([open_tier, close_tier],
+              [-toInt64(open_mrr > 0), toInt64(close_mrr > 0)]) AS delta_tiers
 FROM (
     SELECT j, mrr AS close_mrr, tier AS close_tier,
            lagInFrame(mrr, 1, 0.) OVER g AS open_mrr,
