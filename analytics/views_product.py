@@ -4,6 +4,7 @@ here from the selectors' results, and a CSV download of the table behind each ch
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -120,6 +121,9 @@ def _page(request, analysis: Analysis):
     if not data.is_valid():
         context["errors"] = data.errors
         return render(request, analysis.template, context, status=400)
+    for f in context["fields"]:  # show the range the defaults chose, not blank date inputs
+        if f["type"] == "date" and not f["value"]:
+            f["value"] = data.validated_data[f["name"]].isoformat()
     try:
         result = analysis.compute(data)
     except QueryTimeout as exc:
@@ -605,6 +609,20 @@ def _present_dropped(request, result, data):
 # ---------------------------------------------------------------- revenue
 
 
+def _period_name(period: str, start: str) -> tuple[str, bool]:
+    """A period's name for a sentence ("Dec 2026", "the week of 2026-11-30", "2026-12-01") and
+    whether it is still running (today falls in it)."""
+    p = Period(period)
+    first = dt.date.fromisoformat(start)
+    today = dt.datetime.now(dt.UTC).date()
+    running = first <= today < p.add(first, 1)
+    if p is Period.MONTH:
+        return first.strftime("%b %Y"), running
+    if p is Period.WEEK:
+        return f"the week of {start}", running
+    return start, running
+
+
 def _present_revenue(request, r, data):
     p = r["periods"]
     x = [row["period"] for row in p]
@@ -671,11 +689,12 @@ def _present_revenue(request, r, data):
     last = p[-1] if p else None
     stats = []
     if last:
+        name, running = _period_name(r["period"], last["period"])
         stats = [
-            ("MRR", f"${last['mrr']:,.2f}", f"end of {last['period']}"),
+            ("MRR", f"${last['mrr']:,.2f}", f"{name}, to date" if running else f"end of {name}"),
             ("Paying users", f"{last['paying_users']:,}", ""),
             ("ARPU", f"${last['arpu']:,.2f}" if last["arpu"] else NO_VALUE, "MRR / paying users"),
-            ("Churned MRR", f"${last['churned_mrr']:,.2f}", f"in {last['period']}"),
+            ("Churned MRR", f"${last['churned_mrr']:,.2f}", f"in {name}"),
         ]
     columns = [
         ("period", "Period"),

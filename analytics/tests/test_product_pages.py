@@ -116,3 +116,33 @@ def test_parameters_survive_in_the_form(pm_client, analytics_store):
     assert 'value="2024-01-01"' in body
     assert '<option value="week" selected>' in body
     assert '<option value="on_or_after" selected>' in body
+
+
+def test_the_form_shows_the_default_range(pm_client, analytics_store):
+    from analytics.api_product import FunnelInput
+
+    body = pm_client.get("/analytics/funnel/").content.decode()
+    today = dt.datetime.now(dt.UTC).date()
+    start = today - dt.timedelta(days=FunnelInput.default_days)
+    assert f'name="date_to" type="date" value="{today.isoformat()}"' in body
+    assert f'name="date_from" type="date" value="{start.isoformat()}"' in body
+
+
+def test_revenue_cards_name_the_last_period(analytics_store, pm_client):
+    _data()
+    page = pm_client.get(f"/analytics/revenue/?{RANGE}").content.decode()
+    assert "end of Mar 2024" in page  # a month that is over
+    assert "in Mar 2024" in page
+    weekly = pm_client.get(f"/analytics/revenue/?{RANGE}&period=week").content.decode()
+    assert "end of the week of 2024-03-25" in weekly
+
+
+def test_a_running_period_is_to_date():
+    from analytics.views_product import _period_name
+
+    today = dt.datetime.now(dt.UTC).date()
+    assert _period_name("month", today.replace(day=1).isoformat()) == (
+        today.strftime("%b %Y"),
+        True,
+    )
+    assert _period_name("day", "2024-02-29") == ("2024-02-29", False)
