@@ -299,7 +299,10 @@ def _schema(input_class, summary: str):
 class RetentionApi(AnalysisApi):
     input_class = RetentionInput
 
-    @_schema(RetentionInput, "Cohort retention (retained[0] is the cohort size)")
+    @_schema(
+        RetentionInput,
+        "Cohort retention (retained[0] is the cohort size; complete: how many periods had ended)",
+    )
     def get(self, request):
         return super().get(request)
 

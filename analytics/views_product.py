@@ -24,6 +24,8 @@ from platform_site.roles import role_required
 EXPORT_LIMIT = 100_000
 NO_VALUE = "\u2013"  # an en dash for a missing figure
 COLORS = ["#4f46e5", "#16a34a", "#d97706", "#dc2626", "#0891b2", "#9333ea", "#64748b", "#db2777"]
+# a year of monthly cohorts, each its own colour
+CURVE_COLORS = [*COLORS, "#65a30d", "#0d9488", "#c2410c", "#7c3aed", "#be123c"]
 
 
 @dataclass
@@ -294,6 +296,33 @@ def _retention_users_url(request, cohort: str, k: int, breakdown) -> str:
     return reverse("analytics:retention-users") + "?" + urlencode(params)
 
 
+def _curve(label: str, rates: list, complete: int, i: int) -> list[dict]:
+    """A cohort's retention curve: solid over its ended periods, dotted into a running one."""
+    color = CURVE_COLORS[i % len(CURVE_COLORS)]
+    line = {
+        "type": "scatter",
+        "mode": "lines+markers",
+        "name": label,
+        "legendgroup": label,
+        "x": list(range(min(complete, len(rates)))),
+        "y": rates[:complete],
+        "line": {"color": color},
+    }
+    if complete >= len(rates):
+        return [line]
+    start = max(complete - 1, 0)
+    tail = {
+        **line,
+        "x": list(range(start, len(rates))),
+        "y": rates[start:],
+        "line": {"color": color, "dash": "dot"},
+        "marker": {"symbol": "circle-open"},
+        "showlegend": not complete,
+        "hovertemplate": "%{y:.1f}% so far (still running)<extra>" + label + "</extra>",
+    }
+    return [line, tail] if complete else [tail]
+
+
 def _present_retention(request, r, data):
     cohorts = r["cohorts"]
     n = max((len(c["retained"]) for c in cohorts), default=0)
@@ -302,12 +331,24 @@ def _present_retention(request, r, data):
         for c in cohorts
     ]
     z, text, hover, urls = [], [], [], []
+    running = False  # whether any listed period is still running (its count partial)
     for c in cohorts:
         rates = [round(v / c["size"] * 100, 1) if c["size"] else None for v in c["retained"]]
         pad = n - len(rates)
+        partial = [k >= c["complete"] for k in range(len(rates))]
+        running = running or any(partial)
         z.append(rates + [None] * pad)
-        text.append([f"{v:.0f}%" for v in rates] + [""] * pad)
-        hover.append([f"{v:,} of {c['size']:,} users" for v in c["retained"]] + [""] * pad)
+        text.append(
+            [f"{v:.0f}%{'*' if p else ''}" for v, p in zip(rates, partial, strict=True)]
+            + [""] * pad
+        )
+        hover.append(
+            [
+                f"{v:,} of {c['size']:,} users" + (" so far: still running" if p else "")
+                for v, p in zip(c["retained"], partial, strict=True)
+            ]
+            + [""] * pad
+        )
         urls.append(
             [
                 _retention_users_url(request, c["cohort"], k, c["breakdown"])
@@ -322,6 +363,12 @@ def _present_retention(request, r, data):
         "title": "Retention by cohort (click a cell for its users)",
         "table": "cohorts",
         "clickable": True,
+        "note": (
+            f"* the {r['period']} is still running at the end of the range: its count is partial "
+            "and left out of the averages above."
+            if running
+            else ""
+        ),
         "height": max(320, 28 * len(cohorts) + 80),
         "figure": {
             "data": [
@@ -359,16 +406,12 @@ def _present_retention(request, r, data):
         "wide": True,
         "title": "Retention curves",
         "table": "cohorts",
+        "note": "Dotted: into a period that is still running." if running else "",
         "figure": {
             "data": [
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "name": label,
-                    "x": list(range(len(row))),
-                    "y": [v for v in row if v is not None],
-                }
-                for label, row in zip(labels, z, strict=True)
+                trace
+                for i, (label, row, c) in enumerate(zip(labels, z, cohorts, strict=True))
+                for trace in _curve(label, [v for v in row if v is not None], c["complete"], i)
             ],
             "layout": _layout(
                 xaxis={"title": f"{r['period']}s since cohort start", "dtick": 1},

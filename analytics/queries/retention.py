@@ -5,7 +5,9 @@ A user's cohort is the period of their first-ever start event, when that first e
 start event (recurring cohorts). `retained[0]` is the cohort size; `retained[k]` counts the
 cohort's users with a return event in period k ("on") or in any period >= k ("on_or_after").
 Return events before the cohort, in period 0 or after date_to are not counted. Only periods
-that have begun by date_to are listed, so later cohorts have shorter rows. Buckets are UTC.
+that have begun by date_to are listed, so later cohorts have shorter rows; `complete` counts
+the leading ones that had also ended (the last is usually still running, its count partial),
+and the summary averages only those. Buckets are UTC.
 A breakdown splits users by the property on their first start event.
 """
 
@@ -161,6 +163,7 @@ def _retention(q: RetentionQuery) -> dict:
                 "breakdown": row["bval"] if q.breakdown else None,
                 "size": row["n"],
                 "retained": [row["n"]] + [0] * observable,
+                "complete": _complete(q, cohort, observable + 1),
             }
     for row in rows:
         group = groups.get((row["cohort"], row["bval"]))
@@ -188,13 +191,20 @@ def _retention(q: RetentionQuery) -> dict:
     }
 
 
+def _complete(q: RetentionQuery, cohort: dt.date, listed: int) -> int:
+    """How many of a cohort's `listed` periods had ended by the end of date_to."""
+    end = q.date_to + dt.timedelta(days=1)
+    return sum(1 for k in range(listed) if q.period.add(cohort, k + 1) <= end)
+
+
 def retention_summary(cohorts: list[dict], *, periods: int) -> dict:
-    """Size-weighted average retention at periods 1, 3 and 6 over the cohorts that reached
-    them, and the trend: the least-squares slope of the per-cohort rate across cohorts in
-    order (change per cohort; positive means newer cohorts retain better)."""
+    """Size-weighted average retention at periods 1, 3 and 6 over the cohorts whose period
+    had ended (a running period's partial count would drag both down), and the trend: the
+    least-squares slope of the per-cohort rate across those cohorts in order (change per
+    cohort; positive means newer cohorts retain better)."""
     by_cohort: dict[str, list] = {}
-    for c in cohorts:  # breakdown groups of one cohort add up
-        size_and_retained = by_cohort.setdefault(c["cohort"], [0, []])
+    for c in cohorts:  # breakdown groups of one cohort add up; they share `complete`
+        size_and_retained = by_cohort.setdefault(c["cohort"], [0, [], c["complete"]])
         size_and_retained[0] += c["size"]
         kept = size_and_retained[1]
         for k, n in enumerate(c["retained"]):
@@ -208,8 +218,8 @@ def retention_summary(cohorts: list[dict], *, periods: int) -> dict:
             continue
         reached = [
             (size, kept[k])
-            for _c, (size, kept) in sorted(by_cohort.items())
-            if len(kept) > k and size
+            for _c, (size, kept, complete) in sorted(by_cohort.items())
+            if complete > k and size
         ]
         rates = [n / size for size, n in reached]
         trend = None

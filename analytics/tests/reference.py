@@ -90,15 +90,24 @@ def retention(
         for k in range(1, observable + 1):
             hits = mine[mine.k == k] if mode == "on" else mine[mine.k >= k]
             retained.append(int(hits.user_id.nunique()))
+        # a period is complete when its last day is on or before date_to
+        ends = [cohort + _periods(period, k + 1) for k in range(len(retained))]
         out.append(
             {
                 "cohort": cohort.date().isoformat(),
                 "breakdown": bval if breakdown_key else None,
                 "size": int(size),
                 "retained": retained,
+                "complete": sum(1 for e in ends if e - pd.Timedelta(days=1) <= hi),
             }
         )
     return sorted(out, key=lambda c: (c["cohort"], c["breakdown"] or ""))
+
+
+def _periods(period: str, n: int):
+    if period == "month":
+        return pd.DateOffset(months=n)
+    return pd.Timedelta(days=n * (7 if period == "week" else 1))
 
 
 def _step_mask(row, steps) -> int:

@@ -53,7 +53,7 @@ def test_retention_shape(analytics_store, pm, api_client_for):
     )
     assert body["period"] == "month"
     assert body["cohorts"] == [
-        {"cohort": "2024-01-01", "breakdown": None, "size": 2, "retained": [2, 1, 0]}
+        {"cohort": "2024-01-01", "breakdown": None, "size": 2, "retained": [2, 1, 0], "complete": 3}
     ]
     assert body["summary"]["period_1"]["average"] == 0.5
     users = (

@@ -146,3 +146,13 @@ def test_a_running_period_is_to_date():
         True,
     )
     assert _period_name("day", "2024-02-29") == ("2024-02-29", False)
+
+
+def test_retention_marks_a_running_period(analytics_store, pm_client):
+    _data()
+    page = pm_client.get("/analytics/retention/?date_from=2024-01-01&date_to=2024-03-15")
+    body = page.content.decode()
+    assert "the month is still running at the end of the range" in body
+    assert '"dash": "dot"' in body  # the curves go dotted into March
+    ended = pm_client.get(f"/analytics/retention/?{RANGE}").content.decode()
+    assert "still running" not in ended

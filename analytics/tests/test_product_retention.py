@@ -18,7 +18,7 @@ from analytics.queries.retention import (
     retention_users,
 )
 from analytics.tests import reference
-from analytics.tests.product_data import events, load
+from analytics.tests.product_data import events, load, rows_from_spec
 
 pytestmark = pytest.mark.django_db
 FAST = settings(
@@ -121,7 +121,7 @@ def test_edge_cases_by_hand(analytics_store):
     result = retention(RetentionQuery(date_from=dt.date(2024, 1, 1), date_to=dt.date(2024, 3, 31)))
     # both signed up in February (UTC) and returned exactly at the start of March
     assert result["cohorts"] == [
-        {"cohort": "2024-02-01", "breakdown": None, "size": 2, "retained": [2, 2]},
+        {"cohort": "2024-02-01", "breakdown": None, "size": 2, "retained": [2, 2], "complete": 2},
     ]
     # by day: u1's return is 29 days later (beyond 1 period), u2's the next day
     feb = retention(
@@ -147,6 +147,21 @@ def test_edge_cases_by_hand(analytics_store):
     assert users == {"total": 2, "users": ["u1", "u2"]}
 
 
+def test_a_running_period_is_listed_but_left_out_of_the_summary(analytics_store):
+    spec = [(u, "signup", 0, {}) for u in ("u1", "u2")] + [("u1", "session_start", 35, {})]
+    load(rows_from_spec(spec, start=dt.datetime(2024, 1, 10, tzinfo=dt.UTC)))
+    # February has begun by date_to but not ended: its one return so far is listed...
+    running = retention(RetentionQuery(date_from=dt.date(2024, 1, 1), date_to=dt.date(2024, 2, 20)))
+    assert running["cohorts"] == [
+        {"cohort": "2024-01-01", "breakdown": None, "size": 2, "retained": [2, 1], "complete": 1}
+    ]
+    # ...and averages nothing until the month is over
+    assert running["summary"]["period_1"] == {"average": None, "trend": None, "cohorts": 0}
+    ended = retention(RetentionQuery(date_from=dt.date(2024, 1, 1), date_to=dt.date(2024, 2, 29)))
+    assert ended["cohorts"][0]["complete"] == 2
+    assert ended["summary"]["period_1"] == {"average": 0.5, "trend": None, "cohorts": 1}
+
+
 def test_empty_range_has_no_cohorts(analytics_store):
     result = retention(RetentionQuery(date_from=dt.date(2024, 1, 1), date_to=dt.date(2024, 1, 1)))
     assert result["cohorts"] == []
@@ -167,12 +182,19 @@ def test_summary_is_weighted_average_and_least_squares_trend(raw):
     cohorts = []
     for i, (size, a, b, c) in enumerate(raw):
         kept = [size, min(a, size), min(b, size), min(c, size)][: 4 - (i % 3)]
+        complete = len(kept) - (a + b) % 2  # the last period listed still running, or not
         cohorts.append(
-            {"cohort": f"2024-{i + 1:02d}-01", "breakdown": None, "size": size, "retained": kept}
+            {
+                "cohort": f"2024-{i + 1:02d}-01",
+                "breakdown": None,
+                "size": size,
+                "retained": kept,
+                "complete": complete,
+            }
         )
     summary = retention_summary(cohorts, periods=3)
     for k in (1, 3):
-        reached = [c for c in cohorts if len(c["retained"]) > k]
+        reached = [c for c in cohorts if c["complete"] > k]
         entry = summary[f"period_{k}"]
         assert entry["cohorts"] == len(reached)
         if not reached:
