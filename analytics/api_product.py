@@ -191,6 +191,7 @@ class FunnelInput(RangeInput):
             window_days=d["window_days"],
             order=Order(d["order"]),
             breakdown=d["breakdown"],
+            period=d["period"],
         )
 
 

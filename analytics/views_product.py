@@ -531,7 +531,7 @@ def _dropped_url(request, step: int) -> str:
 
 def _present_funnel(request, r, data):
     steps = r["steps"]
-    groups = r.get("breakdowns") or [{"breakdown": None, "steps": steps}]
+    groups = r.get("breakdowns") or [{"breakdown": None, "steps": steps, "trend": r["trend"]}]
     bars = [
         {
             "type": "bar",
@@ -568,6 +568,7 @@ def _present_funnel(request, r, data):
             },
         },
     ]
+    charts.append(_funnel_trend_chart(r, groups))
     rows = []
     for g in groups:
         for i, s in enumerate(g["steps"], start=1):
@@ -613,8 +614,72 @@ def _present_funnel(request, r, data):
                 [("bucket", "Time"), ("users", "Users")],
                 r["time_to_convert"],
             ),
+            Table(
+                "trend",
+                f"Conversion by {r['period']} of entry",
+                ([("breakdown", r["breakdown_by"])] if r.get("breakdowns") else [])
+                + [
+                    ("period", r["period"].capitalize()),
+                    ("entered", "Entered"),
+                    ("converted", "Converted"),
+                    ("conversion", "Conversion"),
+                ],
+                [{"breakdown": g["breakdown"], **t} for g in groups for t in g["trend"]],
+                percent=("conversion",),
+            ),
         ],
         "empty": not steps[0]["count"],
+    }
+
+
+def _funnel_trend_chart(r, groups) -> dict:
+    """Conversion (entry to last step) by period of entry: one line per breakdown group, over
+    the users entering each period (bars) when there is no breakdown."""
+    x = [t["period"] for t in r["trend"]]
+    lines = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": g["breakdown"] if g["breakdown"] is not None else "Conversion",
+            "x": x,
+            "y": [None if t["conversion"] is None else t["conversion"] * 100 for t in g["trend"]],
+            "yaxis": "y2" if not r.get("breakdowns") else "y",
+            "line": {"color": COLORS[i % len(COLORS)] if r.get("breakdowns") else COLORS[0]},
+        }
+        for i, g in enumerate(groups)
+    ]
+    if r.get("breakdowns"):
+        data, layout = lines, _layout(yaxis={"title": "% converted", "rangemode": "tozero"})
+    else:
+        entered = {
+            "type": "bar",
+            "name": "Entered",
+            "x": x,
+            "y": [t["entered"] for t in r["trend"]],
+            "marker": {"color": "#c7d2fe"},
+        }
+        data = [entered, *lines]
+        layout = _layout(
+            yaxis={"title": "users entering", "rangemode": "tozero"},
+            yaxis2={
+                "overlaying": "y",
+                "side": "right",
+                "title": "% converted",
+                "rangemode": "tozero",
+            },
+        )
+    young = (dt.datetime.now(dt.UTC).date() - dt.date.fromisoformat(r["date_to"])).days
+    return {
+        "id": "funnel-trend",
+        "wide": True,
+        "title": f"Conversion by {r['period']} of entry",
+        "table": "trend",
+        "note": (
+            f"Users who entered in the last {r['window_days']} days may still convert."
+            if young < r["window_days"]
+            else ""
+        ),
+        "figure": {"data": data, "layout": layout},
     }
 
 

@@ -176,12 +176,16 @@ def _normalize(value: Any) -> Any:
 
 
 _GENERATION_KEY = "panalytics:generation"
+# Part of every key: bump it whenever a result's shape or meaning changes, so a deploy never
+# serves what the previous code cached (closed ranges are cached for a long time).
+RESULT_VERSION = 2
 
 
 def cache_key(name: str, params: dict) -> str:
     text = json.dumps(_normalize(params), sort_keys=True, separators=(",", ":"))
     generation = cache.get(_GENERATION_KEY, 0)
-    return f"panalytics:{generation}:{name}:{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    return f"panalytics:v{RESULT_VERSION}:{generation}:{name}:{digest}"
 
 
 def cache_invalidate() -> None:
@@ -217,3 +221,13 @@ def query_timeout() -> float:
 
 def ratio(part: float, whole: float) -> float | None:
     return round(part / whole, 6) if whole else None
+
+
+def map_counts(value) -> dict:
+    """A ClickHouse Map of counts as {str(key): int}: chdb's JSON gives an object,
+    clickhouse-driver a dict (date keys as dates) or a (keys, values) pair."""
+    if isinstance(value, dict):
+        return {str(k): int(v) for k, v in value.items()}
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return {str(k): int(v) for k, v in zip(value[0], value[1], strict=True)}
+    return {}

@@ -9,7 +9,9 @@ order: matching any step), and every later step must happen within `window_days`
 - any: the steps in any order; each event completes at most one step (the lowest matching).
 Events are taken in time order (ties: by the bitmask of steps they match, then breakdown
 value); duplicate uuids count once. Time to convert for step k is the time from step k-1.
-A breakdown splits users by the property on their entry event.
+A breakdown splits users by the property on their entry event. The trend is conversion over
+time: for each period of the range, the users who entered in it and those of them who reached
+the last step (its last periods are young: their users may still convert within the window).
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from analytics.queries.common import Breakdown, breakdown_sql, cached, query_timeout, ratio
+from analytics.queries.common import (
+    Breakdown,
+    Period,
+    breakdown_sql,
+    cached,
+    map_counts,
+    query_timeout,
+    ratio,
+)
 from analytics.store import store
 
 MAX_STEPS = 10
@@ -62,6 +72,7 @@ class FunnelQuery:
     window_days: int = 14
     order: Order = Order.SEQUENTIAL
     breakdown: Breakdown | None = None
+    period: Period = Period.WEEK  # of the trend
 
 
 def _step_condition(i: int, step: Step) -> str:
@@ -220,11 +231,18 @@ def _funnel(q: FunnelQuery) -> dict:
         upper = f" AND {total} < {high}" if high is not None else ""
         buckets.append(f"countIf(level = {n} AND {total} >= {low}{upper}) AS h{i}")
         low = high or low
+    # the trend: users by the period of their entry, and those who reached the last step
+    entry = f"[{q.period.bucket}(toDate(toDateTime(toInt64(floor(times[1])), 'UTC')))]"
+    trend = (
+        f"sumMap({entry}, [toUInt64(1)]) AS entered_by, "
+        f"sumMapIf({entry}, [toUInt64(1)], level = {n}) AS converted_by"
+    )
     # with a breakdown, one more grouping set gives the totals over all groups
     grouping = "GROUPING SETS ((bval), ())" if q.breakdown else "bval"
     sql = (
         f"SELECT bval, grouping(bval) AS is_total, {counts}{', ' + medians if medians else ''}, "
-        f"{', '.join(buckets)} FROM ({per_user_sql(q)}) GROUP BY {grouping} ORDER BY is_total, bval"
+        f"{', '.join(buckets)}, {trend} FROM ({per_user_sql(q)}) "
+        f"GROUP BY {grouping} ORDER BY is_total, bval"
     )
     rows = store().query(sql, _params(q), timeout=query_timeout())
     if q.breakdown is None:
@@ -256,7 +274,14 @@ def _group(q: FunnelQuery, row: dict) -> dict:
         {"bucket": label, "users": row.get(f"h{i}", 0)}
         for i, (label, _h) in enumerate(TIME_BUCKETS)
     ]
-    result = {"steps": steps, "time_to_convert": distribution}
+    entered, converted = map_counts(row.get("entered_by")), map_counts(row.get("converted_by"))
+    trend = []
+    for start in q.period.starts(q.date_from, q.date_to):
+        e, c = entered.get(start.isoformat(), 0), converted.get(start.isoformat(), 0)
+        trend.append(
+            {"period": start.isoformat(), "entered": e, "converted": c, "conversion": ratio(c, e)}
+        )
+    result = {"steps": steps, "time_to_convert": distribution, "trend": trend}
     if q.breakdown is not None and "bval" in row and not row["is_total"]:
         result["breakdown"] = row["bval"]
     return result
@@ -266,6 +291,7 @@ def _meta(q: FunnelQuery) -> dict:
     return {
         "order": q.order.value,
         "window_days": q.window_days,
+        "period": q.period.value,
         "date_from": q.date_from.isoformat(),
         "date_to": q.date_to.isoformat(),
         "breakdown_by": q.breakdown.name if q.breakdown else None,

@@ -24,7 +24,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
-from analytics.queries.common import Period, cached, query_timeout, ratio
+from analytics.queries.common import Period, cached, map_counts, query_timeout, ratio
 from analytics.store import store
 
 
@@ -94,7 +94,7 @@ def _revenue(q: RevenueQuery) -> dict:
         row = rows.get(j, {})
         mrr += float(row.get("delta_mrr", 0.0))
         paying += int(row.get("delta_paying", 0))
-        by_tier.update(_as_dict(row.get("delta_tiers", {})))
+        by_tier.update(map_counts(row.get("delta_tiers", {})))
         if j == 0:
             continue
         periods.append(
@@ -117,12 +117,3 @@ def _revenue(q: RevenueQuery) -> dict:
         "date_to": q.date_to.isoformat(),
         "periods": periods if has_data else [],
     }
-
-
-def _as_dict(value) -> dict:
-    # chdb's JSON gives a Map as an object; clickhouse-driver gives a dict or a (keys, values) pair
-    if isinstance(value, dict):
-        return {k: int(v) for k, v in value.items()}
-    if isinstance(value, list | tuple) and len(value) == 2:
-        return {k: int(v) for k, v in zip(value[0], value[1], strict=True)}
-    return {}

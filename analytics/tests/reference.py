@@ -226,6 +226,23 @@ def funnel_sequential(events, *, steps, date_from, date_to, window_days) -> dict
     return {"counts": counts, "medians": medians}
 
 
+def funnel_trend(levels: pd.DataFrame, n: int, *, period, date_from, date_to) -> list[dict]:
+    """Per period of the range: users who entered in it, and those of them who converted."""
+    entry = pd.to_datetime([t[0] for t in levels.times], unit="s", utc=True)
+    days = pd.Series(entry.tz_localize(None).normalize(), dtype="datetime64[ns]")
+    frame = pd.DataFrame(
+        {"p": bucket(days, period).to_numpy(), "done": (levels.level == n).to_numpy()}
+    )
+    out = []
+    for start in period_starts(date_from, date_to, period):
+        mine = frame[frame.p == start]
+        out.append((start.date().isoformat(), len(mine), int(mine.done.sum())))
+    return [
+        {"period": p, "entered": e, "converted": c, "conversion": c / e if e else None}
+        for p, e, c in out
+    ]
+
+
 def period_starts(date_from, date_to, period) -> list[pd.Timestamp]:
     first, last = bucket_one(date_from, period), bucket_one(date_to, period)
     out = [first]

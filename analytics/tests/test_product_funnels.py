@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.queries import funnels
-from analytics.queries.common import Breakdown
+from analytics.queries.common import Breakdown, Period
 from analytics.queries.funnels import FunnelQuery, Order, Step, funnel, funnel_dropped_users
 from analytics.store import store
 from analytics.tests import reference
@@ -38,9 +38,10 @@ steps_strategy = st.lists(
     start_day=st.integers(0, 30),
     length=st.integers(0, 60),
     breakdown=st.sampled_from([None, "prop:style", "user_tier"]),
+    period=st.sampled_from(list(Period)),
 )
 def test_funnel_matches_pandas(
-    analytics_store, rows, raw_steps, order, window_days, start_day, length, breakdown
+    analytics_store, rows, raw_steps, order, window_days, start_day, length, breakdown, period
 ):
     frame = load(rows)
     steps = tuple(Step(e, "style" if v else "", v or "") for e, v in raw_steps)
@@ -53,6 +54,7 @@ def test_funnel_matches_pandas(
         window_days=window_days,
         order=order,
         breakdown=Breakdown.parse(breakdown),
+        period=period,
     )
     got = funnel(q)
     levels = reference.funnel_levels(
@@ -65,11 +67,14 @@ def test_funnel_matches_pandas(
         breakdown_key={"prop:style": "style", "user_tier": "user_tier"}.get(breakdown),
     )
     _assert_same(got, reference.funnel(levels, len(steps)))
+    span = {"period": period.value, "date_from": date_from, "date_to": date_to}
+    _assert_trend(got, reference.funnel_trend(levels, len(steps), **span))
     if breakdown:
         groups = {g["breakdown"]: g for g in got["breakdowns"]}
         assert set(groups) == set(levels.bval)
         for value, part in levels.groupby("bval"):
             _assert_same(groups[value], reference.funnel(part, len(steps)))
+            _assert_trend(groups[value], reference.funnel_trend(part, len(steps), **span))
     k = len(steps)
     dropped = funnel_dropped_users(q, step=k, limit=1000, offset=0)
     assert dropped["users"] == sorted(levels[levels.level == k - 1].user_id)
@@ -159,6 +164,14 @@ def test_funnel_rollup_backfill_is_idempotent(analytics_store):
     assert funnels._funnel(q) == expected
     rerun_rollup_backfill(truncate=True)
     assert funnels._funnel(q) == expected
+
+
+def _assert_trend(got, expected):
+    assert [(t["period"], t["entered"], t["converted"]) for t in got["trend"]] == [
+        (t["period"], t["entered"], t["converted"]) for t in expected
+    ]
+    for mine, theirs in zip(got["trend"], expected, strict=True):
+        assert mine["conversion"] == pytest.approx(theirs["conversion"], abs=1e-6)
 
 
 def _assert_same(got, expected):

@@ -156,3 +156,18 @@ def test_retention_marks_a_running_period(analytics_store, pm_client):
     assert '"dash": "dot"' in body  # the curves go dotted into March
     ended = pm_client.get(f"/analytics/retention/?{RANGE}").content.decode()
     assert "still running" not in ended
+
+
+def test_funnel_shows_conversion_by_period_of_entry(analytics_store, pm_client):
+    _data()
+    url = f"/analytics/funnel/?{RANGE}&period=month&steps=signup,project_created"
+    body = pm_client.get(url).content.decode()
+    assert "Conversion by month of entry" in body
+    rows = list(csv.reader(io.StringIO(pm_client.get(url + "&csv=trend").content.decode())))
+    assert rows[0] == ["Month", "Entered", "Converted", "Conversion"]
+    # u1 signed up on Jan 3 and created a project the next day; u2 signed up on Jan 8
+    assert rows[1:] == [
+        ["2024-01-01", "2", "1", "0.5"],
+        ["2024-02-01", "0", "0", ""],
+        ["2024-03-01", "0", "0", ""],
+    ]
