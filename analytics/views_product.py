@@ -225,15 +225,7 @@ def _present_overview(request, r, data):
                     "line": {"color": COLORS[2]},
                 },
             ],
-            "layout": _layout(
-                yaxis={"title": "active users", "rangemode": "tozero"},
-                yaxis2={
-                    "overlaying": "y",
-                    "side": "right",
-                    "title": "signups",
-                    "rangemode": "tozero",
-                },
-            ),
+            "layout": _two_axes("active users", "signups"),
         },
     }
     table = Table(
@@ -286,6 +278,14 @@ def _layout(**extra) -> dict:
 
 
 # ---------------------------------------------------------------- retention
+
+
+def _two_axes(left: str, right: str) -> dict:
+    """A layout with a second y axis on the right (for traces with "yaxis": "y2")."""
+    return _layout(
+        yaxis={"title": left, "rangemode": "tozero"},
+        yaxis2={"overlaying": "y", "side": "right", "title": right, "rangemode": "tozero"},
+    )
 
 
 def _retention_users_url(request, cohort: str, k: int, breakdown) -> str:
@@ -659,15 +659,7 @@ def _funnel_trend_chart(r, groups) -> dict:
             "marker": {"color": "#c7d2fe"},
         }
         data = [entered, *lines]
-        layout = _layout(
-            yaxis={"title": "users entering", "rangemode": "tozero"},
-            yaxis2={
-                "overlaying": "y",
-                "side": "right",
-                "title": "% converted",
-                "rangemode": "tozero",
-            },
-        )
+        layout = _two_axes("users entering", "% converted")
     young = (dt.datetime.now(dt.UTC).date() - dt.date.fromisoformat(r["date_to"])).days
     return {
         "id": "funnel-trend",
