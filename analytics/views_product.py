@@ -206,6 +206,7 @@ def _present_overview(request, r, data):
         "id": "overview-activity",
         "title": "Active users and new signups",
         "table": "activity",
+        "note": _partial_note(r),
         "figure": {
             "data": [
                 {
@@ -723,6 +724,19 @@ def _period_name(period: str, start: str) -> tuple[str, bool]:
     return start, running
 
 
+def _partial_note(r) -> str:
+    """A chart note when the range ends inside a period: that last period's counts cover only
+    part of it (a dip that is not real)."""
+    p = Period(r["period"])
+    last_day = dt.date.fromisoformat(r["date_to"])
+    end = p.add(p.start_of(last_day), 1)
+    if last_day >= dt.datetime.now(dt.UTC).date():  # today is in it: it has not ended
+        return f"The last {p.value} is still running: its counts cover only part of it."
+    if end > last_day + dt.timedelta(days=1):
+        return f"The last {p.value} is cut at {r['date_to']}: its counts cover only part of it."
+    return ""
+
+
 def _present_revenue(request, r, data):
     p = r["periods"]
     x = [row["period"] for row in p]
@@ -858,6 +872,7 @@ def _present_usage(request, r, data):
             "id": "usage-users",
             "title": f"Users of each {r['dimension'].replace('_', ' ')}",
             "table": "usage",
+            "note": _partial_note(r),
             "figure": lines("users", "users"),
         },
         {"id": "usage-share", "title": "Share of active users", "table": "usage", "figure": share},

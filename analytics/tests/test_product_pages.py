@@ -171,3 +171,16 @@ def test_funnel_shows_conversion_by_period_of_entry(analytics_store, pm_client):
         ["2024-02-01", "0", "0", ""],
         ["2024-03-01", "0", "0", ""],
     ]
+
+
+def test_a_partial_last_period_is_noted():
+    from analytics.views_product import _partial_note
+
+    week = {"period": "week", "date_to": "2024-03-31"}  # a Sunday: the week is whole
+    assert _partial_note(week) == ""
+    cut = _partial_note({"period": "month", "date_to": "2024-03-15"})
+    assert cut == "The last month is cut at 2024-03-15: its counts cover only part of it."
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    for period in ("day", "week", "month"):  # whichever day today is, its period has not ended
+        running = _partial_note({"period": period, "date_to": today})
+        assert running.startswith(f"The last {period} is still running")
