@@ -637,19 +637,20 @@ def _funnel_trend_chart(r, groups) -> dict:
     """Conversion (entry to last step) by period of entry: one line per breakdown group, over
     the users entering each period (bars) when there is no breakdown."""
     x = [t["period"] for t in r["trend"]]
+    split = bool(r.get("breakdowns"))
     lines = [
         {
             "type": "scatter",
             "mode": "lines+markers",
-            "name": g["breakdown"] if g["breakdown"] is not None else "Conversion",
+            "name": g["breakdown"] if split else "Conversion",
             "x": x,
             "y": [None if t["conversion"] is None else t["conversion"] * 100 for t in g["trend"]],
-            "yaxis": "y2" if not r.get("breakdowns") else "y",
-            "line": {"color": COLORS[i % len(COLORS)] if r.get("breakdowns") else COLORS[0]},
+            "yaxis": "y" if split else "y2",
+            "line": {"color": COLORS[i % len(COLORS)]},
         }
         for i, g in enumerate(groups)
     ]
-    if r.get("breakdowns"):
+    if split:
         data, layout = lines, _layout(yaxis={"title": "% converted", "rangemode": "tozero"})
     else:
         entered = {

@@ -247,12 +247,7 @@ def period_starts(date_from, date_to, period) -> list[pd.Timestamp]:
     first, last = bucket_one(date_from, period), bucket_one(date_to, period)
     out = [first]
     while out[-1] < last:
-        nxt = out[-1] + (
-            pd.DateOffset(months=1)
-            if period == "month"
-            else pd.Timedelta(days=7 if period == "week" else 1)
-        )
-        out.append(nxt)
+        out.append(out[-1] + _periods(period, 1))
     return out
 
 
@@ -269,11 +264,7 @@ def revenue(events, *, date_from, date_to, period) -> list[dict]:
     ]
     subs = subs.sort_values(["timestamp", "mrr", "tier"])
     starts = period_starts(date_from, date_to, period)
-    step = (
-        pd.DateOffset(months=1)
-        if period == "month"
-        else pd.Timedelta(days=7 if period == "week" else 1)
-    )
+    step = _periods(period, 1)
     bounds = [s.tz_localize("UTC") for s in starts] + [(starts[-1] + step).tz_localize("UTC")]
     users = pd.Index(subs.user_id.unique())
 
