@@ -2,7 +2,8 @@
 
 Loads generated events into the embedded store (10M events, 100k users, 12 months; `--quick`:
 200k events, 2k users), then times retention by month, a 4-step funnel and revenue by month:
-cold (result cache empty), cached (Redis), and the same computation in pandas, which loads the
+cold (result cache empty; the median of 7 runs, as 3 varied by a third between runs of the
+command), cached (Redis), and the same computation in pandas, which loads the
 events it needs from the store and computes with the reference implementation the tests use.
 The events come from this module's generator (`synthetic_events`); the shared generator
 (`generate_events`) was not on main when this was written.
@@ -323,7 +324,7 @@ def _bench_queries(stdout, *, quick: bool) -> None:
             cache_invalidate()
             return fn()
 
-        cold_s = _median_time(cold, 3)
+        cold_s = _median_time(cold, 7)
         fn()  # fill the cache
         cached_s = _median_time(fn, 20)
         pandas_s = _pandas_time(references[name])

@@ -25,7 +25,6 @@ from analytics.queries.common import (
     Period,
     breakdown_sql,
     cached,
-    map_counts,
     query_timeout,
     ratio,
 )
@@ -188,6 +187,7 @@ def _params(q: FunnelQuery) -> dict:
     entry_end = dt.datetime.combine(q.date_to + dt.timedelta(days=1), dt.time(), dt.UTC).timestamp()
     window = q.window_days * 86400.0
     params = {
+        "first": q.period.start_of(q.date_from).isoformat(),
         "entry_from": entry_from,
         "entry_end": entry_end,
         "window": window,
@@ -231,11 +231,16 @@ def _funnel(q: FunnelQuery) -> dict:
         upper = f" AND {total} < {high}" if high is not None else ""
         buckets.append(f"countIf(level = {n} AND {total} >= {low}{upper}) AS h{i}")
         low = high or low
-    # the trend: users by the period of their entry, and those who reached the last step
-    entry = f"[{q.period.bucket}(toDate(toDateTime(toInt64(floor(times[1])), 'UTC')))]"
+    # the trend: users by the period of their entry (its index in the range, which every
+    # entry lies in), and those who reached the last step; -Resample fills a dense array per
+    # group, half the cost of sumMap over dates
+    periods = len(q.period.starts(q.date_from, q.date_to))
+    entry = q.period.offset_sql(
+        "{first:Date}", "toDate(toDateTime(toInt64(floor(times[1])), 'UTC'))"
+    )
     trend = (
-        f"sumMap({entry}, [toUInt64(1)]) AS entered_by, "
-        f"sumMapIf({entry}, [toUInt64(1)], level = {n}) AS converted_by"
+        f"countResample(0, {periods}, 1)({entry}) AS entered_by, "
+        f"sumResample(0, {periods}, 1)(toUInt64(level = {n}), {entry}) AS converted_by"
     )
     # with a breakdown, one more grouping set gives the totals over all groups
     grouping = "GROUPING SETS ((bval), ())" if q.breakdown else "bval"
@@ -274,13 +279,13 @@ def _group(q: FunnelQuery, row: dict) -> dict:
         {"bucket": label, "users": row.get(f"h{i}", 0)}
         for i, (label, _h) in enumerate(TIME_BUCKETS)
     ]
-    entered, converted = map_counts(row.get("entered_by")), map_counts(row.get("converted_by"))
-    trend = []
-    for start in q.period.starts(q.date_from, q.date_to):
-        e, c = entered.get(start.isoformat(), 0), converted.get(start.isoformat(), 0)
-        trend.append(
-            {"period": start.isoformat(), "entered": e, "converted": c, "conversion": ratio(c, e)}
-        )
+    starts = q.period.starts(q.date_from, q.date_to)
+    entered = row.get("entered_by") or [0] * len(starts)
+    converted = row.get("converted_by") or [0] * len(starts)
+    trend = [
+        {"period": start.isoformat(), "entered": e, "converted": c, "conversion": ratio(c, e)}
+        for start, e, c in zip(starts, entered, converted, strict=True)
+    ]
     result = {"steps": steps, "time_to_convert": distribution, "trend": trend}
     if q.breakdown is not None and "bval" in row and not row["is_total"]:
         result["breakdown"] = row["bval"]
