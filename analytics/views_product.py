@@ -717,7 +717,7 @@ def _period_name(period: str, start: str) -> tuple[str, bool]:
     p = Period(period)
     first = dt.date.fromisoformat(start)
     today = dt.datetime.now(dt.UTC).date()
-    running = first <= today < p.add(first, 1)
+    running = first <= today <= p.last_day(first)
     if p is Period.MONTH:
         return first.strftime("%b %Y"), running
     if p is Period.WEEK:
@@ -729,11 +729,10 @@ def _partial_note(r) -> str:
     """A chart note when the range ends inside a period: that last period's counts cover only
     part of it (a dip that is not real)."""
     p = Period(r["period"])
-    last_day = dt.date.fromisoformat(r["date_to"])
-    end = p.add(p.start_of(last_day), 1)
-    if last_day >= dt.datetime.now(dt.UTC).date():  # today is in it: it has not ended
+    date_to = dt.date.fromisoformat(r["date_to"])
+    if date_to >= dt.datetime.now(dt.UTC).date():  # today is in it: it has not ended
         return f"The last {p.value} is still running: its counts cover only part of it."
-    if end > last_day + dt.timedelta(days=1):
+    if p.last_day(p.start_of(date_to)) > date_to:
         return f"The last {p.value} is cut at {r['date_to']}: its counts cover only part of it."
     return ""
 

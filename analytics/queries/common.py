@@ -52,6 +52,10 @@ class Period(StrEnum):
         months = day.year * 12 + day.month - 1 + n
         return dt.date(months // 12, months % 12 + 1, 1)
 
+    def last_day(self, start: dt.date) -> dt.date:
+        """The last day of the period that starts at `start`: it has ended once that day has."""
+        return self.add(start, 1) - dt.timedelta(days=1)
+
     def offset(self, start: dt.date, day: dt.date) -> int:
         day = self.start_of(day)
         if self is Period.DAY:

@@ -193,8 +193,8 @@ def _retention(q: RetentionQuery) -> dict:
 
 def _complete(q: RetentionQuery, cohort: dt.date, listed: int) -> int:
     """How many of a cohort's `listed` periods had ended by the end of date_to."""
-    end = q.date_to + dt.timedelta(days=1)
-    return sum(1 for k in range(listed) if q.period.add(cohort, k + 1) <= end)
+    p = q.period
+    return sum(1 for k in range(listed) if p.last_day(p.add(cohort, k)) <= q.date_to)
 
 
 def retention_summary(cohorts: list[dict], *, periods: int) -> dict:

@@ -1,0 +1,29 @@
+"""The period arithmetic every analysis shares (`Period`), against pandas' own periods."""
+
+import datetime as dt
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics.queries.common import Period
+
+FREQ = {Period.DAY: "D", Period.WEEK: "W-SUN", Period.MONTH: "M"}  # W-SUN: weeks end Sunday
+days = st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2040, 12, 31))
+
+
+@settings(max_examples=300)
+@given(
+    period=st.sampled_from(list(Period)), day=days, later=st.integers(0, 400), n=st.integers(0, 30)
+)
+def test_period_arithmetic_matches_pandas(period, day, later, n):
+    freq = FREQ[period]
+    mine = pd.Period(day, freq=freq)
+    start = period.start_of(day)
+    assert start == mine.start_time.date()
+    assert period.last_day(start) == mine.end_time.date()
+    assert period.add(start, n) == (mine + n).start_time.date()
+    other = day + dt.timedelta(days=later)
+    assert period.offset(start, other) == (pd.Period(other, freq=freq) - mine).n
+    expected = [p.start_time.date() for p in pd.period_range(day, other, freq=freq)]
+    assert period.starts(day, other) == expected
