@@ -5,6 +5,8 @@ Loads generated events into the embedded store (10M events, 100k users, 12 month
 cold (result cache empty; the median of 7 runs, as 3 varied by a third between runs of the
 command), cached (Redis), and the same computation in pandas, which loads the
 events it needs from the store and computes with the reference implementation the tests use.
+Each line also says whether the SQL's result equals the pandas one (every cohort, step count,
+median, histogram bucket, trend point and revenue figure).
 The events come from this module's generator (`synthetic_events`); the shared generator
 (`generate_events`) was not on main when this was written.
 """
@@ -234,15 +236,16 @@ def _median_time(fn, n: int) -> float:
     return statistics.median(times)
 
 
-def _pandas_time(fn) -> float:
-    """One run, or the median of three when a run takes under 3 s: the fast references vary
-    by half between single runs on this machine, the slow one (retention, ~20-40 s) far less."""
-    first = _median_time(fn, 1)
-    return (
-        first
-        if first >= 3
-        else statistics.median([first, _median_time(fn, 1), _median_time(fn, 1)])
-    )
+def _pandas_time(fn) -> tuple[float, object]:
+    """One run, or the median of three when a run takes under 3 s (the fast references vary
+    by half between single runs on this machine, the slow one, retention at ~20-40 s, far
+    less), and the result."""
+    t = time.perf_counter()
+    result = fn()
+    first = time.perf_counter() - t
+    if first >= 3:
+        return first, result
+    return statistics.median([first, _median_time(fn, 1), _median_time(fn, 1)]), result
 
 
 def _pandas_frame(sql: str, params: dict) -> pd.DataFrame:
@@ -305,7 +308,7 @@ def _bench_queries(stdout, *, quick: bool) -> None:
             params,
         )
         return reference.funnel_sequential(
-            frame, steps=FUNNEL_STEPS, date_from=start, date_to=end, window_days=14
+            frame, steps=FUNNEL_STEPS, date_from=start, date_to=end, window_days=14, period="week"
         )
 
     def pandas_revenue():
@@ -317,6 +320,12 @@ def _bench_queries(stdout, *, quick: bool) -> None:
         "4-step funnel": pandas_funnel,
         "revenue by month": pandas_revenue,
     }
+    # how each result is checked against its pandas twin: a list of differences
+    compare = {
+        "retention by month": lambda got, exp: [] if got["cohorts"] == exp else ["cohorts differ"],
+        "4-step funnel": reference.funnel_sequential_differences,
+        "revenue by month": lambda got, exp: reference.revenue_differences(got["periods"], exp),
+    }
     ratios, colds = [], []
     for name, fn in analyses.items():
 
@@ -325,14 +334,21 @@ def _bench_queries(stdout, *, quick: bool) -> None:
             return fn()
 
         cold_s = _median_time(cold, 7)
-        fn()  # fill the cache
+        got = fn()  # fills the cache
         cached_s = _median_time(fn, 20)
-        pandas_s = _pandas_time(references[name])
+        pandas_s, expected = _pandas_time(references[name])
         ratios.append(pandas_s / cold_s)
         colds.append(cold_s)
+        differences = compare[name](got, expected)
+        agreement = (
+            "same result as pandas"
+            if not differences
+            else f"DIFFERENT from pandas: {'; '.join(differences[:3])}"
+        )
         stdout.write(
             f"{name}: cold {cold_s * 1000:.0f} ms, cached {cached_s * 1000:.1f} ms, "
-            f"pandas {pandas_s * 1000:.0f} ms, {pandas_s / cold_s:.1f}x faster than pandas"
+            f"pandas {pandas_s * 1000:.0f} ms, {pandas_s / cold_s:.1f}x faster than pandas, "
+            f"{agreement}"
         )
     worst = min(ratios)
     slowest = max(colds)

@@ -196,16 +196,22 @@ def funnel(levels: pd.DataFrame, n: int) -> dict:
         )
     done = levels[levels.level == n]
     totals = np.array([t[-1] - t[0] for t in done.times], dtype=float)
+    return {"steps": steps, "time_to_convert": _time_histogram(totals)}
+
+
+def _time_histogram(totals: np.ndarray) -> list[int]:
+    """Users per time-to-convert bucket (seconds from entry to the last step)."""
     edges = [0, *FUNNEL_BUCKETS]
     hist = [int(((totals >= a) & (totals < b)).sum()) for a, b in itertools.pairwise(edges)]
     hist.append(int((totals >= edges[-1]).sum()))
-    return {"steps": steps, "time_to_convert": hist}
+    return hist
 
 
-def funnel_sequential(events, *, steps, date_from, date_to, window_days) -> dict:
+def funnel_sequential(events, *, steps, date_from, date_to, window_days, period) -> dict:
     """A vectorized sequential funnel over distinct step events without filters (the bench's
     pandas side): step k is the earliest step-k event at or after step k-1, within the window
-    from entry. Returns step counts and median seconds from the previous step."""
+    from entry. Returns what the funnel's SQL returns: step counts, median seconds from the
+    previous step, the time-to-convert histogram and the conversion trend."""
     ev = prepare(events)
     lo = pd.Timestamp(date_from, tz="UTC")
     hi = pd.Timestamp(date_to, tz="UTC") + pd.Timedelta(days=1)
@@ -213,34 +219,53 @@ def funnel_sequential(events, *, steps, date_from, date_to, window_days) -> dict
     first = ev[(ev.event == steps[0]) & (ev.timestamp >= lo) & (ev.timestamp < hi)]
     reached = first.groupby("user_id").timestamp.min().rename("t0").to_frame()
     reached["prev"] = reached.t0
+    entered = reached.t0
     counts, medians = [len(reached)], [None]
     for name in steps[1:]:
-        cand = ev[ev.event == name][["user_id", "timestamp"]].merge(
-            reached, left_on="user_id", right_index=True
+        cand = (
+            ev[ev.event == name][["user_id", "timestamp"]]
+            .merge(reached, left_on="user_id", right_index=True)
+            .reset_index(drop=True)  # an empty merge keeps a `user_id` index beside the column
         )
         cand = cand[(cand.timestamp >= cand.prev) & (cand.timestamp - cand.t0 <= window)]
         nxt = cand.groupby("user_id").agg(t=("timestamp", "min"), prev=("prev", "first"))
         medians.append((nxt.t - nxt.prev).dt.total_seconds().median() if len(nxt) else None)
         reached = reached.loc[nxt.index].assign(prev=nxt.t)
         counts.append(len(reached))
-    return {"counts": counts, "medians": medians}
+    totals = (reached.prev - reached.t0).dt.total_seconds().to_numpy()
+    done = entered.index.isin(reached.index)
+    return {
+        "counts": counts,
+        "medians": medians,
+        "time_to_convert": _time_histogram(totals),
+        "trend": _trend(entered, done, period=period, date_from=date_from, date_to=date_to),
+    }
 
 
 def funnel_trend(levels: pd.DataFrame, n: int, *, period, date_from, date_to) -> list[dict]:
     """Per period of the range: users who entered in it, and those of them who converted."""
-    entry = pd.to_datetime([t[0] for t in levels.times], unit="s", utc=True)
-    days = pd.Series(entry.tz_localize(None).normalize(), dtype="datetime64[ns]")
-    frame = pd.DataFrame(
-        {"p": bucket(days, period).to_numpy(), "done": (levels.level == n).to_numpy()}
-    )
+    entry = pd.Series(pd.to_datetime([t[0] for t in levels.times], unit="s", utc=True))
+    done = (levels.level == n).to_numpy()
+    return _trend(entry, done, period=period, date_from=date_from, date_to=date_to)
+
+
+def _trend(entry: pd.Series, done, *, period, date_from, date_to) -> list[dict]:
+    days = pd.Series(entry.dt.tz_localize(None).dt.normalize().to_numpy(), dtype="datetime64[ns]")
+    frame = pd.DataFrame({"p": bucket(days, period).to_numpy(), "done": done})
+    entered = frame.groupby("p").size()
+    converted = frame[frame.done].groupby("p").size()
     out = []
     for start in period_starts(date_from, date_to, period):
-        mine = frame[frame.p == start]
-        out.append((start.date().isoformat(), len(mine), int(mine.done.sum())))
-    return [
-        {"period": p, "entered": e, "converted": c, "conversion": c / e if e else None}
-        for p, e, c in out
-    ]
+        e, c = int(entered.get(start, 0)), int(converted.get(start, 0))
+        out.append(
+            {
+                "period": start.date().isoformat(),
+                "entered": e,
+                "converted": c,
+                "conversion": c / e if e else None,
+            }
+        )
+    return out
 
 
 def period_starts(date_from, date_to, period) -> list[pd.Timestamp]:
@@ -291,4 +316,39 @@ def revenue(events, *, date_from, date_to, period) -> list[dict]:
             }
         )
         opening = closing
+    return out
+
+
+def funnel_sequential_differences(got: dict, expected: dict) -> list[str]:
+    """Where the funnel's result disagrees with `funnel_sequential` (medians to the ms)."""
+    out = []
+    for k, (step, count, median) in enumerate(
+        zip(got["steps"], expected["counts"], expected["medians"], strict=True), start=1
+    ):
+        if step["count"] != count:
+            out.append(f"step {k}: {step['count']} users, pandas {count}")
+        mine = step["median_seconds_to_convert"]
+        if (mine is None) != (median is None) or (mine is not None and abs(mine - median) > 2e-3):
+            out.append(f"step {k}: median {mine} s, pandas {median} s")
+    hist = [b["users"] for b in got["time_to_convert"]]
+    if hist != expected["time_to_convert"]:
+        out.append(f"time to convert {hist}, pandas {expected['time_to_convert']}")
+    mine = [(t["period"], t["entered"], t["converted"]) for t in got["trend"]]
+    theirs = [(t["period"], t["entered"], t["converted"]) for t in expected["trend"]]
+    if mine != theirs:
+        out.append("conversion trend differs")
+    return out
+
+
+def revenue_differences(got: list[dict], expected: list[dict]) -> list[str]:
+    """Where revenue's periods disagree with `revenue` (amounts to the cent)."""
+    if [g["period"] for g in got] != [e["period"] for e in expected]:
+        return ["periods differ"]
+    out = []
+    for g, e in zip(got, expected, strict=True):
+        for key in ("mrr", "new_mrr", "expansion_mrr", "contraction_mrr", "churned_mrr"):
+            if abs(g[key] - e[key]) > 0.006:
+                out.append(f"{g['period']} {key}: {g[key]}, pandas {e[key]}")
+        if (g["paying_users"], g["paying_users_by_tier"]) != (e["paying_users"], e["by_tier"]):
+            out.append(f"{g['period']} paying users differ")
     return out

@@ -228,10 +228,10 @@ def test_writer_process_killed_mid_flush_loses_and_duplicates_nothing(
         stdout=subprocess.DEVNULL,
     )
     try:
+        # kill right after the first flush of ten: a fixed pause let a quick machine finish
         deadline = time.monotonic() + 60
         while buffer_status().waiting_events == 20_000 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
+            time.sleep(0.005)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
