@@ -226,7 +226,10 @@ def _present_overview(request, r, data):
                     "line": {"color": COLORS[2]},
                 },
             ],
-            "layout": _two_axes("active users", "signups"),
+            "layout": {
+                **_two_axes("active users", "signups"),
+                "xaxis": _period_axis(r["period"], periods),
+            },
         },
     }
     table = Table(
@@ -276,6 +279,24 @@ def _layout(**extra) -> dict:
     }
     layout.update(extra)
     return layout
+
+
+def _period_axis(period: str, starts: list[str]) -> dict:
+    """An x axis whose ticks fall on the period starts the points sit at (plotly's own date
+    ticks put weekly ones on Sundays, and weekly ticks under two monthly points)."""
+    n = max(len(set(starts)), 1)
+    if not starts or period == Period.DAY:
+        return {"type": "date"}
+    if period == Period.MONTH:
+        step = 1 if n <= 7 else 2 if n <= 14 else 3
+        return {"type": "date", "tick0": min(starts), "dtick": f"M{step}", "tickformat": "%b %Y"}
+    step = -(-n // 8)  # at most about 8 ticks
+    return {
+        "type": "date",
+        "tick0": min(starts),
+        "dtick": step * 7 * 86400000,
+        "tickformat": "%b %d",
+    }
 
 
 # ---------------------------------------------------------------- retention
@@ -651,7 +672,8 @@ def _funnel_trend_chart(r, groups) -> dict:
         for i, g in enumerate(groups)
     ]
     if split:
-        data, layout = lines, _layout(yaxis={"title": "% converted", "rangemode": "tozero"})
+        layout = _layout(yaxis={"title": "% converted", "rangemode": "tozero"})
+        data = lines
     else:
         entered = {
             "type": "bar",
@@ -662,6 +684,7 @@ def _funnel_trend_chart(r, groups) -> dict:
         }
         data = [entered, *lines]
         layout = _two_axes("users entering", "% converted")
+    layout["xaxis"] = _period_axis(r["period"], x)
     young = (dt.datetime.now(dt.UTC).date() - dt.date.fromisoformat(r["date_to"])).days
     return {
         "id": "funnel-trend",
@@ -778,7 +801,11 @@ def _present_revenue(request, r, data):
             "table": "mrr",
             "figure": {
                 "data": data_,
-                "layout": _layout(barmode="relative", yaxis={"title": "$ per month"}),
+                "layout": _layout(
+                    barmode="relative",
+                    yaxis={"title": "$ per month"},
+                    xaxis=_period_axis(r["period"], x),
+                ),
             },
         },
         {
@@ -796,7 +823,9 @@ def _present_revenue(request, r, data):
                     }
                     for i, t in enumerate(tiers)
                 ],
-                "layout": _layout(barmode="stack", yaxis={"title": "users"}),
+                "layout": _layout(
+                    barmode="stack", yaxis={"title": "users"}, xaxis=_period_axis(r["period"], x)
+                ),
             },
         },
     ]
@@ -862,7 +891,10 @@ def _present_usage(request, r, data):
                 }
                 for name, pts in sorted(series.items())
             ],
-            "layout": _layout(yaxis={"title": title}),
+            "layout": _layout(
+                yaxis={"title": title},
+                xaxis=_period_axis(r["period"], [row["period"] for row in rows]),
+            ),
         }
 
     share = lines("share_of_active", "share of active users")
@@ -922,7 +954,10 @@ def _present_satisfaction(request, r, data):
                 }
                 for name, pts in sorted(groups.items())
             ],
-            "layout": _layout(yaxis={"title": title, "range": [0, 10.5]}),
+            "layout": _layout(
+                yaxis={"title": title, "range": [0, 10.5]},
+                xaxis=_period_axis(r["period"], [row["period"] for row in rows]),
+            ),
         }
 
     charts = [
