@@ -3,13 +3,14 @@
 from analytics.generator import GenerationSpec, generate
 from analytics.store import store
 
-DEMO_USERS = 3_000
+DEMO_USERS = 25_000  # enough active users for the demo experiments to run on (experiments/demo.py)
 DEMO_MONTHS = 12
 DEMO_SEED = 2024
 
 
 def seed(*, stdout) -> None:
-    """Generate ~3,000 users over the 12 months ending now, unless the store already has events."""
+    """Generate 25,000 users (about 2 M events) over the 12 months ending now, unless the store
+    already has events."""
     db = store()
     if db.query("SELECT 1 AS found FROM events LIMIT 1"):
         stdout.write("analytics: the store already has events, demo data skipped")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,12 +22,13 @@ from experiments.hashing import bucket_ranges, choose_variation, gb_hash
 @dataclass(frozen=True)
 class Outcome:
     """Per variant: the chance a user does `event` after exposure, and for a valued event the
-    mean of `value_property` (exponentially distributed)."""
+    mean of `value_property` (exponentially distributed); `properties` go on every such event."""
 
     event: str
     rates: dict[str, float]
     value_property: str = ""
     value_means: dict[str, float] = field(default_factory=dict)
+    properties: dict[str, object] = field(default_factory=dict)
 
 
 def simulated_events(
@@ -43,24 +45,30 @@ def simulated_events(
     user_prefix: str = "sim",
     rng: np.random.Generator | None = None,
     now: dt.datetime | None = None,
+    audience: Sequence[tuple[str, dt.datetime]] | None = None,
 ) -> list[dict]:
     """Event rows: each user's exposure(s) and outcomes; `lost_exposures` drops that share of
-    a variant's users entirely (exposure logging lost, the cause of a sample ratio mismatch)."""
+    a variant's users entirely (exposure logging lost, the cause of a sample ratio mismatch).
+    The users are `audience` (existing users and when each is exposed) when given, otherwise
+    `users` new ones named `{user_prefix}-{i}`, exposed at random over `days` from `start`."""
     rng = rng or np.random.default_rng(0)
     now = now or dt.datetime.now(dt.UTC)
     ranges = bucket_ranges(len(variant_keys), 1.0, weights)
     lost = lost_exposures or {}
     rows: list[dict] = []
-    offsets = rng.uniform(0, days * 86400, size=users)
-    for i in range(users):
-        user_id = f"{user_prefix}-{i}"
+    if audience is None:
+        offsets = rng.uniform(0, days * 86400, size=users)
+        audience = [
+            (f"{user_prefix}-{i}", start + dt.timedelta(seconds=float(offsets[i])))
+            for i in range(users)
+        ]
+    for user_id, exposed_at in audience:
         index = choose_variation(gb_hash(seed, user_id, 2), ranges)
         if index < 0:
             continue
         variant = variant_keys[index]
         if lost.get(variant) and rng.random() < lost[variant]:
             continue
-        exposed_at = start + dt.timedelta(seconds=float(offsets[i]))
         if exposed_at > now:
             continue
         props = json.dumps({"experiment_id": key, "variant": variant})
@@ -73,7 +81,7 @@ def simulated_events(
             at = exposed_at + dt.timedelta(seconds=float(rng.uniform(60, 5 * 86400)))
             if at > now:
                 continue
-            values = {}
+            values = dict(outcome.properties)
             if outcome.value_property:
                 mean = outcome.value_means.get(variant, 1.0)
                 values[outcome.value_property] = round(float(rng.exponential(mean)), 2)

@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from analytics import demo as analytics_demo
 from experiments import demo
 from experiments.models import Experiment
 
@@ -11,7 +12,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_demo_shows_every_state_and_is_idempotent(analytics_store, admin_user):
+    """On the product demo's users: each experiment exposes users who were active during it and
+    adds none of its own."""
+    analytics_demo.seed(stdout=io.StringIO())
+    users = analytics_store.query("SELECT uniqExact(user_id) AS n FROM events")[0]["n"]
     demo.seed(stdout=io.StringIO())
+    assert analytics_store.query("SELECT uniqExact(user_id) AS n FROM events")[0]["n"] == users
     states = {e.key: e for e in Experiment.objects.all()}
     assert states["onboarding-checklist"].status == "running"
     assert states["onboarding-checklist"].last_results["srm"]["users"]["control"] > 1000
