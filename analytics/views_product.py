@@ -749,15 +749,28 @@ def _period_name(period: str, start: str) -> tuple[str, bool]:
 
 
 def _partial_note(r) -> str:
-    """A chart note when the range ends inside a period: that last period's counts cover only
-    part of it (a dip that is not real)."""
+    """A chart note when the range starts or ends inside a period: that period's counts cover
+    only part of it (a dip that is not real)."""
     p = Period(r["period"])
+    parts = []
+    if "date_from" in r:
+        date_from = dt.date.fromisoformat(r["date_from"])
+        if p.start_of(date_from) < date_from:
+            parts.append(f"the first {p.value} starts only at {r['date_from']}")
     date_to = dt.date.fromisoformat(r["date_to"])
     if date_to >= dt.datetime.now(dt.UTC).date():  # today is in it: it has not ended
-        return f"The last {p.value} is still running: its counts cover only part of it."
-    if p.last_day(p.start_of(date_to)) > date_to:
-        return f"The last {p.value} is cut at {r['date_to']}: its counts cover only part of it."
-    return ""
+        parts.append(f"the last {p.value} is still running")
+    elif p.last_day(p.start_of(date_to)) > date_to:
+        parts.append(f"the last {p.value} is cut at {r['date_to']}")
+    if not parts:
+        return ""
+    text = " and ".join(parts)
+    cover = (
+        "its counts cover only part of it"
+        if len(parts) == 1
+        else f"both cover only part of a {p.value}"
+    )
+    return f"{text[0].upper()}{text[1:]}: {cover}."
 
 
 def _present_revenue(request, r, data):

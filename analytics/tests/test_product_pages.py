@@ -184,3 +184,10 @@ def test_a_partial_last_period_is_noted():
     for period in ("day", "week", "month"):  # whichever day today is, its period has not ended
         running = _partial_note({"period": period, "date_to": today})
         assert running.startswith(f"The last {period} is still running")
+    whole = {"period": "week", "date_from": "2024-03-04", "date_to": "2024-03-31"}  # a Monday
+    assert _partial_note(whole) == ""
+    both = _partial_note({"period": "week", "date_from": "2024-03-08", "date_to": "2024-03-27"})
+    assert both == (
+        "The first week starts only at 2024-03-08 and the last week is cut at 2024-03-27: "
+        "both cover only part of a week."
+    )
