@@ -191,13 +191,10 @@ def seed(*, stdout) -> None:
                 seed=experiment.seed,
                 variant_keys=variant_keys,
                 weights=[0.5, 0.5],
-                users=0,
-                start=experiment.started_at,
-                days=spec["days"],
+                audience=audience,
                 outcomes=[Outcome(e, r, p, m, x) for e, r, p, m, x in spec["outcomes"]],
                 lost_exposures=spec["lost"],
                 rng=np.random.default_rng(100 + index),
-                audience=audience,
             )
             events_insert(rows)
             stdout.write(

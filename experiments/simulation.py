@@ -31,37 +31,37 @@ class Outcome:
     properties: dict[str, object] = field(default_factory=dict)
 
 
+def new_users(
+    *, users: int, start: dt.datetime, days: float, rng: np.random.Generator, prefix: str = "sim"
+) -> list[tuple[str, dt.datetime]]:
+    """`users` new users named `{prefix}-{i}`, each exposed at a random moment of the `days`
+    from `start` (an audience for `simulated_events`)."""
+    offsets = rng.uniform(0, days * 86400, size=users)
+    return [
+        (f"{prefix}-{i}", start + dt.timedelta(seconds=float(offsets[i]))) for i in range(users)
+    ]
+
+
 def simulated_events(
     *,
     key: str,
     seed: str,
     variant_keys: list[str],
     weights: list[float],
-    users: int,
-    start: dt.datetime,
-    days: float,
+    audience: Sequence[tuple[str, dt.datetime]],
     outcomes: list[Outcome],
     lost_exposures: dict[str, float] | None = None,
-    user_prefix: str = "sim",
     rng: np.random.Generator | None = None,
     now: dt.datetime | None = None,
-    audience: Sequence[tuple[str, dt.datetime]] | None = None,
 ) -> list[dict]:
-    """Event rows: each user's exposure(s) and outcomes; `lost_exposures` drops that share of
-    a variant's users entirely (exposure logging lost, the cause of a sample ratio mismatch).
-    The users are `audience` (existing users and when each is exposed) when given, otherwise
-    `users` new ones named `{user_prefix}-{i}`, exposed at random over `days` from `start`."""
+    """Event rows for `audience` (each user and when they are exposed): each user's
+    exposure(s) and outcomes; `lost_exposures` drops that share of a variant's users entirely
+    (exposure logging lost, the cause of a sample ratio mismatch)."""
     rng = rng or np.random.default_rng(0)
     now = now or dt.datetime.now(dt.UTC)
     ranges = bucket_ranges(len(variant_keys), 1.0, weights)
     lost = lost_exposures or {}
     rows: list[dict] = []
-    if audience is None:
-        offsets = rng.uniform(0, days * 86400, size=users)
-        audience = [
-            (f"{user_prefix}-{i}", start + dt.timedelta(seconds=float(offsets[i])))
-            for i in range(users)
-        ]
     for user_id, exposed_at in audience:
         index = choose_variation(gb_hash(seed, user_id, 2), ranges)
         if index < 0:

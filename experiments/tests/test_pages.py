@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from analytics.catalog import Event
-from experiments.simulation import Outcome, events_insert, simulated_events
+from experiments.simulation import Outcome, events_insert, new_users, simulated_events
 from platform_site.tests.factories import PASSWORD
 
 
@@ -16,18 +16,18 @@ def _login(user) -> Client:
 
 
 def _with_data(experiment, *, lost=None, users=3000):
+    rng = np.random.default_rng(1)
     rows = simulated_events(
         key=experiment.key,
         seed=experiment.seed,
         variant_keys=["control", "treatment"],
         weights=[0.5, 0.5],
-        users=users,
-        start=experiment.started_at,
-        days=6,
+        audience=new_users(
+            users=users, start=experiment.started_at, days=6, rng=rng, prefix=experiment.key
+        ),
         outcomes=[Outcome(Event.PROJECT_CREATED, {"control": 0.1, "treatment": 0.16})],
         lost_exposures=lost,
-        user_prefix=experiment.key,
-        rng=np.random.default_rng(1),
+        rng=rng,
     )
     events_insert(rows)
 

@@ -5,20 +5,19 @@ import datetime as dt
 import numpy as np
 
 from analytics.catalog import Event
-from experiments.simulation import Outcome, simulated_events
+from experiments.simulation import Outcome, new_users, simulated_events
 
 
 def _simulate(now: dt.datetime) -> list[dict]:
+    rng = np.random.default_rng(5)
     return simulated_events(
         key="sim-test",
         seed="sim-test",
         variant_keys=["control", "treatment"],
         weights=[0.5, 0.5],
-        users=3000,
-        start=now - dt.timedelta(days=2),
-        days=2,
+        audience=new_users(users=3000, start=now - dt.timedelta(days=2), days=2, rng=rng),
         outcomes=[Outcome("project_created", {"control": 0.3, "treatment": 0.4})],
-        rng=np.random.default_rng(5),
+        rng=rng,
         now=now,
     )
 
