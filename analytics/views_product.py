@@ -284,9 +284,9 @@ def _layout(**extra) -> dict:
 def _period_axis(period: str, starts: list[str]) -> dict:
     """An x axis whose ticks fall on the period starts the points sit at (plotly's own date
     ticks put weekly ones on Sundays, and weekly ticks under two monthly points)."""
-    n = max(len(set(starts)), 1)
     if not starts or period == Period.DAY:
         return {"type": "date"}
+    n = len(set(starts))
     if period == Period.MONTH:
         step = 1 if n <= 7 else 2 if n <= 14 else 3
         return {"type": "date", "tick0": min(starts), "dtick": f"M{step}", "tickformat": "%b %Y"}
@@ -753,10 +753,9 @@ def _partial_note(r) -> str:
     only part of it (a dip that is not real)."""
     p = Period(r["period"])
     parts = []
-    if "date_from" in r:
-        date_from = dt.date.fromisoformat(r["date_from"])
-        if p.start_of(date_from) < date_from:
-            parts.append(f"the first {p.value} starts only at {r['date_from']}")
+    date_from = dt.date.fromisoformat(r["date_from"])
+    if p.start_of(date_from) < date_from:
+        parts.append(f"the first {p.value} starts only at {r['date_from']}")
     date_to = dt.date.fromisoformat(r["date_to"])
     if date_to >= dt.datetime.now(dt.UTC).date():  # today is in it: it has not ended
         parts.append(f"the last {p.value} is still running")

@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from analytics.queries.common import Period
 from analytics.store.base import QueryTimeout
 from analytics.tests.product_data import load, rows_from_spec
 
@@ -176,16 +177,18 @@ def test_funnel_shows_conversion_by_period_of_entry(analytics_store, pm_client):
 def test_a_partial_last_period_is_noted():
     from analytics.views_product import _partial_note
 
-    week = {"period": "week", "date_to": "2024-03-31"}  # a Sunday: the week is whole
+    # from a Monday to a Sunday: both weeks are whole
+    week = {"period": "week", "date_from": "2024-03-04", "date_to": "2024-03-31"}
     assert _partial_note(week) == ""
-    cut = _partial_note({"period": "month", "date_to": "2024-03-15"})
+    cut = _partial_note({"period": "month", "date_from": "2024-01-01", "date_to": "2024-03-15"})
     assert cut == "The last month is cut at 2024-03-15: its counts cover only part of it."
-    today = dt.datetime.now(dt.UTC).date().isoformat()
-    for period in ("day", "week", "month"):  # whichever day today is, its period has not ended
-        running = _partial_note({"period": period, "date_to": today})
-        assert running.startswith(f"The last {period} is still running")
-    whole = {"period": "week", "date_from": "2024-03-04", "date_to": "2024-03-31"}  # a Monday
-    assert _partial_note(whole) == ""
+    today = dt.datetime.now(dt.UTC).date()
+    for period in Period:  # whichever day today is, its period has not ended
+        first = period.start_of(today).isoformat()
+        running = _partial_note(
+            {"period": period.value, "date_from": first, "date_to": today.isoformat()}
+        )
+        assert running.startswith(f"The last {period.value} is still running")
     both = _partial_note({"period": "week", "date_from": "2024-03-08", "date_to": "2024-03-27"})
     assert both == (
         "The first week starts only at 2024-03-08 and the last week is cut at 2024-03-27: "
