@@ -1,5 +1,5 @@
 # The platform console: one image for web, worker and beat (the command picks the process;
-# platform_site/processes.py is the list every launcher follows).
+# core/processes.py is the list every launcher follows).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -31,4 +31,4 @@ USER 1000:1000
 VOLUME ["/app/var"]
 EXPOSE 8000
 
-CMD ["python", "-m", "uvicorn", "platform_site.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", "--no-access-log"]
+CMD ["python", "-m", "uvicorn", "config.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--lifespan", "off", "--no-access-log"]

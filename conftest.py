@@ -7,13 +7,13 @@ from django.conf import settings
 
 
 def pytest_configure(config):
-    from platform_site.embedded import ensure_embedded_redis
+    from core.embedded import ensure_embedded_redis
 
     ensure_embedded_redis()
 
 
 def pytest_unconfigure(config):
-    from platform_site.embedded import stop_embedded_redis
+    from core.embedded import stop_embedded_redis
 
     stop_embedded_redis()
 
@@ -33,7 +33,7 @@ def _analytics_store_schema(django_db_blocker):
 def _clear_cache():
     from django.core.cache import cache
 
-    from platform_site.auth import ApiKeyAuthentication
+    from core.auth import ApiKeyAuthentication
 
     cache.clear()
     ApiKeyAuthentication.forget()  # keys of a rolled-back test must not authenticate the next
@@ -57,7 +57,7 @@ def analytics_store():
 
 @pytest.fixture
 def make_user(db):
-    from platform_site.tests.factories import UserFactory
+    from core.tests.factories import UserFactory
 
     def make(role: str | None = None, **kwargs):
         return UserFactory(role=role, **kwargs)
@@ -83,7 +83,7 @@ def admin_user(make_user):
 @pytest.fixture
 def api_key(db):
     """A machine-client key: (ApiKey, raw key)."""
-    from platform_site.services import api_key_create
+    from core.services import api_key_create
 
     return api_key_create(name="test-client", by=None)
 
@@ -117,7 +117,8 @@ def celery_worker(transactional_db):
     """A real Celery worker (threads) consuming every queue of the real broker."""
     from celery.contrib.testing.worker import start_worker
 
-    from platform_site.celery import Queue, app
+    from config.celery import app
+    from core.queues import Queue
 
     app.conf.task_always_eager = False
     with start_worker(
@@ -137,7 +138,7 @@ def live_asgi(transactional_db):
 
     The thread shares this process's test database, so data made in the test is visible.
     """
-    from platform_site.asgi_thread import serve_asgi_in_thread
+    from core.asgi_thread import serve_asgi_in_thread
 
     server, thread, port = serve_asgi_in_thread()
     yield f"http://127.0.0.1:{port}"
@@ -202,7 +203,7 @@ def artifact():
 @pytest.fixture
 def login(live_asgi):
     """Log a browser page in through the real login form: login(page, user)."""
-    from platform_site.tests.factories import PASSWORD
+    from core.tests.factories import PASSWORD
 
     def do(pg, user):
         pg.goto(f"{live_asgi}/login/")

@@ -20,9 +20,9 @@ from analytics.events.schema import MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
 from analytics.services import BufferUnavailable, events_capture
 from analytics.throttling import ApiKeyRateThrottle
-from platform_site.auth import ApiKeyAuthentication
-from platform_site.errors import error_body
-from platform_site.roles import HasApiKey, IsStaffRole
+from core.auth import ApiKeyAuthentication
+from core.errors import error_body
+from core.roles import HasApiKey, IsStaffRole
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 _decode_json = msgspec.json.Decoder().decode

@@ -9,8 +9,8 @@ from rest_framework.views import APIView
 from analytics.ml.scoring import user_insight
 from analytics.ml.services import training_run_start
 from analytics.models import ModelVersion, TrainingRun
-from platform_site.errors import error_body
-from platform_site.roles import HasRole, Role
+from core.errors import error_body
+from core.roles import HasRole, Role
 
 
 class InsightOutput(serializers.Serializer):

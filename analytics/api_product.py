@@ -37,7 +37,7 @@ from analytics.queries.revenue import RevenueQuery, revenue
 from analytics.queries.satisfaction import SatisfactionQuery, satisfaction
 from analytics.queries.usage import Dimension, UsageQuery, feature_usage
 from analytics.store.base import QueryTimeout
-from platform_site.errors import InvalidRequest, error_body
+from core.errors import InvalidRequest, error_body
 
 EVENT_NAME = re.compile(r"^[A-Za-z0-9_.\-$]{1,100}$")
 DEFAULT_DAYS = 90

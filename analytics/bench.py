@@ -24,7 +24,7 @@ from django.conf import settings
 
 from analytics.bench_queries import bench_queries
 from analytics.ml.bench import bench_generate, bench_ml
-from platform_site.processes import MANAGE_PY
+from core.processes import MANAGE_PY
 
 PORTS = range(8200, 8300)
 BATCH = 1000
@@ -143,10 +143,10 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
     from analytics.events.buffer import BufferKeys
     from analytics.store import store_for_url
     from analytics.store.migrate import store_migrate
-    from platform_site.embedded import ensure_embedded_redis
-    from platform_site.models import ApiKey
-    from platform_site.redis import redis_client
-    from platform_site.services import api_key_create
+    from core.embedded import ensure_embedded_redis
+    from core.models import ApiKey
+    from core.redis import redis_client
+    from core.services import api_key_create
 
     ensure_embedded_redis()  # when REDIS_URL is unset, as `run` does
 
@@ -190,10 +190,10 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
             "CLICKHOUSE_URL": url,
             "EVENTS_REDIS_PREFIX": prefix,
             "API_KEY_RATE_LIMIT": "0",
-            "DJANGO_SETTINGS_MODULE": "platform_site.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
             "REDIS_URL": settings.REDIS_URL,
         }
-        web = [sys.executable, "-m", "uvicorn", "platform_site.asgi:application", "--host",
+        web = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host",
                "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log",
                "--log-level", "warning"]  # fmt: skip
         writer = [sys.executable, str(MANAGE_PY), "events_writer"]

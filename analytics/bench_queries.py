@@ -257,7 +257,7 @@ def _pandas_frame(sql: str, params: dict) -> pd.DataFrame:
 def bench_queries(stdout, *, quick: bool = False) -> None:
     """Runs on its own embedded store under VAR_DIR, never on the configured one."""
     from analytics.store.migrate import store_migrate
-    from platform_site.embedded import ensure_embedded_redis
+    from core.embedded import ensure_embedded_redis
 
     ensure_embedded_redis()  # the result cache, when REDIS_URL is unset, as `run` does
     with override_settings(CLICKHOUSE_URL=f"chdb://{settings.VAR_DIR / 'bench-chdb'}"):

@@ -24,7 +24,7 @@ def seed(*, stdout) -> None:
     )
 
 
-def queue_first_training(*, stdout) -> None:
+def queue_background_work(*, stdout) -> None:
     """On a first start, queue one retrain of every model kind so the Models, At-risk and user
     insight pages fill in once the worker has trained them (a minute or so on demo data)."""
     from analytics.ml.services import retrain_all

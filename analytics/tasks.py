@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from platform_site.celery import Queue
+from core.queues import Queue
 
 
 @shared_task(name="analytics.events_flush_stale", queue=Queue.ANALYTICS, acks_late=True)

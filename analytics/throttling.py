@@ -11,8 +11,8 @@ import redis
 from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
-from platform_site.models import ApiKey
-from platform_site.redis import redis_client
+from core.models import ApiKey
+from core.redis import redis_client
 
 
 class ApiKeyRateThrottle(BaseThrottle):

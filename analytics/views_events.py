@@ -21,7 +21,7 @@ from analytics.events.selectors import (
     events_latest,
 )
 from analytics.store import StoreError
-from platform_site.roles import role_required
+from core.roles import role_required
 
 PAGE_LIMIT = 100
 

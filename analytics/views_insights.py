@@ -14,7 +14,7 @@ from analytics.ml.registry import KINDS
 from analytics.ml.scoring import user_insight
 from analytics.models import ModelKind, ModelVersion, TrainingRun
 from analytics.store import store
-from platform_site.roles import Role, has_role, role_required
+from core.roles import Role, has_role, role_required
 
 AT_RISK_SQL = """
 SELECT user_id, churn_probability, ltv, conversion_likelihood, engagement_score,

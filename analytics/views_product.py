@@ -19,7 +19,7 @@ from analytics.queries.funnels import Order
 from analytics.queries.retention import CohortType, Mode
 from analytics.queries.usage import Dimension
 from analytics.store.base import QueryTimeout, StoreError
-from platform_site.roles import role_required
+from core.roles import role_required
 
 EXPORT_LIMIT = 100_000
 NO_VALUE = "\u2013"  # an en dash for a missing figure

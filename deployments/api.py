@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.roles import HasRole, Role
 from deployments import selectors, services
 from deployments.models import (
     DNS_LABEL,
@@ -16,7 +17,6 @@ from deployments.models import (
     RolloutStatus,
     Service,
 )
-from platform_site.roles import HasRole, Role
 
 WRITE = HasRole(Role.ENGINEER)
 
@@ -244,7 +244,7 @@ class ServiceDetailApi(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         if "name" in fields and fields.pop("name") != service.name:
-            from platform_site.errors import InvalidRequest
+            from core.errors import InvalidRequest
 
             raise InvalidRequest("name", "a service cannot be renamed")
         service = services.service_update(service=service, by=request.user, **fields)
@@ -267,7 +267,7 @@ class RolloutListApi(APIView):
 
         wanted = request.query_params.get("status", "")
         if wanted and wanted not in RolloutStatus.values:
-            from platform_site.errors import InvalidRequest
+            from core.errors import InvalidRequest
 
             raise InvalidRequest("status", f"must be one of {', '.join(RolloutStatus.values)}")
         qs = selectors.rollout_list(service=request.query_params.get("service", ""), status=wanted)

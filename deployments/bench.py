@@ -13,12 +13,12 @@ import time
 from django.conf import settings
 from django.db import transaction
 
+from core.asgi_thread import serve_asgi_in_thread
 from deployments.cluster import cluster_backend
 from deployments.cluster.simulated import SimulatedCluster
 from deployments.engine import measure_tick, rollout_advance
 from deployments.models import Rollout, Service
 from deployments.services import rollout_abort, rollout_start
-from platform_site.asgi_thread import serve_asgi_in_thread
 
 FAST = {"interval_seconds": 0.2, "samples_per_step": 1, "failure_limit": 1}
 BENCH_NS = "bench-rollouts"
@@ -153,8 +153,8 @@ def _deliveries(
 
     from channels.layers import get_channel_layer
 
+    from core.consumers import relay_envelope
     from deployments.services import rollout_group
-    from platform_site.consumers import relay_envelope
 
     ctx = multiprocessing.get_context("spawn")
     ready, results = ctx.Event(), ctx.Queue()
@@ -216,7 +216,7 @@ def bench_console(stdout, *, quick: bool = False) -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from platform_site.embedded import ensure_embedded_redis
+    from core.embedded import ensure_embedded_redis
 
     viewers = int(os.environ.get("BENCH_VIEWERS", 20 if quick else 200))
     messages = 5 if quick else 20

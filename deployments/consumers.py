@@ -2,13 +2,13 @@
 
 `/ws/rollouts/<id>/` sends a snapshot on connect, then status, sample and event messages of
 that rollout; `/ws/rollouts/` sends status changes of every rollout (the Services page). Group messages are
-relays (`platform_site.consumers.relay_envelope`): JSON text encoded once by the publisher.
+relays (`core.consumers.relay_envelope`): JSON text encoded once by the publisher.
 """
 
 from channels.db import database_sync_to_async
 
+from core.consumers import StaffConsumer
 from deployments.services import LIST_GROUP, rollout_group
-from platform_site.consumers import StaffConsumer
 
 
 class RolloutConsumer(StaffConsumer):

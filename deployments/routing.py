@@ -1,4 +1,4 @@
-"""Websocket routes of the deployments area (gathered in platform_site/routing.py)."""
+"""Websocket routes of the deployments area (gathered in config/routing.py)."""
 
 from django.urls import path
 

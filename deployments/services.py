@@ -11,6 +11,9 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.consumers import relay_envelope
+from core.errors import DomainError, InvalidRequest
+from core.services import _actor_label, audit_record
 from deployments.models import (
     UNFINISHED,
     MetricSample,
@@ -22,9 +25,6 @@ from deployments.models import (
     default_analysis,
     default_steps,
 )
-from platform_site.consumers import relay_envelope
-from platform_site.errors import DomainError, InvalidRequest
-from platform_site.services import _actor_label, audit_record
 
 LIST_GROUP = "rollouts"
 

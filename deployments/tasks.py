@@ -3,8 +3,8 @@
 from celery import shared_task
 from django.db import OperationalError
 
+from core.queues import Queue
 from deployments.cluster import ClusterUnavailable
-from platform_site.celery import Queue
 
 
 @shared_task(

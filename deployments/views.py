@@ -6,10 +6,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.errors import DomainError, InvalidRequest
+from core.roles import Role, has_role, role_required
 from deployments import selectors
 from deployments.models import FINISHED, RolloutStatus, Service, default_analysis, default_steps
-from platform_site.errors import DomainError, InvalidRequest
-from platform_site.roles import Role, has_role, role_required
 
 FORM_ANALYSIS_LABELS = {
     "interval_seconds": "Interval (s)",

@@ -6,13 +6,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.auth import ApiKeyOnlyMixin
+from core.errors import InvalidRequest, error_body
+from core.roles import HasApiKey, IsStaffRole
 from devices import selectors, services
 from devices.models import Device, Notification, NotificationType, Platform
 from devices.providers import ProviderNotConfigured
 from devices.vapid import vapid_public_key
-from platform_site.auth import ApiKeyOnlyMixin
-from platform_site.errors import InvalidRequest, error_body
-from platform_site.roles import HasApiKey, IsStaffRole
 
 MAX_DATA_BYTES = 2048  # push payloads are capped at 4 KB by every provider, title and body included
 

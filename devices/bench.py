@@ -14,12 +14,12 @@ from django.db.models import Count
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from core.services import api_key_create
 from devices import services
 from devices.loopback import WebPushService, free_port
 from devices.models import Delivery, Device, Notification
 from devices.providers import PushMessage, provider_for
 from devices.vapid import vapid_public_key
-from platform_site.services import api_key_create
 
 PREFIX = "bench-"
 BATCH = 1000  # notifications per fan-out call, as devices.send_due takes them

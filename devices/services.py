@@ -13,6 +13,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.errors import DomainError, InvalidRequest
+from core.services import audit_record
 from devices import rendering
 from devices.models import (
     PENDING_STATUSES,
@@ -28,8 +30,6 @@ from devices.models import (
 )
 from devices.providers import Outcome, ProviderNotConfigured, PushMessage, SendResult, provider_for
 from devices.validation import check_locale, check_subscription, check_timezone, check_token
-from platform_site.errors import DomainError, InvalidRequest
-from platform_site.services import audit_record
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 from celery import shared_task
 
+from core.queues import Queue
 from devices import services
-from platform_site.celery import Queue
 
 
 @shared_task(

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from platform_site.errors import InvalidRequest
+from core.errors import InvalidRequest
 
 # APNs device tokens are hex (32 bytes today, Apple allows longer); FCM registration tokens
 # are URL-safe text with a colon, about 150-250 characters.

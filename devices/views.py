@@ -9,10 +9,10 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.errors import DomainError
+from core.roles import Role, role_required
 from devices import charts, selectors, services
 from devices.models import DeactivationReason, Device, Platform
-from platform_site.errors import DomainError
-from platform_site.roles import Role, role_required
 
 
 @role_required()

@@ -12,12 +12,12 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.auth import ApiKeyAuthentication, JsonOnlyNegotiation
+from core.roles import HasApiKey
 from experiments.assignment import assignments_for
 from experiments.models import Experiment
 from experiments.results import experiment_results
 from experiments.services import exposures_record
-from platform_site.auth import ApiKeyAuthentication, JsonOnlyNegotiation
-from platform_site.roles import HasApiKey
 
 RESULTS_CACHE_SECONDS = 60
 

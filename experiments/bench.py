@@ -88,8 +88,8 @@ def _bench_experiments() -> list:
 
 
 def bench_assignment(stdout, *, quick: bool) -> tuple[float, float, float, float]:
-    from platform_site.models import ApiKey
-    from platform_site.services import api_key_create
+    from core.models import ApiKey
+    from core.services import api_key_create
 
     n = 500 if quick else 5000
     procs = min(2, os.cpu_count() or 1)

@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.catalog import Event
+from core.errors import DomainError
+from core.services import audit_record
 from experiments import results as readout
 from experiments.assignment import running_experiments
 from experiments.models import Experiment, variants_validate
-from platform_site.errors import DomainError
-from platform_site.services import audit_record
 
 log = logging.getLogger(__name__)
 

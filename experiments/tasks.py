@@ -4,8 +4,8 @@ from celery import shared_task
 from django.db import transaction
 
 from analytics.store import StoreUnavailable
+from core.queues import Queue
 from experiments.services import experiment_evaluate, experiments_to_monitor
-from platform_site.celery import Queue
 
 
 @shared_task(

@@ -3,10 +3,10 @@
 from django.shortcuts import get_object_or_404, render
 
 from analytics.store import StoreError
+from core.roles import role_required
 from experiments import charts
 from experiments.api import cached_results
 from experiments.models import Experiment
-from platform_site.roles import role_required
 
 
 @role_required()

@@ -16,7 +16,7 @@ from functools import cache
 import redis
 from django.conf import settings
 
-from platform_site.redis import redis_client
+from core.redis import redis_client
 
 GROUP = "writers"
 LAG_SAMPLES = 5000

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from analytics.catalog import Event
 from analytics.events.buffer import buffer_keys, remember_tiers, user_tiers_forget
 from analytics.store import AnalyticsStore
-from platform_site.redis import redis_client
+from core.redis import redis_client
 
 TIER_SETTING_EVENTS = {
     Event.SUBSCRIPTION_STARTED.value,

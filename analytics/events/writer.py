@@ -24,7 +24,7 @@ from django.conf import settings
 from analytics.events.buffer import GROUP, LAG_SAMPLES, buffer_keys
 from analytics.events.users import user_tiers_refresh, users_dimension_apply
 from analytics.store import AnalyticsStore, StoreError, StoreUnavailable, store
-from platform_site.redis import redis_client
+from core.redis import redis_client
 
 log = logging.getLogger(__name__)
 

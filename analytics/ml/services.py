@@ -13,8 +13,8 @@ from analytics.ml import scoring, training
 from analytics.ml.features import data_end
 from analytics.ml.registry import KINDS, artifact_save
 from analytics.models import ModelVersion, TrainingRun
-from platform_site.errors import DomainError, InvalidRequest
-from platform_site.services import audit_record
+from core.errors import DomainError, InvalidRequest
+from core.services import audit_record
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from platform_site.errors import InvalidRequest
+from core.errors import InvalidRequest
 
 
 class Period(StrEnum):

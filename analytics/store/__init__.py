@@ -10,7 +10,14 @@ from django.conf import settings
 
 from analytics.store.base import AnalyticsStore, StoreError, StoreUnavailable
 
-__all__ = ["AnalyticsStore", "StoreError", "StoreUnavailable", "store", "store_for_url"]
+__all__ = [
+    "AnalyticsStore",
+    "StoreError",
+    "StoreUnavailable",
+    "readiness_check",
+    "store",
+    "store_for_url",
+]
 
 
 def store_for_url(url: str) -> AnalyticsStore:
@@ -33,3 +40,8 @@ def _store(url: str) -> AnalyticsStore:
 def store() -> AnalyticsStore:
     """The process's store for settings.CLICKHOUSE_URL."""
     return _store(settings.CLICKHOUSE_URL)
+
+
+def readiness_check() -> None:
+    """`/ready`'s check of the analytics store (settings.READINESS_CHECKS)."""
+    store().ping()

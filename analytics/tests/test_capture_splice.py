@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from analytics.events.buffer import buffer_clear, buffer_keys, tier_cached, user_tiers_forget
 from analytics.services import events_capture
 from analytics.tests.conftest import IPHONE
-from platform_site.redis import redis_client
+from core.redis import redis_client
 
 pytestmark = pytest.mark.django_db
 

@@ -245,7 +245,7 @@ def test_writer_process_killed_mid_flush_loses_and_duplicates_nothing(
 def test_beat_safety_net_flushes_everything_only_when_no_writer_runs(event_buffer, analytics_store):
     from analytics.events.buffer import buffer_keys
     from analytics.tasks import events_flush_stale
-    from platform_site.redis import redis_client
+    from core.redis import redis_client
 
     capture(30)
     redis_client().set(buffer_keys().writer_alive, "someone", ex=10)

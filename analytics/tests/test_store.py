@@ -141,7 +141,7 @@ def _child_inserts(rows: int) -> subprocess.Popen:
     code = textwrap.dedent(
         f"""
         import os, django
-        os.environ["DJANGO_SETTINGS_MODULE"] = "platform_site.settings"
+        os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
         os.environ["CLICKHOUSE_URL"] = {settings.CLICKHOUSE_URL!r}
         django.setup()
         from analytics.store import store

@@ -9,9 +9,9 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
 from django.db import transaction
 
+from config.asgi import application
 from deployments.models import MetricSample, Rollout, RolloutStatus
 from deployments.services import rollout_group, rollout_pause, rollout_publish, sample_message
-from platform_site.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 ORIGIN = (b"origin", b"http://127.0.0.1")

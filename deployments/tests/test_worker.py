@@ -85,8 +85,9 @@ def test_killed_worker_mid_rollout_resumes(transactional_db, eng, service, setti
     worker is killed before the broker redelivers; the beat safety net resumes the rollout."""
     from celery.contrib.testing.worker import start_worker
 
+    from config.celery import app
+    from core.queues import Queue
     from deployments.tasks import resume_stuck_rollouts
-    from platform_site.celery import Queue, app
 
     app.conf.task_always_eager = False
     with start_worker(

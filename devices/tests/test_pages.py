@@ -4,10 +4,10 @@ import io
 
 import pytest
 
+from core.models import AuditEntry
 from devices import demo
 from devices.models import Delivery, Device, Notification
 from devices.tests.factories import DeviceFactory
-from platform_site.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 from django.utils import timezone
 
+from core.errors import InvalidRequest
+from core.models import AuditEntry
 from devices import selectors, services
 from devices.models import (
     Delivery,
@@ -16,8 +18,6 @@ from devices.models import (
 )
 from devices.providers import parse_retry_after
 from devices.tests.factories import DeviceFactory, apns_token, fcm_token
-from platform_site.errors import InvalidRequest
-from platform_site.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 

@@ -4,14 +4,15 @@ import time
 
 import pytest
 
+from config.beat import beat_schedule
+from config.celery import app
 from devices.models import Delivery, Notification
 from devices.tests.factories import DeviceFactory
-from platform_site.celery import BEAT_SCHEDULE, app
 
 
 def test_periodic_tasks_are_declared_in_the_beat_schedule():
-    assert BEAT_SCHEDULE["devices.send_due"]["task"] == "devices.send_due"
-    assert BEAT_SCHEDULE["devices.prune_devices"]["task"] == "devices.prune_devices"
+    assert beat_schedule()["devices.send_due"]["task"] == "devices.send_due"
+    assert beat_schedule()["devices.prune_devices"]["task"] == "devices.prune_devices"
     for name in ("devices.send_due", "devices.prune_devices", "devices.dispatch_notification"):
         assert name in app.tasks
         assert app.tasks[name].queue == "notifications"

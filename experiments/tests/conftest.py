@@ -15,7 +15,7 @@ from experiments.tests.factories import ExperimentFactory
 
 @pytest.fixture(autouse=True)
 def _fresh_assignment_cache():
-    from platform_site.auth import ApiKeyAuthentication
+    from core.auth import ApiKeyAuthentication
 
     running_experiments.invalidate()
     ApiKeyAuthentication.forget()

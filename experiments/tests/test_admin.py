@@ -4,9 +4,9 @@ action with its power analysis, and the frozen fields of a running experiment.""
 import pytest
 from django.test import Client
 
+from core.tests.factories import PASSWORD
 from experiments.models import Experiment
 from experiments.tests.factories import ExperimentFactory, MetricFactory
-from platform_site.tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 ADD = "/admin/experiments/experiment/add/"

@@ -184,8 +184,8 @@ def test_cache_is_refreshed_after_start(machine_client, pm, analytics_store):
 def test_assign_refuses_a_revoked_key_once_its_cached_lookup_expires(
     machine_client, api_key, running, settings
 ):
-    from platform_site.auth import ApiKeyAuthentication
-    from platform_site.services import api_key_revoke
+    from core.auth import ApiKeyAuthentication
+    from core.services import api_key_revoke
 
     running(key="alpha")
     settings.API_KEY_CACHE_SECONDS = 0.0  # no reuse: the next call looks the key up again

@@ -5,8 +5,8 @@ import pytest
 from django.test import Client
 
 from analytics.catalog import Event
+from core.tests.factories import PASSWORD
 from experiments.simulation import Outcome, events_insert, new_users, simulated_events
-from platform_site.tests.factories import PASSWORD
 
 
 def _login(user) -> Client:

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from analytics.catalog import Event
+from core.models import AuditEntry
 from experiments.models import Experiment, Variant, variants_validate
 from experiments.services import (
     ExperimentStateError,
@@ -17,7 +18,6 @@ from experiments.services import (
 from experiments.simulation import events_insert
 from experiments.tests.conftest import event_row, exposure_row
 from experiments.tests.factories import ExperimentFactory, MetricFactory
-from platform_site.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 

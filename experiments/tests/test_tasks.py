@@ -4,13 +4,16 @@ import time
 
 import pytest
 
+from config.beat import beat_schedule
+from core.queues import Queue
 from experiments.models import Experiment
 from experiments.tests.test_services import _traffic
-from platform_site.celery import BEAT_SCHEDULE, Queue
 
 
 def test_monitor_is_scheduled_hourly_on_the_analytics_queue():
-    (entry,) = [e for e in BEAT_SCHEDULE.values() if e["task"] == "experiments.monitor_experiments"]
+    (entry,) = [
+        e for e in beat_schedule().values() if e["task"] == "experiments.monitor_experiments"
+    ]
     assert entry["schedule"] == 3600.0
     assert entry["options"]["queue"] == Queue.ANALYTICS
 

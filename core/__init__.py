@@ -1,0 +1,1 @@
+"""The core of the console: API keys, audit, roles, auth, errors, health and shared services."""

@@ -1,0 +1,73 @@
+"""Admin for the audit log (read-only) and the machine clients' API keys."""
+
+from django.contrib import admin, messages
+
+from core.models import ApiKey, AuditEntry
+from core.services import api_key_create, api_key_revoke
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("at", "actor_label", "action", "target_type", "target_repr", "short_detail")
+    list_filter = ("action", "target_type")
+    search_fields = ("actor_label", "action", "target_repr", "detail")
+    date_hierarchy = "at"
+
+    @admin.display(description="detail")
+    def short_detail(self, obj: AuditEntry) -> str:
+        return obj.detail[:120]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "prefix",
+        "is_active",
+        "rate_limit_per_second",
+        "created_at",
+        "last_used_at",
+    )
+    list_filter = ("is_active",)
+    search_fields = ("name", "prefix")
+    readonly_fields = ("prefix", "key_hash", "created_at", "created_by", "last_used_at")
+    fields = (
+        "name",
+        "is_active",
+        "rate_limit_per_second",
+        "prefix",
+        "created_at",
+        "created_by",
+        "last_used_at",
+    )
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (("name",) if obj else ())
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw = api_key_create(name=obj.name, by=request.user)
+        if obj.rate_limit_per_second is not None:
+            key.rate_limit_per_second = obj.rate_limit_per_second
+            key.save(update_fields=["rate_limit_per_second"])
+        obj.pk = key.pk
+        obj.__dict__.update({k: v for k, v in key.__dict__.items() if not k.startswith("_")})
+        messages.warning(request, f"New key for {key.name} (shown once, copy it now): {raw}")
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset.filter(is_active=True):
+            api_key_revoke(key=key, by=request.user, reason="revoked in admin")
+        self.message_user(request, "revoked")

@@ -1,0 +1,61 @@
+"""Writes of the shared tables: audit entries and API keys."""
+
+import secrets
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models
+
+from core.models import ApiKey, AuditEntry
+
+
+def _actor_label(actor) -> str:
+    if actor is None:
+        return "system"
+    if isinstance(actor, str):
+        return actor
+    if isinstance(actor, ApiKey):
+        return actor.username
+    return getattr(actor, "username", str(actor))
+
+
+def audit_record(
+    *,
+    actor: AbstractBaseUser | ApiKey | str | None,
+    action: str,
+    target: models.Model | None = None,
+    detail: str = "",
+) -> AuditEntry:
+    """Record who did `action` to `target`. `actor` is a user, an API key, or a label such as
+    `alert:HighErrorRate`; None means the system itself."""
+    user = actor if isinstance(actor, AbstractBaseUser) else None
+    return AuditEntry.objects.create(
+        actor=user,
+        actor_label=_actor_label(actor)[:200],
+        action=action,
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:300] if target is not None else "",
+        detail=detail,
+    )
+
+
+def api_key_create(
+    *, name: str, by: AbstractBaseUser | None = None, raw_key: str | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key and return it with its raw value, which is shown once and never stored."""
+    raw = raw_key or f"b2v_{secrets.token_urlsafe(32)}"
+    key = ApiKey.objects.create(
+        name=name, prefix=raw[:12], key_hash=ApiKey.hash_key(raw), created_by=by
+    )
+    audit_record(actor=by, action="api_key.create", target=key)
+    return key, raw
+
+
+def api_key_revoke(*, key: ApiKey, by: AbstractBaseUser | None, reason: str = "") -> ApiKey:
+    from core.auth import ApiKeyAuthentication
+
+    key.is_active = False
+    key.save(update_fields=["is_active"])
+    ApiKeyAuthentication.forget(key.key_hash)
+    audit_record(actor=by, action="api_key.revoke", target=key, detail=reason)
+    return key
