@@ -8,7 +8,8 @@ from django.db import models
 from core.models import ApiKey, AuditEntry
 
 
-def _actor_label(actor) -> str:
+def actor_label(actor) -> str:
+    """How an actor is named in the audit log and on the objects it changed."""
     if actor is None:
         return "system"
     if isinstance(actor, str):
@@ -30,7 +31,7 @@ def audit_record(
     user = actor if isinstance(actor, AbstractBaseUser) else None
     return AuditEntry.objects.create(
         actor=user,
-        actor_label=_actor_label(actor)[:200],
+        actor_label=actor_label(actor)[:200],
         action=action,
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from core.consumers import relay_envelope
 from core.errors import DomainError, InvalidRequest
-from core.services import _actor_label, audit_record
+from core.services import actor_label, audit_record
 from deployments.models import (
     UNFINISHED,
     MetricSample,
@@ -114,7 +114,7 @@ def rollout_event(
         rollout=rollout,
         kind=kind,
         message=message,
-        actor_label=_actor_label(actor) if actor is not None else "engine",
+        actor_label=actor_label(actor) if actor is not None else "engine",
         data=data or {},
     )
     if audit:
@@ -229,7 +229,7 @@ def rollout_start(
                 steps=chosen_steps,
                 analysis=settings_analysis,
                 started_by=by if getattr(by, "is_authenticated", False) else None,
-                started_by_label=_actor_label(by),
+                started_by_label=actor_label(by),
                 retry_of=retry_of,
             )
             rollout_event(
@@ -271,7 +271,7 @@ def rollout_pause(*, rollout: Rollout, by, reason: str = "") -> Rollout:
         raise RolloutStateError(f"rollout {rollout.pk} is {rollout.status}: it cannot be paused")
     rollout.status = RolloutStatus.PAUSED
     rollout.pause_until = None
-    rollout.reason = reason or f"paused by {_actor_label(by)}"
+    rollout.reason = reason or f"paused by {actor_label(by)}"
     return _control(rollout, action="pause", by=by, reason=reason, message="paused")
 
 
@@ -314,7 +314,7 @@ def rollout_abort(*, rollout: Rollout, by, reason: str = "") -> Rollout:
     if "abort" not in _actions(rollout):
         raise RolloutStateError(f"rollout {rollout.pk} is {rollout.status}: it cannot be aborted")
     rollout.abort_requested = True
-    rollout.reason = f"aborted by {_actor_label(by)}" + (f": {reason}" if reason else "")
+    rollout.reason = f"aborted by {actor_label(by)}" + (f": {reason}" if reason else "")
     rollout_event(
         rollout=rollout, kind="abort", message=rollout.reason, actor=by, data={"reason": reason}
     )

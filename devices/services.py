@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import DomainError, InvalidRequest
-from core.services import audit_record
+from core.services import actor_label, audit_record
 from devices import rendering
 from devices.models import (
     PENDING_STATUSES,
@@ -198,7 +198,7 @@ def notification_create(
                 send_at=send_at,
                 idempotency_key=idempotency_key or None,
                 status=NotificationStatus.SCHEDULED if scheduled else NotificationStatus.QUEUED,
-                requested_by=_label(by),
+                requested_by=actor_label(by) if by is not None else "",
             )
     except IntegrityError:
         # The same key arrived twice at once: the first one stored wins.
@@ -221,17 +221,11 @@ def notification_send_test(*, device: Device, by) -> Notification:
         type=NotificationType.VIDEO_COMPLETED,
         data={"title": "Test notification", "test": True},
         target_device=device,
-        requested_by=_label(by),
+        requested_by=actor_label(by) if by is not None else "",
     )
     audit_record(actor=by, action="device.test_notification", target=device)
     transaction.on_commit(lambda: dispatch_notification.delay(notification.pk))
     return notification
-
-
-def _label(by) -> str:
-    if by is None:
-        return ""
-    return getattr(by, "username", None) or str(by)
 
 
 def notifications_dispatch(
