@@ -5,6 +5,7 @@ simulated cluster, the outbox push backend) except in production (`DEBUG=0`), wh
 secrets and hosts must be given.
 """
 
+import importlib.util
 import os
 import secrets
 import warnings
@@ -73,6 +74,8 @@ INSTALLED_APPS = [
     "analytics",
     "experiments",
     "devices",
+    # `manage.py bench`: only where the benchmarks are present (the image does not ship them).
+    *(["benchmarks"] if importlib.util.find_spec("benchmarks") else []),
 ]
 
 MIDDLEWARE = [

@@ -1,9 +1,19 @@
-"""The ASGI app (HTTP and websockets) served by uvicorn in a thread, for tests and benchmarks
-that need a real server sharing their process (and so their database)."""
+"""Real servers and workers on loopback, for tests and benchmarks: a free port, the ASGI app
+served by uvicorn in a thread (sharing the caller's process, and so its database), and a
+Celery worker (threads) consuming every queue."""
 
+import contextlib
 import socket
 import threading
 import time
+from collections.abc import Iterator
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on (the kernel picks it from its ephemeral range)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def serve_asgi_in_thread(*, start_timeout: float = 20.0):
@@ -14,10 +24,7 @@ def serve_asgi_in_thread(*, start_timeout: float = 20.0):
 
     from platform_site.asgi import application
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             application, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
@@ -31,3 +38,22 @@ def serve_asgi_in_thread(*, start_timeout: float = 20.0):
     if not server.started:
         raise RuntimeError("uvicorn did not start")
     return server, thread, port
+
+
+@contextlib.contextmanager
+def celery_worker_running(*, concurrency: int = 2, queues=None, **options) -> Iterator:
+    """A real Celery worker (threads) on the configured broker, consuming `queues` (default:
+    every queue); `options` go to celery's `start_worker` as they are."""
+    from celery.contrib.testing.worker import start_worker
+
+    from platform_site.celery import Queue, app
+
+    with start_worker(
+        app,
+        pool="threads",
+        concurrency=concurrency,
+        perform_ping_check=False,
+        queues=queues or [q.value for q in Queue],
+        **{"shutdown_timeout": 30, **options},
+    ) as worker:
+        yield worker
