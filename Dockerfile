@@ -14,9 +14,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --gid 1000 app && useradd --uid 1000 --gid app --no-create-home --shell /usr/sbin/nologin app
 
 WORKDIR /app
-COPY requirements.txt ./
-RUN pip install --no-compile -r requirements.txt
+COPY requirements.txt requirements.lock ./
+RUN pip install --no-compile -r requirements.txt -c requirements.lock
 
+# .dockerignore keeps tests, test doubles (testing/) and benchmarks/ out of the image.
 COPY --chown=root:root . .
 # Static files are collected into the image (outside var/), so the root filesystem can be
 # read-only at run time. The dummy secret only satisfies the production settings guard here.

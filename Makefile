@@ -11,12 +11,12 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt | $(VENV)/bin/python
-	$(PIP) install --quiet -r requirements.txt
+$(VENV)/.installed: requirements.txt requirements.lock | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements.txt -c requirements.lock
 	touch $@
 
-$(VENV)/.dev-installed: requirements-dev.txt requirements.txt | $(VENV)/bin/python
-	$(PIP) install --quiet -r requirements-dev.txt
+$(VENV)/.dev-installed: requirements-dev.txt requirements.txt requirements.lock | $(VENV)/bin/python
+	$(PIP) install --quiet -r requirements-dev.txt -c requirements.lock
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed

@@ -115,20 +115,11 @@ def api_client_for():
 @pytest.fixture
 def celery_worker(transactional_db):
     """A real Celery worker (threads) consuming every queue of the real broker."""
-    from celery.contrib.testing.worker import start_worker
-
     from config.celery import app
-    from core.queues import Queue
+    from testing.servers import celery_worker_running
 
     app.conf.task_always_eager = False
-    with start_worker(
-        app,
-        pool="threads",
-        concurrency=2,
-        perform_ping_check=False,
-        queues=[q.value for q in Queue],
-        shutdown_timeout=30,
-    ) as worker:
+    with celery_worker_running() as worker:
         yield worker
 
 
@@ -138,7 +129,7 @@ def live_asgi(transactional_db):
 
     The thread shares this process's test database, so data made in the test is visible.
     """
-    from core.asgi_thread import serve_asgi_in_thread
+    from testing.servers import serve_asgi_in_thread
 
     server, thread, port = serve_asgi_in_thread()
     yield f"http://127.0.0.1:{port}"

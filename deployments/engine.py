@@ -7,7 +7,6 @@ the next tick (retried, or re-enqueued by the beat safety net) starts again from
 """
 
 import logging
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -76,7 +75,7 @@ def rollout_fail(*, rollout_id: int, error: str) -> None:
 
 class Tick:
     def __init__(self, rollout: Rollout, cluster, metrics):
-        self.r = rollout
+        self.rollout = rollout
         self.service = rollout.service
         self.cluster = cluster
         self.metrics = metrics
@@ -85,52 +84,58 @@ class Tick:
 
     @property
     def canary_image(self) -> str:
-        return self.service.image_for(self.r.image_tag)
+        return self.service.image_for(self.rollout.image_tag)
 
     def run(self) -> float | None:
         """One move; returns seconds until the next tick (None: wait for a person)."""
-        r = self.r
-        if r.abort_requested and r.phase != Phase.ROLLBACK:
-            return self.start_rollback(RolloutStatus.ABORTED, r.reason or "aborted")
-        if r.phase == Phase.ROLLBACK:
+        rollout = self.rollout
+        if rollout.abort_requested and rollout.phase != Phase.ROLLBACK:
+            return self.start_rollback(RolloutStatus.ABORTED, rollout.reason or "aborted")
+        if rollout.phase == Phase.ROLLBACK:
             return self.rollback()
-        if r.status == RolloutStatus.PENDING:
+        if rollout.status == RolloutStatus.PENDING:
             return self.start()
-        if r.status == RolloutStatus.PAUSED:
-            if r.pause_until is None:
+        if rollout.status == RolloutStatus.PAUSED:
+            if rollout.pause_until is None:
                 return None
-            if self.now < r.pause_until:
-                return (r.pause_until - self.now).total_seconds()
-            r.status, r.pause_until, r.reason = RolloutStatus.PROGRESSING, None, ""
+            if self.now < rollout.pause_until:
+                return (rollout.pause_until - self.now).total_seconds()
+            rollout.status, rollout.pause_until, rollout.reason = (
+                RolloutStatus.PROGRESSING,
+                None,
+                "",
+            )
             self.transition("pause_end", "pause over: continuing")
-        if r.promote_requested and r.phase != Phase.PROMOTE:
+        if rollout.promote_requested and rollout.phase != Phase.PROMOTE:
             self.enter(Phase.PROMOTE)
-        if r.phase == Phase.SCALE:
+        if rollout.phase == Phase.SCALE:
             return self.scale()
-        if r.phase == Phase.ANALYZE:
+        if rollout.phase == Phase.ANALYZE:
             return self.analyze()
-        if r.phase == Phase.PROMOTE:
+        if rollout.phase == Phase.PROMOTE:
             return self.promote()
-        raise RuntimeError(f"rollout {r.pk}: no move for phase {r.phase} in status {r.status}")
+        raise RuntimeError(
+            f"rollout {rollout.pk}: no move for phase {rollout.phase} in status {rollout.status}"
+        )
 
     # helpers
     def transition(self, kind: str, message: str, **data) -> None:
-        rollout_event(rollout=self.r, kind=kind, message=message, data=data)
+        rollout_event(rollout=self.rollout, kind=kind, message=message, data=data)
 
     def enter(self, phase: str) -> None:
-        self.r.phase = phase
-        self.r.phase_started_at = self.now
+        self.rollout.phase = phase
+        self.rollout.phase_started_at = self.now
 
     def interval(self) -> float:
-        return float(self.r.analysis["interval_seconds"])
+        return float(self.rollout.analysis["interval_seconds"])
 
     # moves
     def start(self) -> float:
-        r = self.r
+        rollout = self.rollout
         self.cluster.ensure_routing(self.service)
         stable = self.cluster.ensure_stable(self.service)
         self.cluster.set_canary_weight(self.service, 0)
-        r.status, r.started_at, r.current_step, r.current_weight = (
+        rollout.status, rollout.started_at, rollout.current_step, rollout.current_weight = (
             RolloutStatus.PROGRESSING,
             self.now,
             0,
@@ -144,9 +149,9 @@ class Tick:
         return 0
 
     def scale(self) -> float:
-        r = self.r
-        weight = int(r.step["weight"])
-        replicas = r.canary_replicas_for(weight)
+        rollout = self.rollout
+        weight = int(rollout.step["weight"])
+        replicas = rollout.canary_replicas_for(weight)
         name = canary_name(self.service.name)
         state = self.cluster.deployment_state(self.service.namespace, name)
         if state is None or state.image != self.canary_image or state.replicas != replicas:
@@ -154,28 +159,28 @@ class Tick:
                 self.service,
                 image=self.canary_image,
                 replicas=replicas,
-                rollout_id=r.pk,
+                rollout_id=rollout.pk,
                 by=self.by,
             )
             state = self.cluster.deployment_state(self.service.namespace, name)
         if state is not None and state.is_ready(image=self.canary_image, replicas=replicas):
             # Weight moves only once the canary reports its replicas ready.
             self.cluster.set_canary_weight(self.service, weight)
-            r.current_weight = weight
-            r.step_started_at = self.now
-            r.samples_in_step = r.consecutive_failures = 0
-            r.last_sample_at = None
+            rollout.current_weight = weight
+            rollout.step_started_at = self.now
+            rollout.samples_in_step = rollout.consecutive_failures = 0
+            rollout.last_sample_at = None
             self.enter(Phase.ANALYZE)
             self.transition(
                 "step",
-                f"step {r.current_step + 1}/{len(r.steps)}: canary at {weight}% traffic "
+                f"step {rollout.current_step + 1}/{len(rollout.steps)}: canary at {weight}% traffic "
                 f"({replicas} pod{'s' if replicas != 1 else ''} ready)",
-                step=r.current_step,
+                step=rollout.current_step,
                 weight=weight,
                 replicas=replicas,
             )
             return self.interval()
-        waited = (self.now - (r.phase_started_at or self.now)).total_seconds()
+        waited = (self.now - (rollout.phase_started_at or self.now)).total_seconds()
         if waited > settings.ROLLOUT_READY_TIMEOUT_SECONDS:
             return self.start_rollback(
                 RolloutStatus.ROLLED_BACK,
@@ -184,8 +189,8 @@ class Tick:
         return settings.ROLLOUT_POLL_SECONDS
 
     def analyze(self) -> float | None:
-        r = self.r
-        due = (r.last_sample_at or r.step_started_at or self.now) + timedelta(
+        rollout = self.rollout
+        due = (rollout.last_sample_at or rollout.step_started_at or self.now) + timedelta(
             seconds=self.interval()
         )
         if self.now < due - timedelta(milliseconds=50):
@@ -197,155 +202,132 @@ class Tick:
         samples = [
             MetricSample.objects.create(
                 service=self.service,
-                rollout=r,
+                rollout=rollout,
                 version=version,
                 image_tag=tag,
                 at=self.now,
                 **reading.values(),
             )
             for version, tag, reading in (
-                (Version.STABLE, r.from_tag, stable),
-                (Version.CANARY, r.image_tag, canary),
+                (Version.STABLE, rollout.from_tag, stable),
+                (Version.CANARY, rollout.image_tag, canary),
             )
         ]
-        rollout_publish(rollout_id=r.pk, messages=[sample_message(s) for s in samples])
-        verdict = judge(r.analysis, canary, stable, stable_serving=r.current_weight < 100)
-        r.last_judgement = {**verdict, "at": self.now.isoformat()}
-        r.last_sample_at = self.now
+        rollout_publish(rollout_id=rollout.pk, messages=[sample_message(s) for s in samples])
+        verdict = judge(
+            rollout.analysis, canary, stable, stable_serving=rollout.current_weight < 100
+        )
+        rollout.last_judgement = {**verdict, "at": self.now.isoformat()}
+        rollout.last_sample_at = self.now
         if verdict["verdict"] == NO_DATA:
-            r.status = RolloutStatus.PAUSED
-            r.pause_until = None
-            r.reason = "no data: " + "; ".join(verdict["reasons"] or ["metrics missing"])
-            self.transition("no_data", f"inconclusive, paused: {r.reason}")
+            rollout.status = RolloutStatus.PAUSED
+            rollout.pause_until = None
+            rollout.reason = "no data: " + "; ".join(verdict["reasons"] or ["metrics missing"])
+            self.transition("no_data", f"inconclusive, paused: {rollout.reason}")
             return None
         if verdict["verdict"] == FAIL:
-            r.consecutive_failures += 1
+            rollout.consecutive_failures += 1
             why = "; ".join(verdict["reasons"])
-            limit = int(r.analysis.get("failure_limit", 1))
+            limit = int(rollout.analysis.get("failure_limit", 1))
             rollout_event(
-                rollout=r,
+                rollout=rollout,
                 kind="sample_failed",
-                message=f"sample failed ({r.consecutive_failures}/{limit}): {why}",
+                message=f"sample failed ({rollout.consecutive_failures}/{limit}): {why}",
                 audit=False,
             )
-            if r.consecutive_failures >= limit:
+            if rollout.consecutive_failures >= limit:
                 return self.start_rollback(
                     RolloutStatus.ROLLED_BACK, f"canary failed analysis: {why}"
                 )
             return self.interval()
-        r.consecutive_failures = 0
-        r.samples_in_step += 1
-        if r.samples_in_step < int(r.analysis["samples_per_step"]):
+        rollout.consecutive_failures = 0
+        rollout.samples_in_step += 1
+        if rollout.samples_in_step < int(rollout.analysis["samples_per_step"]):
             return self.interval()
         return self.step_passed()
 
     def step_passed(self) -> float | None:
-        r = self.r
-        step = r.step
+        rollout = self.rollout
+        step = rollout.step
         self.transition(
             "step_passed",
-            f"step {r.current_step + 1} passed at {r.current_weight}% ({r.samples_in_step} samples)",
+            f"step {rollout.current_step + 1} passed at {rollout.current_weight}% ({rollout.samples_in_step} samples)",
         )
-        if r.current_step + 1 >= len(r.steps):
+        if rollout.current_step + 1 >= len(rollout.steps):
             self.enter(Phase.PROMOTE)
         else:
-            r.current_step += 1
+            rollout.current_step += 1
             self.enter(Phase.SCALE)
         pause = step.get("pause")
         if pause is None or pause == 0:
             return 0
-        r.status = RolloutStatus.PAUSED
+        rollout.status = RolloutStatus.PAUSED
         if pause == "indefinite":
-            r.pause_until = None
-            r.reason = "paused after the step until resumed"
-            self.transition("paused", r.reason)
+            rollout.pause_until = None
+            rollout.reason = "paused after the step until resumed"
+            self.transition("paused", rollout.reason)
             return None
-        r.pause_until = self.now + timedelta(seconds=float(pause))
-        r.reason = f"pause of {float(pause):g} s after the step"
-        self.transition("paused", r.reason)
+        rollout.pause_until = self.now + timedelta(seconds=float(pause))
+        rollout.reason = f"pause of {float(pause):g} s after the step"
+        self.transition("paused", rollout.reason)
         return float(pause)
 
     def promote(self) -> float | None:
-        r, svc = self.r, self.service
+        rollout, svc = self.rollout, self.service
         name = stable_name(svc.name)
         state = self.cluster.deployment_state(svc.namespace, name)
         if state is None or state.image != self.canary_image:
-            self.cluster.update_stable(svc, image=self.canary_image, rollout_id=r.pk, by=self.by)
+            self.cluster.update_stable(
+                svc, image=self.canary_image, rollout_id=rollout.pk, by=self.by
+            )
             self.transition("promoting", f"stable Deployment updated to {self.canary_image}")
             return settings.ROLLOUT_POLL_SECONDS
         if not state.is_ready(image=self.canary_image, replicas=svc.replicas):
-            waited = (self.now - (r.phase_started_at or self.now)).total_seconds()
+            waited = (self.now - (rollout.phase_started_at or self.now)).total_seconds()
             if waited > settings.ROLLOUT_READY_TIMEOUT_SECONDS:
                 return self.start_rollback(
                     RolloutStatus.FAILED, f"stable not ready on the new image after {waited:.0f} s"
                 )
             return settings.ROLLOUT_POLL_SECONDS
         self.cluster.set_canary_weight(svc, 0)
-        r.current_weight = 0
+        rollout.current_weight = 0
         self.cluster.delete_deployment(svc.namespace, canary_name(svc.name))
-        svc.stable_tag = r.image_tag
+        svc.stable_tag = rollout.image_tag
         svc.save(update_fields=["stable_tag", "updated_at"])
-        self.finish(RolloutStatus.PROMOTED, f"promoted: {svc.name} runs {r.image_tag}")
+        self.finish(RolloutStatus.PROMOTED, f"promoted: {svc.name} runs {rollout.image_tag}")
         return None
 
     def start_rollback(self, final: str, reason: str) -> float | None:
-        r = self.r
-        r.final_status = final
-        r.reason = reason
+        rollout = self.rollout
+        rollout.final_status = final
+        rollout.reason = reason
         self.enter(Phase.ROLLBACK)
         self.transition("rollback", f"rolling back: {reason}")
         return self.rollback()
 
     def rollback(self) -> None:
-        r, svc = self.r, self.service
-        if r.started_at is None:  # never reached the cluster: nothing to undo
-            self.finish(r.final_status or RolloutStatus.ROLLED_BACK, r.reason)
+        rollout, svc = self.rollout, self.service
+        if rollout.started_at is None:  # never reached the cluster: nothing to undo
+            self.finish(rollout.final_status or RolloutStatus.ROLLED_BACK, rollout.reason)
             return None
         # Traffic first: whatever follows, users are on stable.
         self.cluster.set_canary_weight(svc, 0)
-        r.current_weight = 0
+        rollout.current_weight = 0
         stable = self.cluster.deployment_state(svc.namespace, stable_name(svc.name))
-        old_image = svc.image_for(r.from_tag or svc.stable_tag)
+        old_image = svc.image_for(rollout.from_tag or svc.stable_tag)
         if stable is not None and stable.image != old_image:
-            self.cluster.update_stable(svc, image=old_image, rollout_id=r.pk, by=self.by)
+            self.cluster.update_stable(svc, image=old_image, rollout_id=rollout.pk, by=self.by)
         canary = canary_name(svc.name)
         if self.cluster.deployment_state(svc.namespace, canary) is not None:
             self.cluster.scale_deployment(svc.namespace, canary, 0)
-        final = r.final_status or RolloutStatus.ROLLED_BACK
-        self.finish(final, r.reason or final)
+        final = rollout.final_status or RolloutStatus.ROLLED_BACK
+        self.finish(final, rollout.reason or final)
         return None
 
     def finish(self, status: str, message: str) -> None:
-        r = self.r
-        r.status = status
-        r.phase = Phase.DONE
-        r.finished_at = self.now
-        r.pause_until = None
+        rollout = self.rollout
+        rollout.status = status
+        rollout.phase = Phase.DONE
+        rollout.finished_at = self.now
+        rollout.pause_until = None
         self.transition(status, message)
-
-
-def measure_tick(rollout_id: int, *, cluster, metrics) -> tuple[float, float]:
-    """(wall seconds of one tick, seconds of it spent in cluster calls): used by `bench rollouts`."""
-    timed = _TimedCluster(cluster)
-    started = time.perf_counter()
-    rollout_advance(rollout_id=rollout_id, cluster=timed, metrics=metrics)
-    return time.perf_counter() - started, timed.spent
-
-
-class _TimedCluster:
-    def __init__(self, inner):
-        self.inner, self.spent = inner, 0.0
-
-    def __getattr__(self, name):
-        attr = getattr(self.inner, name)
-        if not callable(attr):
-            return attr
-
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return attr(*args, **kwargs)
-            finally:
-                self.spent += time.perf_counter() - started
-
-        return timed

@@ -6,8 +6,8 @@ import datetime as dt
 import pytest
 from django.core.cache import cache
 
-from analytics.bench_queries import synthetic_events
 from analytics.store import store
+from benchmarks.analytics_queries import synthetic_events
 
 pytestmark = [pytest.mark.browser]
 END = dt.date(2024, 12, 31)

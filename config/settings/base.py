@@ -6,6 +6,7 @@ differs between a developer's machine and production (`DEBUG=0`). Reading this m
 side effect beyond reading the environment: directories are made by the apps that use them.
 """
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
     "experiments",
     "devices",
     "operations",
+    # `manage.py bench`: only where the benchmarks are present (the image does not ship them).
+    *(["benchmarks"] if importlib.util.find_spec("benchmarks") else []),
 ]
 
 MIDDLEWARE = [

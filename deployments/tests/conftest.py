@@ -68,7 +68,7 @@ def wait_for(predicate, timeout=30.0, step=0.1):
 
 @pytest.fixture
 def k8s(settings):
-    from deployments.cluster.emulator import Emulator
+    from testing.kubernetes_emulator import Emulator
 
     emulator = Emulator()
     settings.KUBERNETES_API_URL = emulator.url

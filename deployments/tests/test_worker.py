@@ -83,16 +83,13 @@ def test_no_metrics_pauses_not_promotes(celery_worker, eng, service):
 def test_killed_worker_mid_rollout_resumes(transactional_db, eng, service, settings):
     """The worker stops mid-rollout and its pending tick message is lost (purged), as when a
     worker is killed before the broker redelivers; the beat safety net resumes the rollout."""
-    from celery.contrib.testing.worker import start_worker
-
     from config.celery import app
     from core.queues import Queue
     from deployments.tasks import resume_stuck_rollouts
+    from testing.servers import celery_worker_running
 
     app.conf.task_always_eager = False
-    with start_worker(
-        app, pool="threads", concurrency=1, perform_ping_check=False, queues=[Queue.ROLLOUTS]
-    ):
+    with celery_worker_running(concurrency=1, queues=[Queue.ROLLOUTS], shutdown_timeout=10):
         rid = start(eng, service, "v2")
         wait_for(lambda: Rollout.objects.get(pk=rid).current_weight >= 25)
     app.control.purge()
@@ -101,9 +98,7 @@ def test_killed_worker_mid_rollout_resumes(transactional_db, eng, service, setti
     import time
 
     time.sleep(settings.ROLLOUT_STUCK_AFTER_SECONDS + 0.5)
-    with start_worker(
-        app, pool="threads", concurrency=1, perform_ping_check=False, queues=[Queue.ROLLOUTS]
-    ):
+    with celery_worker_running(concurrency=1, queues=[Queue.ROLLOUTS], shutdown_timeout=10):
         resume_stuck_rollouts.delay()
         assert settled(rid, *Rollout.FINISHED_STATUSES) == RolloutStatus.PROMOTED
     kinds = list(Rollout.objects.get(pk=rid).events.values_list("kind", flat=True))

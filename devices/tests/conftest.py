@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from devices.loopback import ApnsService, FcmService, WebPushService
 from devices.vapid import vapid_public_key
+from testing.push_services import ApnsService, FcmService, WebPushService
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from devices import services
-from devices.loopback import WebPushService
 from devices.models import Delivery, Device, Notification
 from devices.tests.factories import DeviceFactory, apns_token, fcm_token
+from testing.push_services import WebPushService
 
 pytestmark = pytest.mark.django_db
 

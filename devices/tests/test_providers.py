@@ -1,7 +1,7 @@
 """Live providers over real HTTP against loopback services speaking each protocol.
 
 Web Push, FCM and APNs themselves cannot be reached from here; the loopback services in
-devices/loopback.py check the same credentials (VAPID JWT, OAuth2 assertion, APNs provider
+testing/push_services.py check the same credentials (VAPID JWT, OAuth2 assertion, APNs provider
 token) and decrypt or parse the same payloads.
 """
 
@@ -180,7 +180,7 @@ def test_apns_over_http2_with_provider_token(apns_service):
 
 
 def test_apns_with_a_wrong_signing_key_fails_without_deactivating(apns_service, tmp_path, settings):
-    from devices.loopback import ApnsService
+    from testing.push_services import ApnsService
 
     other = tmp_path / "other.p8"
     other.write_text(ApnsService().signing_key_pem())
@@ -194,7 +194,8 @@ def test_apns_with_a_wrong_signing_key_fails_without_deactivating(apns_service, 
 
 
 def test_unreachable_provider_is_a_transient_failure(live_push, tmp_path):
-    from devices.loopback import ApnsService, free_port
+    from testing.push_services import ApnsService
+    from testing.servers import free_port
 
     key = tmp_path / "k.p8"
     key.write_text(ApnsService().signing_key_pem())

@@ -1,18 +1,9 @@
-"""Benchmark of the shared analytics store access (`bench store`)."""
+"""`bench store`: the shared analytics store access."""
 
 import statistics
-import time
 
 from analytics.store import store
-
-
-def _timed(fn, n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return times
+from benchmarks.harness import time_calls
 
 
 def bench_store(stdout, *, quick: bool = False) -> None:
@@ -27,10 +18,10 @@ def bench_store(stdout, *, quick: bool = False) -> None:
         db.ping()
         db.release()
 
-    short_lived = _timed(open_query_close, n)
-    lingering = _timed(db.ping, n)
+    short_lived = time_calls(open_query_close, n)
+    lingering = time_calls(db.ping, n)
     with db.session():
-        held = _timed(db.ping, n)
+        held = time_calls(db.ping, n)
     med_short, med_linger = statistics.median(short_lived), statistics.median(lingering)
     stdout.write(f"open, query, close: median {med_short * 1000:.1f} ms over {n}")
     stdout.write(f"query on the lingering connection: median {med_linger * 1000:.2f} ms over {n}")
@@ -42,8 +33,3 @@ def bench_store(stdout, *, quick: bool = False) -> None:
         f"{med_short / med_linger:.1f} vs opening and closing the store for it "
         f"({med_short * 1000:.1f} ms)"
     )
-
-
-from core.bench_ops import bench_ops  # noqa: E402
-
-AREAS = {"store": bench_store, "ops": bench_ops}

@@ -1,4 +1,4 @@
-"""Benchmark of the product analyses (`bench queries`, registered in bench.py): SQL on the rollups vs pandas.
+"""`bench queries`: the product analyses, SQL on the rollups vs pandas.
 
 Loads generated events into the embedded store (10M events, 100k users, 12 months; `--quick`:
 200k events, 2k users), then times retention by month, a 4-step funnel and revenue by month:
@@ -29,6 +29,7 @@ from analytics.queries.funnels import FunnelQuery, Step, funnel
 from analytics.queries.retention import RetentionQuery, retention
 from analytics.queries.revenue import RevenueQuery, revenue
 from analytics.store import store
+from benchmarks.harness import median_seconds
 
 FUNNEL_STEPS = ("signup", "project_created", "video_rendered", "subscription_started")
 _DEVICES = np.array(["desktop", "mobile", "tablet"])
@@ -227,15 +228,6 @@ def _load(stdout, *, users: int, events: int, end: dt.date) -> int:
     return total
 
 
-def _median_time(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def _pandas_time(fn) -> tuple[float, object]:
     """One run, or the median of three when a run takes under 3 s (the fast references vary
     by half between single runs on this machine, the slow one, retention at ~20-40 s, far
@@ -245,7 +237,7 @@ def _pandas_time(fn) -> tuple[float, object]:
     first = time.perf_counter() - t
     if first >= 3:
         return first, result
-    return statistics.median([first, _median_time(fn, 1), _median_time(fn, 1)]), result
+    return statistics.median([first, median_seconds(fn, 1), median_seconds(fn, 1)]), result
 
 
 def _pandas_frame(sql: str, params: dict) -> pd.DataFrame:
@@ -333,9 +325,9 @@ def _bench_queries(stdout, *, quick: bool) -> None:
             cache_invalidate()
             return fn()
 
-        cold_s = _median_time(cold, 7)
+        cold_s = median_seconds(cold, 7)
         got = fn()  # fills the cache
-        cached_s = _median_time(fn, 20)
+        cached_s = median_seconds(fn, 20)
         pandas_s, expected = _pandas_time(references[name])
         ratios.append(pandas_s / cold_s)
         colds.append(cold_s)

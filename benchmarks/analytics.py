@@ -1,5 +1,5 @@
-"""Benchmarks of the analytics area: `bench ingest` (HTTP batches to rows visible) and
-`bench queries` (the product analyses, in bench_queries.py)."""
+"""`bench ingest`: HTTP batches of events to rows visible in the analytics store, against raw
+bulk inserts into the same store."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import http.client
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,11 +21,9 @@ import msgspec
 import psutil
 from django.conf import settings
 
-from analytics.bench_queries import bench_queries
-from analytics.ml.bench import bench_generate, bench_ml
+from benchmarks.harness import free_port, percentile
 from core.processes import MANAGE_PY
 
-PORTS = range(8200, 8300)
 BATCH = 1000
 AGENTS = [
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
@@ -37,17 +34,6 @@ AGENTS = [
     "Chrome/120.0.0.0 Mobile Safari/537.36",
 ]
 NAMES = ["session_start", "project_created", "video_rendered", "video_completed", "feature_used"]
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 8200-8299")
 
 
 def _events(rng: random.Random, n: int, *, start: dt.datetime) -> list[dict]:
@@ -163,7 +149,7 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
     store_migrate(target=db)
     prefix = f"bench:ingest:{tag}"
     keys = BufferKeys(prefix)
-    r = redis_client()
+    redis_conn = redis_client()
     key, raw_key = api_key_create(name=f"bench-ingest-{tag}", by=None)
     children: list[subprocess.Popen] = []
     try:
@@ -184,7 +170,7 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
         )
 
         # 2. The real path: uvicorn (the web process of `run`), the events_writer process.
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "CLICKHOUSE_URL": url,
@@ -207,26 +193,27 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
         ]
         # Warm up (imports, parsers, the first store open) outside the measurement.
         _post_all(port, bodies[:1], 2, raw_key, 1)
-        while r.xlen(keys.stream):
+        while redis_conn.xlen(keys.stream):
             time.sleep(0.05)
         db.command("TRUNCATE TABLE events")
-        r.delete(keys.lag)
+        redis_conn.delete(keys.lag)
 
         procs = [psutil.Process(c.pid) for c in children]
         cpu_before = [_cpu(p) for p in procs]
         t0 = time.perf_counter()
         failures = _post_all(port, bodies, batches, raw_key, threads=3)
         posted = time.perf_counter() - t0
-        while r.xlen(keys.stream):  # the writer deletes an entry once its rows are inserted
+        # the writer deletes an entry once its rows are inserted
+        while redis_conn.xlen(keys.stream):
             time.sleep(0.02)
         visible = time.perf_counter() - t0
         web_cpu, writer_cpu = (_cpu(p) - b for p, b in zip(procs, cpu_before, strict=True))
         count = db.query("SELECT uniqExact(uuid) AS n FROM events")[0]["n"]
-        lags = sorted(float(x) / 1000 for x in r.lrange(keys.lag, 0, -1))
+        lags = sorted(float(x) / 1000 for x in redis_conn.lrange(keys.lag, 0, -1))
         if failures or count != total:
             raise RuntimeError(f"lost events: {count} of {total}, failures {failures[:3]}")
         e2e = total / visible
-        p95 = lags[int(0.95 * len(lags)) - 1 if len(lags) > 1 else 0]
+        p95 = percentile(lags, 95)
         stdout.write(
             f"HTTP capture: {total:,} events in {batches:,} batches of {BATCH} over 3 "
             f"connections, all 202 after {posted:.2f} s ({total / posted:,.0f} events/s)"
@@ -258,17 +245,9 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
             except subprocess.TimeoutExpired:
                 child.kill()
         with contextlib.suppress(redis_lib.RedisError):
-            r.delete(*keys.all())
+            redis_conn.delete(*keys.all())
         ApiKey.objects.filter(pk=key.pk).delete()
         db.release()
         shutil.rmtree(path, ignore_errors=True)
         for suffix in (".lock", ".lock.waiting"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-
-
-AREAS = {
-    "ingest": bench_ingest,
-    "queries": bench_queries,
-    "generate": bench_generate,
-    "ml": bench_ml,
-}

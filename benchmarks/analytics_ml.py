@@ -1,4 +1,4 @@
-"""`manage.py bench ml` and `bench generate` (analytics/bench.py lists them).
+"""`manage.py bench ml` and `bench generate`.
 
 `bench ml`: extraction + training on 100,000 users, batch scoring, the insight API.
 
@@ -21,6 +21,7 @@ from analytics.ml import training
 from analytics.ml.scoring import score_all
 from analytics.store import store_for_url
 from analytics.store.migrate import store_migrate
+from benchmarks.harness import percentile
 
 
 def scratch_store():
@@ -63,12 +64,13 @@ def bench_generate(stdout, *, quick: bool = False) -> None:
 
 
 def _p95_ms(call, items) -> tuple[float, float]:
+    """(p95, median) in milliseconds of `call` on each item."""
     lat = []
     for item in items:
         t = time.perf_counter()
         call(item)
         lat.append((time.perf_counter() - t) * 1000)
-    return statistics.quantiles(lat, n=20)[-1], statistics.median(lat)
+    return percentile(lat, 95), statistics.median(lat)
 
 
 def _bench_insight_api(stdout, db, path: str, ids: list[str]) -> None:

@@ -18,7 +18,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,18 +27,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-PORTS = range(8300, 8400)  # this area's loopback port range on shared machines
-
-
-def free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free loopback port in 8300-8399")
+from testing.servers import free_port
 
 
 def b64url(raw: bytes) -> str:
@@ -69,7 +57,7 @@ def behaviour_of(address: str) -> str:
 
 
 class _Threaded:
-    """An http.server on a loopback port of this area, served from a daemon thread."""
+    """An http.server on a free loopback port, served from a daemon thread."""
 
     handler: type[BaseHTTPRequestHandler]
 

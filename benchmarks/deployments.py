@@ -13,10 +13,10 @@ import time
 from django.conf import settings
 from django.db import transaction
 
-from core.asgi_thread import serve_asgi_in_thread
+from benchmarks.harness import TimedCalls, percentile, serve_asgi_in_thread
 from deployments.cluster import cluster_backend
 from deployments.cluster.simulated import SimulatedCluster
-from deployments.engine import measure_tick, rollout_advance
+from deployments.engine import rollout_advance
 from deployments.models import Rollout, Service
 from deployments.services import rollout_abort, rollout_start
 
@@ -35,6 +35,14 @@ class _Fixed:
         )
 
 
+def _measure_tick(rollout_id: int, *, cluster, metrics) -> tuple[float, float]:
+    """(wall seconds of one tick, seconds of it spent in cluster calls)."""
+    timed = TimedCalls(cluster)
+    started = time.perf_counter()
+    rollout_advance(rollout_id=rollout_id, cluster=timed, metrics=metrics)
+    return time.perf_counter() - started, timed.seconds
+
+
 def _run_one(name: str, cluster, metrics, *, ticks: list, on_tick=None) -> float:
     """Start a rollout, tick it until the canary has traffic, abort; seconds to 100 % stable.
 
@@ -49,7 +57,7 @@ def _run_one(name: str, cluster, metrics, *, ticks: list, on_tick=None) -> float
         while cluster.get_canary_weight(service) == 0:
             if time.monotonic() > deadline:
                 raise RuntimeError("canary never received traffic")
-            ticks.append(measure_tick(rollout.pk, cluster=cluster, metrics=metrics))
+            ticks.append(_measure_tick(rollout.pk, cluster=cluster, metrics=metrics))
             if on_tick:
                 on_tick(name)
         started = time.perf_counter()
@@ -64,17 +72,9 @@ def _run_one(name: str, cluster, metrics, *, ticks: list, on_tick=None) -> float
     return elapsed
 
 
-def _p95(values: list[float]) -> float:
-    return (
-        statistics.quantiles(values, n=20, method="inclusive")[-1]
-        if len(values) >= 2
-        else values[0]
-    )
-
-
 def bench_rollouts(stdout, *, quick: bool = False) -> None:
-    from deployments.cluster.emulator import Emulator
     from deployments.metrics.simulated import SimulatedMetrics
+    from testing.kubernetes_emulator import Emulator
 
     runs = 5 if quick else 30
     saved = settings.SIM_CLUSTER_READY_SECONDS, settings.KUBERNETES_API_URL
@@ -120,7 +120,7 @@ def bench_rollouts(stdout, *, quick: bool = False) -> None:
     for name, times in results.items():
         ms = [t * 1000 for t in times]
         stdout.write(
-            f"abort → 100% stable, {name}: p50 {statistics.median(ms):.1f} ms, p95 {_p95(ms):.1f} ms, "
+            f"abort → 100% stable, {name}: p50 {statistics.median(ms):.1f} ms, p95 {percentile(ms, 95):.1f} ms, "
             f"max {max(ms):.1f} ms over {len(ms)} rollouts (goal: p95 < 1000 ms)"
         )
     ratios = {}
@@ -133,8 +133,8 @@ def bench_rollouts(stdout, *, quick: bool = False) -> None:
             f"of which cluster calls {cluster / len(rows) * 1000:.1f} ms; engine overhead "
             f"{(total - cluster) / len(rows) * 1000:.1f} ms per tick"
         )
-    p95_sim = _p95([t * 1000 for t in results["simulated"]])
-    p95_k8s = _p95([t * 1000 for t in results["kubernetes"]])
+    p95_sim = percentile([t * 1000 for t in results["simulated"]], 95)
+    p95_k8s = percentile([t * 1000 for t in results["kubernetes"]], 95)
     stdout.write(
         f"rollouts: abort to 100% stable p95 {p95_sim:.1f} ms simulated, {p95_k8s:.1f} ms kubernetes "
         f"emulator, ratio {ratios['kubernetes']:.2f} vs cluster calls per tick (engine overhead, emulator)"
@@ -159,7 +159,7 @@ def _deliveries(
     ctx = multiprocessing.get_context("spawn")
     ready, results = ctx.Event(), ctx.Queue()
     url = f"ws://127.0.0.1:{port}/ws/rollouts/{rollout_id}/"
-    from deployments.bench_viewers import viewers_process
+    from benchmarks.deployments_viewers import viewers_process
 
     child = ctx.Process(
         target=viewers_process, args=(url, cookie, viewers, messages, ready, results)
@@ -196,7 +196,7 @@ def _console_run(
         for n in (1, viewers):
             lat = sorted(_deliveries(port, rollout_id, cookie, n, messages))
             ms = [x * 1000 for x in lat]
-            p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+            p99 = percentile(ms, 99)
             results[n] = p99
             stdout.write(
                 f"{label}, {n} viewer{'s' if n > 1 else ''}: {len(ms)} deliveries, "
@@ -283,6 +283,3 @@ def bench_console(stdout, *, quick: bool = False) -> None:
             f"console: p99 {figures[viewers]:.1f} ms publish-to-receipt with {viewers} viewers on "
             f"{label} (goal < 100 ms), ratio {figures[viewers] / figures[1]:.1f} vs a single viewer"
         )
-
-
-AREAS = {"rollouts": bench_rollouts, "console": bench_console}

@@ -14,12 +14,13 @@ from django.db.models import Count
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from benchmarks.harness import free_port, percentile
 from core.services import api_key_create
 from devices import services
-from devices.loopback import WebPushService, free_port
 from devices.models import Delivery, Device, Notification
 from devices.providers import PushMessage, provider_for
 from devices.vapid import vapid_public_key
+from testing.push_services import WebPushService
 
 PREFIX = "bench-"
 BATCH = 1000  # notifications per fan-out call, as devices.send_due takes them
@@ -177,8 +178,7 @@ def bench_registration(stdout, n: int) -> float:
         response = client.post("/api/devices/", body, content_type="application/json")
         times.append(time.perf_counter() - started)
         assert response.status_code in (200, 201), response.content
-    times.sort()
-    p50, p99 = statistics.median(times) * 1000, times[int(len(times) * 0.99) - 1] * 1000
+    p50, p99 = statistics.median(times) * 1000, percentile(times, 99) * 1000
     stdout.write(
         f"registration API (in-process client, {connection.vendor}): "
         f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {n} calls"
@@ -202,6 +202,3 @@ def bench_devices(stdout, *, quick: bool = False) -> None:
         f"devices: {outbox:,.0f} outbox deliveries/s to {outbox_n:,} devices, "
         f"ratio {outbox / outbox_raw:.3f} vs raw outbox provider calls"
     )
-
-
-AREAS = {"devices": bench_devices}

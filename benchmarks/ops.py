@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 from django.test import Client, override_settings
 
+from benchmarks.harness import celery_worker_running
+
 FAST_ENGINE = {
     "SIM_CLUSTER_READY_SECONDS": 0.2,
     "ROLLOUT_POLL_SECONDS": 0.1,
@@ -160,10 +162,6 @@ def _webhook_body(service_name: str) -> dict:
 
 
 def bench_alert_to_stable(stdout, *, quick: bool) -> tuple[float, float]:
-    from celery.contrib.testing.worker import start_worker
-
-    from config.celery import app
-    from core.queues import Queue
     from deployments.models import Rollout, Service
     from deployments.services import rollout_abort
     from operations.models import Alert
@@ -174,14 +172,7 @@ def bench_alert_to_stable(stdout, *, quick: bool) -> tuple[float, float]:
     webhook, button, made = [], [], []
     with (
         override_settings(ALERT_WEBHOOK_TOKEN=token, **FAST_ENGINE),
-        start_worker(
-            app,
-            pool="threads",
-            concurrency=2,
-            perform_ping_check=False,
-            queues=[q.value for q in Queue],
-            shutdown_timeout=30,
-        ),
+        celery_worker_running(),
     ):
         try:
             for _ in range(runs):

@@ -1,0 +1,33 @@
+"""`manage.py bench <area>`: the areas, and the last line's contract on the cheapest one."""
+
+import io
+import re
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from benchmarks.management.commands.bench import AREAS, bench_area
+
+CONTRACT = re.compile(r"^(?P<area>[a-z]+): .+, ratio [-\d.,]+x? vs .+$")
+
+
+def test_an_unknown_area_lists_the_areas():
+    with pytest.raises(CommandError) as raised:
+        call_command("bench", "nope")
+    assert all(area in str(raised.value) for area in AREAS)
+
+
+@pytest.mark.parametrize("area", sorted(AREAS))
+def test_every_area_has_its_function(area):
+    assert callable(bench_area(area))
+
+
+@pytest.mark.django_db
+def test_bench_store_quick_ends_with_the_contract_line(analytics_store):
+    out = io.StringIO()
+    call_command("bench", "store", "--quick", stdout=out)
+    last = out.getvalue().strip().splitlines()[-1]
+    match = CONTRACT.match(last)
+    assert match, last
+    assert match["area"] == "store"
