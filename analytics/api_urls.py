@@ -1,11 +1,11 @@
 """API routes of the analytics area, mounted under /api/."""
 
-from django.urls import path
+from django.urls import include, path
 
-from analytics import api_events, api_insights, api_product
+from analytics import api_insights, api_product
 
 urlpatterns: list = [
-    path("events/", api_events.EventsApi.as_view(), name="api-events"),
+    path("", include("analytics.events.api_urls")),
     path("analytics/overview/", api_product.OverviewApi.as_view(), name="analytics-overview"),
     path("analytics/retention/", api_product.RetentionApi.as_view(), name="analytics-retention"),
     path(

@@ -1,14 +1,14 @@
 """Page routes of the analytics area (its API routes are in api_urls.py)."""
 
-from django.urls import path
+from django.urls import include, path
 
-from analytics import views_events, views_insights, views_product
+from analytics import views_insights, views_product
 
 app_name = "analytics"
 
 urlpatterns = [
     path("", views_product.overview, name="index"),
-    path("events/", views_events.events, name="events"),
+    path("", include("analytics.events.urls")),
     path("retention/", views_product.retention, name="retention"),
     path("retention/users/", views_product.retention_users, name="retention-users"),
     path("funnel/", views_product.funnel, name="funnel"),

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analytics.events.selectors import Bucket, EventFilter, event_counts, events_latest
-from analytics.services import events_capture, events_flush
+from analytics.events.services import events_capture, events_flush
 
 pytestmark = pytest.mark.django_db
 NAMES = ["signup", "session_start", "video_rendered", "payment"]

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.services import events_flush
-from analytics.tests.conftest import make_event
+from analytics.events.services import events_flush
+from analytics.events.tests.conftest import make_event
 
 URL = "/api/events/"
 pytestmark = pytest.mark.django_db

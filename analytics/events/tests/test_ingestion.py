@@ -16,10 +16,10 @@ from django.conf import settings
 
 from analytics.events.buffer import buffer_status
 from analytics.events.selectors import EventFilter, events_latest
+from analytics.events.services import events_capture, events_flush
+from analytics.events.tests.conftest import make_event
 from analytics.events.writer import EventWriter
-from analytics.services import events_capture, events_flush
 from analytics.store import StoreUnavailable, store_for_url
-from analytics.tests.conftest import make_event
 
 pytestmark = pytest.mark.django_db
 
@@ -244,7 +244,7 @@ def test_writer_process_killed_mid_flush_loses_and_duplicates_nothing(
 
 def test_beat_safety_net_flushes_everything_only_when_no_writer_runs(event_buffer, analytics_store):
     from analytics.events.buffer import buffer_keys
-    from analytics.tasks import events_flush_stale
+    from analytics.events.tasks import events_flush_stale
     from platform_site.redis import redis_client
 
     capture(30)

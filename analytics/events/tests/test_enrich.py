@@ -4,8 +4,8 @@ IPs (offline database), IP masking, and what capture stores."""
 import pytest
 
 from analytics.events.enrich import device_type, geo_country, mask_ip
-from analytics.services import events_capture, events_flush
-from analytics.tests.conftest import DESKTOP, IPHONE, make_event
+from analytics.events.services import events_capture, events_flush
+from analytics.events.tests.conftest import DESKTOP, IPHONE, make_event
 
 AGENTS = [
     (IPHONE, "mobile"),

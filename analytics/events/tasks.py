@@ -1,4 +1,4 @@
-"""Celery tasks of the analytics area (take ids, call one service)."""
+"""Celery tasks of event capture (take ids, call one service)."""
 
 from celery import shared_task
 
@@ -9,6 +9,6 @@ from platform_site.celery import Queue
 def events_flush_stale() -> int:
     """Safety net next to the events_writer process: writes entries a dead writer left pending,
     and everything buffered when no writer process is alive (a deployment running only Celery)."""
-    from analytics.services import events_flush_stale as flush
+    from analytics.events.services import events_flush_stale as flush
 
     return flush()

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from analytics.services import events_capture, events_flush
-from analytics.tests.conftest import DESKTOP, IPHONE
+from analytics.events.services import events_capture, events_flush
+from analytics.events.tests.conftest import DESKTOP, IPHONE
 
 pytestmark = [pytest.mark.browser]
 

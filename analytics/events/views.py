@@ -6,11 +6,11 @@ import datetime as dt
 import json
 import uuid as uuid_module
 
-import plotly.graph_objects as go
 from django import forms
 from django.shortcuts import render
 from django.utils import timezone
 
+import charts
 from analytics.catalog import Event
 from analytics.events.buffer import buffer_status
 from analytics.events.selectors import (
@@ -38,8 +38,8 @@ class EventFilterForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        lo, hi = data.get("date_from"), data.get("date_to")
-        if lo and hi and lo > hi:
+        first, last = data.get("date_from"), data.get("date_to")
+        if first and last and first > last:
             self.add_error("date_to", "must not be before the start date")
         return data
 
@@ -50,12 +50,12 @@ class EventFilterForm(forms.Form):
         def start_of(day: dt.date | None) -> dt.datetime | None:
             return dt.datetime.combine(day, dt.time(), tzinfo=tz) if day else None
 
-        hi = data.get("date_to")
+        last = data.get("date_to")
         return EventFilter(
             event=data.get("event") or "",
             user_id=data.get("user_id") or "",
             date_from=start_of(data.get("date_from")),
-            date_to=start_of(hi + dt.timedelta(days=1)) if hi else None,
+            date_to=start_of(last + dt.timedelta(days=1)) if last else None,
         )
 
 
@@ -71,24 +71,22 @@ def properties_preview(properties: dict, width: int = 90) -> str:
 def counts_figure(counts) -> dict:
     """Stacked bars: events per name per bucket (each uuid once)."""
     tz = timezone.get_current_timezone()
-    names = sorted({r["event"] for r in counts.rows})
-    fig = go.Figure()
-    for name in names:
-        rows = [r for r in counts.rows if r["event"] == name]
-        fig.add_bar(
-            name=name,
-            x=[r["bucket"].astimezone(tz).isoformat() for r in rows],
-            y=[r["n"] for r in rows],
+    names = sorted({row["event"] for row in counts.rows})
+    bars = []
+    for index, name in enumerate(names):
+        rows = [row for row in counts.rows if row["event"] == name]
+        bars.append(
+            {
+                "type": "bar",
+                "name": name,
+                "x": [row["bucket"].astimezone(tz).isoformat() for row in rows],
+                "y": [row["n"] for row in rows],
+                "marker": {"color": charts.color(index)},
+            }
         )
-    fig.update_layout(
-        barmode="stack",
-        margin={"l": 50, "r": 10, "t": 10, "b": 40},
-        height=320,
-        legend={"orientation": "h", "y": -0.2},
-        yaxis_title=f"events per {counts.bucket.label}",
-        template="plotly_white",
+    return charts.figure(
+        bars, barmode="stack", height=320, yaxis={"title": f"events per {counts.bucket.label}"}
     )
-    return json.loads(fig.to_json())
 
 
 @role_required()

@@ -1,6 +1,6 @@
-"""Writes of the analytics area. Event capture and flushing are the entry points other apps use:
+"""Writes of event capture. Capture and flushing are the entry points other apps use:
 
-from analytics.services import events_capture, events_flush
+from analytics.events.services import events_capture, events_flush
 
 result = events_capture(events=[{"event": "experiment_assignment", "user_id": "u1",
                                  "properties": {"experiment_id": "x", "variant": "b"}}])

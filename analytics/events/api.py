@@ -1,4 +1,4 @@
-"""`/api/events/`: machine clients POST events (X-Api-Key); staff GET them back.
+"""Event capture and reads at `/api/events/`: apps POST events (X-Api-Key), staff GET them.
 
 POST is the hot path: the body is read, decompressed and decoded by hand (msgspec), never by
 DRF's parsers or serializers, which would cost more than the whole capture. The serializers
@@ -18,8 +18,8 @@ from rest_framework.views import APIView
 
 from analytics.events.schema import MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
-from analytics.services import BufferUnavailable, events_capture
-from analytics.throttling import ApiKeyRateThrottle
+from analytics.events.services import BufferUnavailable, events_capture
+from analytics.events.throttling import ApiKeyRateThrottle
 from platform_site.auth import ApiKeyAuthentication
 from platform_site.errors import error_body
 from platform_site.roles import HasApiKey, IsStaffRole

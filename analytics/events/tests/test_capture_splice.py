@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analytics.events.buffer import buffer_clear, buffer_keys, tier_cached, user_tiers_forget
-from analytics.services import events_capture
-from analytics.tests.conftest import IPHONE
+from analytics.events.services import events_capture
+from analytics.events.tests.conftest import IPHONE
 from platform_site.redis import redis_client
 
 pytestmark = pytest.mark.django_db
