@@ -24,11 +24,12 @@ from django.conf import settings
 from django.test.utils import override_settings
 
 from analytics.catalog import FEATURES, TIER_MRR, VIDEO_STYLES
-from analytics.queries.common import STORE_TABLES, Period, cache_invalidate
+from analytics.queries.common import STORE_TABLES, Period
 from analytics.queries.funnels import FunnelQuery, Step, funnel
 from analytics.queries.retention import RetentionQuery, retention
 from analytics.queries.revenue import RevenueQuery, revenue
 from analytics.store import store
+from analytics.store.cache import cache_invalidate
 
 FUNNEL_STEPS = ("signup", "project_created", "video_rendered", "subscription_started")
 _DEVICES = np.array(["desktop", "mobile", "tablet"])

@@ -7,16 +7,11 @@ allow-lists here; every value a person typed is a query parameter.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 
 from platform_site.errors import InvalidRequest
 
@@ -161,62 +156,6 @@ RANGE_SQL = (
     "timestamp >= toDateTime64({ts_from:String}, 3, 'UTC') "
     "AND timestamp < toDateTime64({ts_end:String}, 3, 'UTC')"
 )
-
-
-def _normalize(value: Any) -> Any:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, Breakdown):
-        return value.name
-    if isinstance(value, list | tuple):
-        return [_normalize(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _normalize(v) for k, v in sorted(value.items())}
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _normalize(getattr(value, k)) for k in sorted(value.__dataclass_fields__)}
-    return value
-
-
-_GENERATION_KEY = "panalytics:generation"
-# Part of every key: bump it whenever a result's shape or meaning changes, so a deploy never
-# serves what the previous code cached (closed ranges are cached for a long time).
-RESULT_VERSION = 2
-
-
-def cache_key(name: str, params: dict) -> str:
-    text = json.dumps(_normalize(params), sort_keys=True, separators=(",", ":"))
-    generation = cache.get(_GENERATION_KEY, 0)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
-    return f"panalytics:v{RESULT_VERSION}:{generation}:{name}:{digest}"
-
-
-def cache_invalidate() -> None:
-    """Forget every cached analysis (after a bulk load), leaving the rest of the cache alone."""
-    try:
-        cache.incr(_GENERATION_KEY)
-    except ValueError:
-        cache.set(_GENERATION_KEY, 1, None)
-
-
-def cache_ttl(date_to: dt.date) -> int:
-    """Short for ranges that include today (events still arrive), long for closed ranges."""
-    today = dt.datetime.now(dt.UTC).date()
-    if date_to >= today:
-        return settings.ANALYTICS_CACHE_TTL_RECENT
-    return settings.ANALYTICS_CACHE_TTL
-
-
-def cached(name: str, params: dict, date_to: dt.date, compute: Callable[[], dict]) -> dict:
-    """The cached result for these normalized params, computing and storing it on a miss."""
-    key = cache_key(name, params)
-    hit = cache.get(key)
-    if hit is not None:
-        return hit
-    result = compute()
-    cache.set(key, result, cache_ttl(date_to))
-    return result
 
 
 def query_timeout() -> float:

@@ -24,11 +24,11 @@ from analytics.queries.common import (
     Breakdown,
     Period,
     breakdown_sql,
-    cached,
     query_timeout,
     ratio,
 )
 from analytics.store import store
+from analytics.store.cache import cache_ttl, cached
 
 MAX_STEPS = 10
 # Upper bounds (seconds) of the time-to-convert histogram; the last bucket is open.
@@ -215,7 +215,7 @@ def _source_filter(q: FunnelQuery) -> str:
 
 
 def funnel(q: FunnelQuery) -> dict:
-    return cached("funnel", {"q": q}, q.date_to, lambda: _funnel(q))
+    return cached("funnel", {"q": q}, lambda: _funnel(q), ttl=cache_ttl(q.date_to))
 
 
 def _funnel(q: FunnelQuery) -> dict:

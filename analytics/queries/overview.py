@@ -11,9 +11,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from analytics.catalog import Event
-from analytics.queries.common import Period, cached, query_timeout, ratio
+from analytics.queries.common import Period, query_timeout, ratio
 from analytics.queries.retention import RetentionQuery, retention
 from analytics.store import store
+from analytics.store.cache import cache_ttl, cached
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class OverviewQuery:
 
 
 def overview(q: OverviewQuery) -> dict:
-    return cached("overview", {"q": q}, q.date_to, lambda: _overview(q))
+    return cached("overview", {"q": q}, lambda: _overview(q), ttl=cache_ttl(q.date_to))
 
 
 def _overview(q: OverviewQuery) -> dict:

@@ -19,8 +19,9 @@ from enum import StrEnum
 
 import numpy as np
 
-from analytics.queries.common import Breakdown, Period, cached, query_timeout, ratio
+from analytics.queries.common import Breakdown, Period, query_timeout, ratio
 from analytics.store import store
+from analytics.store.cache import cache_ttl, cached
 
 SUMMARY_PERIODS = (1, 3, 6)
 
@@ -145,7 +146,7 @@ def _matrix_sql(q: RetentionQuery) -> str:
 
 
 def retention(q: RetentionQuery) -> dict:
-    return cached("retention", {"q": q}, q.date_to, lambda: _retention(q))
+    return cached("retention", {"q": q}, lambda: _retention(q), ttl=cache_ttl(q.date_to))
 
 
 def _retention(q: RetentionQuery) -> dict:

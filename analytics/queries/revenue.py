@@ -30,8 +30,9 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
-from analytics.queries.common import Period, cached, map_counts, query_timeout, ratio
+from analytics.queries.common import Period, map_counts, query_timeout, ratio
 from analytics.store import store
+from analytics.store.cache import cache_ttl, cached
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ ORDER BY j
 
 
 def revenue(q: RevenueQuery) -> dict:
-    return cached("revenue", {"q": q}, q.date_to, lambda: _revenue(q))
+    return cached("revenue", {"q": q}, lambda: _revenue(q), ttl=cache_ttl(q.date_to))
 
 
 def _revenue(q: RevenueQuery) -> dict:

@@ -11,8 +11,9 @@ import datetime as dt
 from dataclasses import dataclass
 
 from analytics.catalog import Event
-from analytics.queries.common import RANGE_SQL, Period, cached, query_timeout, range_params
+from analytics.queries.common import RANGE_SQL, Period, query_timeout, range_params
 from analytics.store import store
+from analytics.store.cache import cache_ttl, cached
 
 FALLING_LIMIT = 200
 
@@ -33,7 +34,7 @@ class SatisfactionQuery:
 
 
 def satisfaction(q: SatisfactionQuery) -> dict:
-    return cached("satisfaction", {"q": q}, q.date_to, lambda: _satisfaction(q))
+    return cached("satisfaction", {"q": q}, lambda: _satisfaction(q), ttl=cache_ttl(q.date_to))
 
 
 def _satisfaction(q: SatisfactionQuery) -> dict:

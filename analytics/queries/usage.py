@@ -17,12 +17,12 @@ from analytics.queries.common import (
     Breakdown,
     Period,
     breakdown_sql,
-    cached,
     query_timeout,
     range_params,
     ratio,
 )
 from analytics.store import store
+from analytics.store.cache import cache_ttl, cached
 
 TOP_PROPERTIES = 20
 # Enrichment properties every event carries: not what a PM looks for among "top properties".
@@ -48,7 +48,7 @@ class UsageQuery:
 
 
 def feature_usage(q: UsageQuery) -> dict:
-    return cached("feature_usage", {"q": q}, q.date_to, lambda: _feature_usage(q))
+    return cached("feature_usage", {"q": q}, lambda: _feature_usage(q), ttl=cache_ttl(q.date_to))
 
 
 def _feature_usage(q: UsageQuery) -> dict:

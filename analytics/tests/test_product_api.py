@@ -210,7 +210,7 @@ def test_results_are_cached_by_normalized_parameters(analytics_store, pm, api_cl
 
 
 def test_cache_ttl_is_short_when_the_range_includes_today(settings):
-    from analytics.queries.common import cache_ttl
+    from analytics.store.cache import cache_ttl
 
     settings.ANALYTICS_CACHE_TTL, settings.ANALYTICS_CACHE_TTL_RECENT = 3600, 60
     today = dt.datetime.now(dt.UTC).date()
