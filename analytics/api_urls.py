@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from analytics import api_insights, api_product
+from analytics import api_product
 
 urlpatterns: list = [
     path("", include("analytics.events.api_urls")),
@@ -30,25 +30,5 @@ urlpatterns: list = [
         api_product.SatisfactionApi.as_view(),
         name="analytics-satisfaction",
     ),
-    path(
-        "users/<str:user_id>/insights/",
-        api_insights.UserInsightApi.as_view(),
-        name="api-user-insights",
-    ),
-    path(
-        "insights/models/",
-        api_insights.ModelVersionListApi.as_view(),
-        name="api-insight-models",
-    ),
-    path(
-        "insights/models/<str:kind>/retrain/",
-        api_insights.RetrainApi.as_view(),
-        name="api-insight-retrain",
-    ),
-    path("insights/runs/", api_insights.RunListApi.as_view(), name="api-insight-runs"),
-    path(
-        "insights/runs/<int:pk>/",
-        api_insights.RunDetailApi.as_view(),
-        name="api-insight-run",
-    ),
+    path("", include("analytics.insights.api_urls")),
 ]

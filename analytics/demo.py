@@ -27,8 +27,8 @@ def seed(*, stdout) -> None:
 def queue_first_training(*, stdout) -> None:
     """On a first start, queue one retrain of every model kind so the Models, At-risk and user
     insight pages fill in once the worker has trained them (a minute or so on demo data)."""
-    from analytics.ml.services import retrain_all
-    from analytics.models import ModelVersion, TrainingRun
+    from analytics.insights.models import ModelVersion, TrainingRun
+    from analytics.insights.services import retrain_all
 
     if ModelVersion.objects.exists() or TrainingRun.objects.exists():
         return

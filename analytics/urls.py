@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from analytics import views_insights, views_product
+from analytics import views_product
 
 app_name = "analytics"
 
@@ -16,7 +16,5 @@ urlpatterns = [
     path("revenue/", views_product.revenue, name="revenue"),
     path("feature-usage/", views_product.feature_usage, name="feature-usage"),
     path("satisfaction/", views_product.satisfaction, name="satisfaction"),
-    path("models/", views_insights.models_page, name="models"),
-    path("users/<str:user_id>/", views_insights.user_page, name="user-insight"),
-    path("at-risk/", views_insights.at_risk_page, name="at-risk"),
+    path("", include("analytics.insights.urls")),
 ]

@@ -22,7 +22,7 @@ app = Celery("platform_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value) for q in Queue]
 app.autodiscover_tasks()
-app.autodiscover_tasks(["analytics.events", "analytics.ml"])  # their tasks.py
+app.autodiscover_tasks(["analytics.events", "analytics.insights"])  # their tasks.py
 
 # Periodic tasks: declared here only. django-celery-beat's DatabaseScheduler copies them into
 # the database, where admins can edit the schedule.

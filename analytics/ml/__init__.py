@@ -1,1 +1,1 @@
-"""User insight models: features from the store, training, the registry's artifacts, scoring."""
+"""Benchmarks of the insight models (bench.py); the models themselves are in analytics/insights/."""

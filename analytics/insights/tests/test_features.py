@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.ml.features import FEATURES, data_end, snapshot
-from analytics.tests.conftest import ML_END
+from analytics.insights.features import FEATURES, data_end, snapshot
+from analytics.insights.tests.conftest import ML_END
 
 REF = ML_END - dt.timedelta(days=45)
 

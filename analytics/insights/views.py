@@ -8,42 +8,21 @@ from django.shortcuts import render
 
 from analytics.catalog import TIERS
 from analytics.generator import COUNTRIES
-from analytics.ml import insights
-from analytics.ml.features import FEATURES
-from analytics.ml.registry import KINDS
-from analytics.ml.scoring import user_insight
-from analytics.models import ModelKind, ModelVersion, TrainingRun
-from analytics.store import store
+from analytics.insights import actions
+from analytics.insights.features import FEATURES
+from analytics.insights.scoring import user_insight
+from analytics.insights.selectors import (
+    AT_RISK_COLUMNS,
+    at_risk_users,
+    model_kinds,
+    scored_users_count,
+)
 from platform_site.roles import Role, has_role, role_required
-
-AT_RISK_SQL = """
-SELECT user_id, churn_probability, ltv, conversion_likelihood, engagement_score,
-       next_best_action, tier, country, computed_at
-FROM user_insights FINAL
-WHERE churn_probability >= {min_churn:Float64}
-  AND ({tier:String} = '' OR tier = {tier:String})
-  AND ({country:String} = '' OR country = {country:String})
-  AND churn_probability < 1
-ORDER BY churn_probability DESC, ltv DESC, user_id
-LIMIT {limit:UInt32}
-"""
 
 
 @role_required()
 def models_page(request):
-    kinds = []
-    for kind in KINDS:
-        versions = list(ModelVersion.objects.filter(kind=kind).order_by("-version")[:10])
-        shown = next((v for v in versions if v.is_active), versions[0] if versions else None)
-        kinds.append(
-            {
-                "kind": kind,
-                "label": ModelKind(kind).label,
-                "versions": versions,
-                "shown": shown,
-                "run": TrainingRun.objects.filter(kind=kind).first(),
-            }
-        )
+    kinds = model_kinds()
     charts = {
         k["kind"]: {
             "version": k["shown"].version,
@@ -73,7 +52,7 @@ def user_page(request, user_id: str):
     return render(
         request,
         "analytics/user_insight.html",
-        {"insight": insight, "features": features, "rules": insights.__doc__},
+        {"insight": insight, "features": features, "rules": actions.__doc__},
     )
 
 
@@ -86,12 +65,6 @@ class AtRiskFilters(forms.Form):
     limit = forms.IntegerField(min_value=1, max_value=5000, required=False, initial=100)
 
 
-def at_risk_rows(*, tier: str, country: str, min_churn: float, limit: int) -> list[dict]:
-    return store().query(
-        AT_RISK_SQL, {"tier": tier, "country": country, "min_churn": min_churn, "limit": limit}
-    )
-
-
 @role_required()
 def at_risk_page(request):
     form = AtRiskFilters(request.GET or None)
@@ -100,19 +73,15 @@ def at_risk_page(request):
         params.update({k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
         params["tier"] = form.cleaned_data["tier"] or ""
         params["country"] = form.cleaned_data["country"] or ""
-    rows = at_risk_rows(**params) if not form.errors else []
+    rows = at_risk_users(**params) if not form.errors else []
     if request.GET.get("format") == "csv" and not form.errors:
         response = HttpResponse(content_type="text/csv")
         response["Content-Disposition"] = 'attachment; filename="at-risk-users.csv"'
-        columns = [
-            "user_id", "churn_probability", "ltv", "conversion_likelihood", "engagement_score",
-            "next_best_action", "tier", "country", "computed_at",
-        ]  # fmt: skip
-        writer = csv.DictWriter(response, fieldnames=columns, extrasaction="ignore")
+        writer = csv.DictWriter(response, fieldnames=AT_RISK_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         return response
-    scored = store().query("SELECT count() AS n FROM user_insights")[0]["n"]
+    scored = scored_users_count()
     return render(
         request,
         "analytics/at_risk.html",

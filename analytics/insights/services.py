@@ -9,10 +9,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
-from analytics.ml import scoring, training
-from analytics.ml.features import data_end
-from analytics.ml.registry import KINDS, artifact_save
-from analytics.models import ModelVersion, TrainingRun
+from analytics.insights import scoring, training
+from analytics.insights.features import data_end
+from analytics.insights.models import ModelVersion, TrainingRun
+from analytics.insights.registry import KINDS, artifact_save
 from platform_site.errors import DomainError, InvalidRequest
 from platform_site.services import audit_record
 
@@ -25,7 +25,7 @@ class RetrainAlreadyRunning(DomainError):
 
 def training_run_start(*, kind: str, by=None, trigger: str = "") -> TrainingRun:
     """Queue a retrain of `kind`; refused (409) while another run of that kind is unfinished."""
-    from analytics.ml.tasks import retrain
+    from analytics.insights.tasks import retrain
 
     if kind not in KINDS:
         raise InvalidRequest("kind", f"must be one of {', '.join(KINDS)}")

@@ -46,7 +46,7 @@ def train_churn_once():
     """The churn model trained once per session on `ml_history` (deterministic, so shareable)."""
     from threadpoolctl import threadpool_limits
 
-    from analytics.ml import training
+    from analytics.insights import training
 
     if "churn" not in _TRAINED:
         with threadpool_limits(limits=1):

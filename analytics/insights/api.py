@@ -6,9 +6,9 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.ml.scoring import user_insight
-from analytics.ml.services import training_run_start
-from analytics.models import ModelVersion, TrainingRun
+from analytics.insights.models import ModelVersion, TrainingRun
+from analytics.insights.scoring import user_insight
+from analytics.insights.services import training_run_start
 from platform_site.errors import error_body
 from platform_site.roles import HasRole, Role
 

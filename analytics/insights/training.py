@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.ml.features import FEATURES, snapshot
+from analytics.insights.features import FEATURES, snapshot
 from analytics.store import AnalyticsStore
 
 TRAIN_SNAPSHOTS = 3

@@ -6,7 +6,7 @@ import io
 import pytest
 from django.test import override_settings
 
-from analytics.tests.conftest import train_churn_once
+from analytics.insights.tests.conftest import train_churn_once
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +17,9 @@ def _trained_once(ml_history):
 @pytest.fixture(scope="module")
 def scored(_trained_once, django_db_blocker, tmp_path_factory):
     """Churn v1 trained, registered (active) and every user scored into user_insights."""
-    from analytics.ml.scoring import score_all
-    from analytics.ml.services import model_version_register
-    from analytics.models import ModelVersion
+    from analytics.insights.models import ModelVersion
+    from analytics.insights.scoring import score_all
+    from analytics.insights.services import model_version_register
     from analytics.store import store
 
     models_dir = tmp_path_factory.mktemp("models")
@@ -75,7 +75,7 @@ def test_the_redis_copy_answers_like_the_table(scored, pm, api_client_for):
     as it answers from the `user_insights` table (paying users' null conversion included)."""
     from django.core.cache import cache
 
-    from analytics.ml.scoring import _cache_key, score_all
+    from analytics.insights.scoring import insight_cache_key, score_all
     from analytics.store import store
 
     rows = scored["rows"]
@@ -91,7 +91,7 @@ def test_the_redis_copy_answers_like_the_table(scored, pm, api_client_for):
     cache.clear()
     score_all()
     for user_id in users:
-        assert cache.get(_cache_key(store(), user_id)) is not None
+        assert cache.get(insight_cache_key(store(), user_id)) is not None
         # Gone from the table: only the Redis copy can answer "scored" now.
         store().command("DELETE FROM user_insights WHERE user_id = {u:String}", {"u": user_id})
         body = client.get(f"/api/users/{user_id}/insights/").json()
@@ -102,7 +102,7 @@ def test_the_redis_copy_answers_like_the_table(scored, pm, api_client_for):
 
 
 def test_unknown_user_is_404_and_no_history_gets_defaults(scored, pm, api_client_for):
-    from analytics.ml.insights import DEFAULTS
+    from analytics.insights.actions import DEFAULTS
     from analytics.store import store
 
     client = api_client_for(pm)

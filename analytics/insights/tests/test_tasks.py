@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 from django.db.models.signals import post_save
 
-from analytics.models import ModelVersion, TrainingRun
+from analytics.insights.models import ModelVersion, TrainingRun
 
 
 @pytest.mark.slow

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from analytics.ml import training
-from analytics.ml.features import FEATURES, snapshot
-from analytics.tests.conftest import ML_END
+from analytics.insights import training
+from analytics.insights.features import FEATURES, snapshot
+from analytics.insights.tests.conftest import ML_END
 
 
 @pytest.fixture
@@ -70,7 +70,7 @@ def test_too_little_data_is_refused(analytics_store):
 def test_engagement_and_actions_follow_the_documented_rules():
     import pandas as pd
 
-    from analytics.ml import insights
+    from analytics.insights import actions
 
     frame = pd.DataFrame(
         {
@@ -83,13 +83,13 @@ def test_engagement_and_actions_follow_the_documented_rules():
             "last_satisfaction": [8, 0, 4, 7, 9],
         }
     )
-    score = insights.engagement_score(frame)
+    score = actions.engagement_score(frame)
     assert score[0] == 100.0 and score[1] == 0.0
     expected_2 = 100 * (0.4 * 3 / 15 + 0.25 * 2 / 20 + 0.15 * (1 - 10 / 30))
     assert score[2] == pytest.approx(expected_2, abs=0.05)
     churn = np.array([0.7, 0.9, 0.2, 0.1, 0.1])
     conversion = np.array([np.nan, 0.1, 0.1, 0.5, np.nan])
-    actions = insights.next_best_action(frame, churn, conversion, score)
+    actions = actions.next_best_action(frame, churn, conversion, score)
     assert list(actions) == [
         "win_back_offer",
         "re_engagement_email",

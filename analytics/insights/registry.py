@@ -8,8 +8,8 @@ from pathlib import Path
 import joblib
 from django.conf import settings
 
-from analytics.ml.features import FEATURES
-from analytics.models import ModelKind, ModelVersion
+from analytics.insights.features import FEATURES
+from analytics.insights.models import ModelKind, ModelVersion
 
 
 def artifact_path(kind: str, version: int) -> Path:

@@ -14,10 +14,10 @@ from django.conf import settings
 from django.core.cache import cache
 from threadpoolctl import threadpool_limits
 
-from analytics.ml import insights
-from analytics.ml.features import FEATURES, Snapshot, data_end, snapshot
-from analytics.ml.registry import active_versions, load_model
-from analytics.ml.training import predict
+from analytics.insights import actions
+from analytics.insights.features import FEATURES, Snapshot, data_end, snapshot
+from analytics.insights.registry import active_versions, load_model
+from analytics.insights.training import predict
 from analytics.store import AnalyticsStore, store
 from analytics.store.base import digest
 
@@ -25,7 +25,7 @@ SCORE_BATCH = 50_000
 CACHE_BATCH = 5_000
 
 
-def _cache_key(db: AnalyticsStore, user_id: str) -> str:
+def insight_cache_key(db: AnalyticsStore, user_id: str) -> str:
     # Per store, so a benchmark's scratch store never answers for the real one.
     return f"insight:{db.identity}:{digest(user_id)}"
 
@@ -34,7 +34,7 @@ def cache_insights(db: AnalyticsStore, rows: list[dict]) -> None:
     """Copy scored insights (as the API answers them) into the cache, in pipelined batches."""
     for start in range(0, len(rows), CACHE_BATCH):
         cache.set_many(
-            {_cache_key(db, r["user_id"]): r for r in rows[start : start + CACHE_BATCH]},
+            {insight_cache_key(db, r["user_id"]): r for r in rows[start : start + CACHE_BATCH]},
             timeout=settings.INSIGHTS_CACHE_SECONDS,
         )
 
@@ -60,13 +60,13 @@ def score_frame(snap: Snapshot, models: dict) -> object:
         with threadpool_limits(limits=settings.ML_THREADS):
             return predict(kind, models[kind], x)
 
-    churn = np.where(active, model_output("churn", insights.DEFAULTS["churn_probability"]), 1.0)
+    churn = np.where(active, model_output("churn", actions.DEFAULTS["churn_probability"]), 1.0)
     conversion = np.where(
-        paying, np.nan, model_output("conversion", insights.DEFAULTS["conversion_likelihood"])
+        paying, np.nan, model_output("conversion", actions.DEFAULTS["conversion_likelihood"])
     )
     ltv = np.where(active, model_output("ltv", 0.0), 0.0)
-    engagement = insights.engagement_score(frame)
-    action = insights.next_best_action(frame, churn, conversion, engagement)
+    engagement = actions.engagement_score(frame)
+    action = actions.next_best_action(frame, churn, conversion, engagement)
     return pd.DataFrame(
         {
             "user_id": frame["user_id"].to_numpy(),
@@ -161,7 +161,7 @@ def _iso(value) -> str:
 def user_insight(user_id: str, *, db: AnalyticsStore | None = None) -> dict | None:
     """The scored insight; else computed on demand; defaults without history; None if unknown."""
     db = db or store()
-    key = _cache_key(db, user_id)
+    key = insight_cache_key(db, user_id)
     cached = cache.get(key)
     if cached is not None:
         return cached
@@ -189,7 +189,7 @@ def user_insight(user_id: str, *, db: AnalyticsStore | None = None) -> dict | No
     if snap.frame.empty:  # known (e.g. in the users dimension) but no event yet
         return {
             "user_id": user_id,
-            **insights.DEFAULTS,
+            **actions.DEFAULTS,
             "model_versions": {},
             "computed_at": now,
             "source": "defaults",
