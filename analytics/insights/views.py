@@ -1,9 +1,7 @@
 """Pages of the user insight models: Models, one user's insight, at-risk users (with CSV)."""
 
-import csv
-
 from django import forms
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import render
 
 from analytics.catalog import TIERS
@@ -17,6 +15,7 @@ from analytics.insights.selectors import (
     model_kinds,
     scored_users_count,
 )
+from analytics.product.pages import csv_response
 from platform_site.roles import Role, has_role, role_required
 
 
@@ -70,17 +69,15 @@ def at_risk_page(request):
     form = AtRiskFilters(request.GET or None)
     params = {"tier": "", "country": "", "min_churn": 0.5, "limit": 100}
     if form.is_bound and form.is_valid():
-        params.update({k: v for k, v in form.cleaned_data.items() if v not in (None, "")})
+        params.update(
+            {key: value for key, value in form.cleaned_data.items() if value not in (None, "")}
+        )
         params["tier"] = form.cleaned_data["tier"] or ""
         params["country"] = form.cleaned_data["country"] or ""
     rows = at_risk_users(**params) if not form.errors else []
     if request.GET.get("format") == "csv" and not form.errors:
-        response = HttpResponse(content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="at-risk-users.csv"'
-        writer = csv.DictWriter(response, fieldnames=AT_RISK_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        return response
+        columns = [(column, column) for column in AT_RISK_COLUMNS]
+        return csv_response("at-risk-users", columns, rows)
     scored = scored_users_count()
     return render(
         request,

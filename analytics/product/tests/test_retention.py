@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from analytics.queries.common import Breakdown, Period
-from analytics.queries.retention import (
+from analytics.product.common import Breakdown, Period
+from analytics.product.retention import (
     CohortType,
     Mode,
     RetentionQuery,
@@ -17,8 +17,8 @@ from analytics.queries.retention import (
     retention_summary,
     retention_users,
 )
-from analytics.tests import reference
-from analytics.tests.product_data import events, load, rows_from_spec
+from analytics.product.tests import reference
+from analytics.product.tests.product_data import events, load, rows_from_spec
 
 pytestmark = pytest.mark.django_db
 FAST = settings(
@@ -103,7 +103,7 @@ def test_edge_cases_by_hand(analytics_store):
             "uuid": "00000000-0000-0000-0000-000000000001",
         },
     ]
-    from analytics.tests.product_data import load as load_rows
+    from analytics.product.tests.product_data import load as load_rows
 
     load_rows(
         [

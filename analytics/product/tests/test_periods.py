@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.queries.common import Period
+from analytics.product.common import Period
 
 FREQ = {Period.DAY: "D", Period.WEEK: "W-SUN", Period.MONTH: "M"}  # W-SUN: weeks end Sunday
 days = st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2040, 12, 31))
@@ -32,19 +32,19 @@ def test_period_arithmetic_matches_pandas(period, day, later, n):
 def test_chart_ticks_fall_on_the_period_starts():
     """Weekly ticks on the Mondays the points sit at (plotly's own are Sundays), monthly ones
     a month apart from the first month, fewer as the range grows."""
-    from analytics.views_product import _period_axis
+    from charts import period_axis
 
     weeks = [(dt.date(2026, 8, 31) + dt.timedelta(weeks=i)).isoformat() for i in range(14)]
-    axis = _period_axis("week", weeks)
+    axis = period_axis("week", weeks)
     assert axis["tick0"] == "2026-08-31" and axis["dtick"] == 2 * 7 * 86400 * 1000
-    assert _period_axis("week", weeks[:5])["dtick"] == 7 * 86400 * 1000
+    assert period_axis("week", weeks[:5])["dtick"] == 7 * 86400 * 1000
     months = [Period.MONTH.add(dt.date(2025, 12, 1), i).isoformat() for i in range(13)]
-    assert _period_axis("month", months[:2]) == {
+    assert period_axis("month", months[:2]) == {
         "type": "date",
         "tick0": "2025-12-01",
         "dtick": "M1",
         "tickformat": "%b %Y",
     }
-    assert _period_axis("month", months)["dtick"] == "M2"
-    assert _period_axis("day", weeks) == {"type": "date"}
-    assert _period_axis("week", []) == {"type": "date"}
+    assert period_axis("month", months)["dtick"] == "M2"
+    assert period_axis("day", weeks) == {"type": "date"}
+    assert period_axis("week", []) == {"type": "date"}

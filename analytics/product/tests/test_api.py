@@ -6,8 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics.product.tests.product_data import load, rows_from_spec
 from analytics.store.base import QueryTimeout
-from analytics.tests.product_data import load, rows_from_spec
 
 pytestmark = pytest.mark.django_db
 ENDPOINTS = ["overview", "retention", "funnel", "revenue", "feature-usage", "satisfaction"]

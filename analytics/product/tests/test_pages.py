@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from analytics.queries.common import Period
+from analytics.product.common import Period
+from analytics.product.tests.product_data import load, rows_from_spec
 from analytics.store.base import QueryTimeout
-from analytics.tests.product_data import load, rows_from_spec
 
 pytestmark = pytest.mark.django_db
 RANGE = "date_from=2024-01-01&date_to=2024-03-31"
@@ -120,7 +120,7 @@ def test_parameters_survive_in_the_form(pm_client, analytics_store):
 
 
 def test_the_form_shows_the_default_range(pm_client, analytics_store):
-    from analytics.api_product import FunnelInput
+    from analytics.product.funnels import FunnelInput
 
     body = pm_client.get("/analytics/funnel/").content.decode()
     today = dt.datetime.now(dt.UTC).date()
@@ -139,14 +139,14 @@ def test_revenue_cards_name_the_last_period(analytics_store, pm_client):
 
 
 def test_a_running_period_is_to_date():
-    from analytics.views_product import _period_name
+    from analytics.product.pages import period_name
 
     today = dt.datetime.now(dt.UTC).date()
-    assert _period_name("month", today.replace(day=1).isoformat()) == (
+    assert period_name("month", today.replace(day=1).isoformat()) == (
         today.strftime("%b %Y"),
         True,
     )
-    assert _period_name("day", "2024-02-29") == ("2024-02-29", False)
+    assert period_name("day", "2024-02-29") == ("2024-02-29", False)
 
 
 def test_retention_marks_a_running_period(analytics_store, pm_client):
@@ -175,21 +175,21 @@ def test_funnel_shows_conversion_by_period_of_entry(analytics_store, pm_client):
 
 
 def test_a_partial_last_period_is_noted():
-    from analytics.views_product import _partial_note
+    from analytics.product.pages import partial_note
 
     # from a Monday to a Sunday: both weeks are whole
     week = {"period": "week", "date_from": "2024-03-04", "date_to": "2024-03-31"}
-    assert _partial_note(week) == ""
-    cut = _partial_note({"period": "month", "date_from": "2024-01-01", "date_to": "2024-03-15"})
+    assert partial_note(week) == ""
+    cut = partial_note({"period": "month", "date_from": "2024-01-01", "date_to": "2024-03-15"})
     assert cut == "The last month is cut at 2024-03-15: its counts cover only part of it."
     today = dt.datetime.now(dt.UTC).date()
     for period in Period:  # whichever day today is, its period has not ended
         first = period.start_of(today).isoformat()
-        running = _partial_note(
+        running = partial_note(
             {"period": period.value, "date_from": first, "date_to": today.isoformat()}
         )
         assert running.startswith(f"The last {period.value} is still running")
-    both = _partial_note({"period": "week", "date_from": "2024-03-08", "date_to": "2024-03-27"})
+    both = partial_note({"period": "week", "date_from": "2024-03-08", "date_to": "2024-03-27"})
     assert both == (
         "The first week starts only at 2024-03-08 and the last week is cut at 2024-03-27: "
         "both cover only part of a week."

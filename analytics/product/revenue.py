@@ -22,6 +22,8 @@ A uuid the rollup holds twice (until a merge collapses it) needs no dedupe: its 
 the same event, with the same user, time, MRR and tier, so they sort next to each other and
 whichever of them is last in its period closes it with the same state. (`LIMIT 1 BY uuid`
 cost 2-3 ms of 15.)
+
+Input, selector, presenter and page of revenue.
 """
 
 from __future__ import annotations
@@ -30,7 +32,21 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
-from analytics.queries.common import Period, map_counts, query_timeout, ratio
+import charts
+from analytics.product.common import (
+    Period,
+    RangeInput,
+    map_counts,
+    query_timeout,
+    ratio,
+)
+from analytics.product.pages import (
+    NO_VALUE,
+    Analysis,
+    Table,
+    analysis_view,
+    period_name,
+)
 from analytics.store import store
 from analytics.store.cache import cache_ttl, cached
 
@@ -79,18 +95,21 @@ ORDER BY j
 """
 
 
-def revenue(q: RevenueQuery) -> dict:
-    return cached("revenue", {"q": q}, lambda: _revenue(q), ttl=cache_ttl(q.date_to))
+def revenue(query: RevenueQuery) -> dict:
+    return cached(
+        "revenue", {"query": query}, lambda: _revenue(query), ttl=cache_ttl(query.date_to)
+    )
 
 
-def _revenue(q: RevenueQuery) -> dict:
-    starts = q.period.starts(q.date_from, q.date_to)
+def _revenue(query: RevenueQuery) -> dict:
+    starts = query.period.starts(query.date_from, query.date_to)
     params = {
         "first": starts[0].isoformat(),
-        "end": q.period.add(starts[0], len(starts)).isoformat(),
+        "end": query.period.add(starts[0], len(starts)).isoformat(),
     }
     rows = {
-        r["j"]: r for r in store().query(_revenue_sql(q.period), params, timeout=query_timeout())
+        r["j"]: r
+        for r in store().query(_revenue_sql(query.period), params, timeout=query_timeout())
     }
     # Group j holds what changed in period j (0: before the range); each period's closing
     # figures are the running totals of those changes.
@@ -118,8 +137,139 @@ def _revenue(q: RevenueQuery) -> dict:
         )
     has_data = any(p["mrr"] or p["churned_mrr"] for p in periods)
     return {
-        "period": q.period.value,
-        "date_from": q.date_from.isoformat(),
-        "date_to": q.date_to.isoformat(),
+        "period": query.period.value,
+        "date_from": query.date_from.isoformat(),
+        "date_to": query.date_to.isoformat(),
         "periods": periods if has_data else [],
     }
+
+
+# --- input
+
+
+class RevenueInput(RangeInput):
+    default_days = 365
+    default_period = Period.MONTH
+    breakdowns = False
+
+    def query(self) -> RevenueQuery:
+        values = self.validated_data
+        return RevenueQuery(
+            date_from=values["date_from"], date_to=values["date_to"], period=values["period"]
+        )
+
+
+# --- page
+
+
+def present_revenue(request, result, params):
+    p = result["periods"]
+    x = [row["period"] for row in p]
+    movements = [
+        ("new_mrr", "New", charts.PALETTE[1], 1),
+        ("expansion_mrr", "Expansion", charts.PALETTE[4], 1),
+        ("contraction_mrr", "Contraction", charts.PALETTE[2], -1),
+        ("churned_mrr", "Churned", charts.PALETTE[3], -1),
+    ]
+    data_ = [
+        {
+            "type": "bar",
+            "name": label,
+            "x": x,
+            "y": [sign * row[key] for row in p],
+            "marker": {"color": color},
+        }
+        for key, label, color, sign in movements
+    ]
+    data_.append(
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": "MRR",
+            "x": x,
+            "y": [row["mrr"] for row in p],
+            "line": {"color": charts.PALETTE[0], "width": 3},
+        }
+    )
+    tiers = sorted({t for row in p for t in row["paying_users_by_tier"]})
+    tier_rows = [
+        {"period": row["period"], **{t: row["paying_users_by_tier"].get(t, 0) for t in tiers}}
+        for row in p
+    ]
+    panels = [
+        {
+            "id": "revenue-mrr",
+            "title": "MRR and its movements ($)",
+            "table": "mrr",
+            "figure": {
+                "data": data_,
+                "layout": charts.layout(
+                    barmode="relative",
+                    yaxis={"title": "$ per month"},
+                    xaxis=charts.period_axis(result["period"], x),
+                ),
+            },
+        },
+        {
+            "id": "revenue-tiers",
+            "title": "Paying users by tier",
+            "table": "tiers",
+            "figure": {
+                "data": [
+                    {
+                        "type": "bar",
+                        "name": t,
+                        "x": x,
+                        "y": [row[t] for row in tier_rows],
+                        "marker": {"color": charts.color(i)},
+                    }
+                    for i, t in enumerate(tiers)
+                ],
+                "layout": charts.layout(
+                    barmode="stack",
+                    yaxis={"title": "users"},
+                    xaxis=charts.period_axis(result["period"], x),
+                ),
+            },
+        },
+    ]
+    last = p[-1] if p else None
+    stats = []
+    if last:
+        name, running = period_name(result["period"], last["period"])
+        stats = [
+            ("MRR", f"${last['mrr']:,.2f}", f"{name}, to date" if running else f"end of {name}"),
+            ("Paying users", f"{last['paying_users']:,}", ""),
+            ("ARPU", f"${last['arpu']:,.2f}" if last["arpu"] else NO_VALUE, "MRR / paying users"),
+            ("Churned MRR", f"${last['churned_mrr']:,.2f}", f"in {name}"),
+        ]
+    columns = [
+        ("period", "Period"),
+        ("mrr", "MRR"),
+        ("new_mrr", "New"),
+        ("expansion_mrr", "Expansion"),
+        ("contraction_mrr", "Contraction"),
+        ("churned_mrr", "Churned"),
+        ("paying_users", "Paying users"),
+        ("arpu", "ARPU"),
+    ]
+    return {
+        "stats": stats,
+        "charts": panels,
+        "tables": [
+            Table("mrr", "MRR by period", columns, p),
+            Table(
+                "tiers",
+                "Paying users by tier",
+                [("period", "Period")] + [(t, t) for t in tiers],
+                tier_rows,
+            ),
+        ],
+        "empty": not p,
+    }
+
+
+REVENUE = Analysis(
+    "revenue", "Revenue", RevenueInput, lambda params: revenue(params.query()), present_revenue
+)
+page = analysis_view(REVENUE)

@@ -9,13 +9,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analytics.catalog import FEATURES, TIER_MRR, VIDEO_STYLES
-from analytics.queries.common import Period
-from analytics.queries.overview import OverviewQuery, overview
-from analytics.queries.revenue import RevenueQuery, revenue
-from analytics.queries.satisfaction import SatisfactionQuery, satisfaction
-from analytics.queries.usage import Dimension, UsageQuery, feature_usage
-from analytics.tests import reference
-from analytics.tests.product_data import events, load, rerun_rollup_backfill, rows_from_spec
+from analytics.product.common import Period
+from analytics.product.overview import OverviewQuery, overview
+from analytics.product.revenue import RevenueQuery, revenue
+from analytics.product.satisfaction import SatisfactionQuery, satisfaction
+from analytics.product.tests import reference
+from analytics.product.tests.product_data import events, load, rerun_rollup_backfill, rows_from_spec
+from analytics.product.usage import Dimension, UsageQuery, feature_usage
 
 pytestmark = pytest.mark.django_db
 FAST = settings(

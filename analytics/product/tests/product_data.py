@@ -14,7 +14,7 @@ import pandas as pd
 from django.core.cache import cache
 from hypothesis import strategies as st
 
-from analytics.queries.common import STORE_TABLES
+from analytics.product.common import STORE_TABLES
 from analytics.store import store
 from analytics.store.base import rows_to_json_each_row
 from analytics.store.migrate import MIGRATIONS_DIR, split_statements

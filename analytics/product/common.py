@@ -2,6 +2,9 @@
 
 Identifiers placed in SQL text (bucket functions, column names) come only from the enums and
 allow-lists here; every value a person typed is a query parameter.
+
+The query-string inputs every analysis builds on (date range, period, breakdown, paging) are
+here too, shared by the pages and the API.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.conf import settings
+from rest_framework import serializers
 
 from platform_site.errors import InvalidRequest
 
@@ -174,3 +178,68 @@ def map_counts(value) -> dict:
     if isinstance(value, list | tuple) and len(value) == 2:
         return {str(k): int(v) for k, v in zip(value[0], value[1], strict=True)}
     return {}
+
+
+# --- inputs shared by every analysis
+
+
+EVENT_NAME = re.compile(r"^[A-Za-z0-9_.\-$]{1,100}$")
+
+DEFAULT_DAYS = 90
+
+
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def event_field(default: str) -> serializers.RegexField:
+    return serializers.RegexField(
+        EVENT_NAME,
+        default=default,
+        error_messages={"invalid": "an event name: 1-100 letters, digits, '_', '.', '-' or '$'"},
+    )
+
+
+class RangeInput(serializers.Serializer):
+    """date_from / date_to (UTC days, inclusive), period and an optional breakdown."""
+
+    default_days = DEFAULT_DAYS
+    default_period = Period.WEEK
+    breakdowns = True
+
+    date_from = serializers.DateField(required=False)
+    date_to = serializers.DateField(required=False)
+    period = serializers.ChoiceField(choices=[p.value for p in Period], required=False)
+    breakdown = serializers.CharField(required=False, allow_blank=True, max_length=80)
+
+    def validate_breakdown(self, value):
+        if value and not self.breakdowns:
+            raise serializers.ValidationError("this analysis has no breakdown")
+        try:
+            return Breakdown.parse(value)
+        except InvalidRequest as exc:
+            raise serializers.ValidationError(exc.problem) from exc
+
+    def validate(self, attrs):
+        attrs["date_to"] = attrs.get("date_to") or _today()
+        attrs["date_from"] = attrs.get("date_from") or attrs["date_to"] - dt.timedelta(
+            days=self.default_days
+        )
+        attrs["period"] = Period(attrs.get("period") or self.default_period)
+        attrs.setdefault("breakdown", None)
+        try:
+            check_range(attrs["date_from"], attrs["date_to"])
+        except InvalidRequest as exc:
+            raise serializers.ValidationError({exc.field: [exc.problem]}) from exc
+        return attrs
+
+
+class PageInput(serializers.Serializer):
+    page = serializers.IntegerField(min_value=1, default=1)
+    page_size = serializers.IntegerField(min_value=1, max_value=1000, default=100)
+
+
+def page_window(values: dict, export_limit: int | None) -> dict:
+    if export_limit:
+        return {"limit": export_limit, "offset": 0}
+    return {"limit": values["page_size"], "offset": (values["page"] - 1) * values["page_size"]}

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.queries import funnels
-from analytics.queries.common import Breakdown, Period
-from analytics.queries.funnels import FunnelQuery, Order, Step, funnel, funnel_dropped_users
+from analytics.product import funnels
+from analytics.product.common import Breakdown, Period
+from analytics.product.funnels import FunnelQuery, Order, Step, funnel, funnel_dropped_users
+from analytics.product.tests import reference
+from analytics.product.tests.product_data import events, load, rerun_rollup_backfill
 from analytics.store import store
-from analytics.tests import reference
-from analytics.tests.product_data import events, load, rerun_rollup_backfill
 
 pytestmark = pytest.mark.django_db
 FAST = settings(
