@@ -24,11 +24,12 @@ from django.conf import settings
 from django.test.utils import override_settings
 
 from analytics.catalog import FEATURES, TIER_MRR, VIDEO_STYLES
-from analytics.product.common import STORE_TABLES, Period
+from analytics.product.common import Period
 from analytics.product.funnels import FunnelQuery, Step, funnel
 from analytics.product.retention import RetentionQuery, retention
 from analytics.product.revenue import RevenueQuery, revenue
 from analytics.store import store
+from analytics.store.bulk import STORE_TABLES
 from analytics.store.cache import cache_invalidate
 
 FUNNEL_STEPS = ("signup", "project_created", "video_rendered", "subscription_started")

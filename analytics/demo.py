@@ -1,6 +1,6 @@
-"""Demo data for the analytics pages: a year of simulated product history (see generator.py)."""
+"""Demo data for the analytics pages: a year of simulated product history (see simulation.py)."""
 
-from analytics.generator import GenerationSpec, generate
+from analytics.simulation import GenerationSpec, generate
 from analytics.store import store
 
 DEMO_USERS = 25_000  # enough active users for the demo experiments to run on (experiments/demo.py)

@@ -5,7 +5,6 @@ from django.http import Http404
 from django.shortcuts import render
 
 from analytics.catalog import TIERS
-from analytics.generator import COUNTRIES
 from analytics.insights import actions
 from analytics.insights.features import FEATURES
 from analytics.insights.scoring import user_insight
@@ -16,6 +15,7 @@ from analytics.insights.selectors import (
     scored_users_count,
 )
 from analytics.product.pages import csv_response
+from analytics.simulation import COUNTRIES
 from platform_site.roles import Role, has_role, role_required
 
 

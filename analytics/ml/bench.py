@@ -16,9 +16,9 @@ import time
 from django.conf import settings
 from threadpoolctl import threadpool_limits
 
-from analytics.generator import GenerationSpec, generate
 from analytics.insights import training
 from analytics.insights.scoring import score_all
+from analytics.simulation import GenerationSpec, generate
 from analytics.store import store_for_url
 from analytics.store.migrate import store_migrate
 

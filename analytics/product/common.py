@@ -69,16 +69,6 @@ class Period(StrEnum):
         return [self.add(first, i) for i in range(self.offset(first, last) + 1)]
 
 
-# The tables a bulk reload empties: raw events and the rollups the materialized views keep.
-STORE_TABLES = (
-    "events",
-    "panalytics_user_first",
-    "panalytics_user_days",
-    "panalytics_user_periods",
-    "panalytics_user_event_times",
-    "panalytics_subscriptions",
-)
-
 # Breakdowns: the materialized columns of `events` and the property key each one comes from.
 BREAKDOWN_COLUMNS = {
     "user_tier": "user_tier",

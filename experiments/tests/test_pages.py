@@ -5,7 +5,8 @@ import pytest
 from django.test import Client
 
 from analytics.catalog import Event
-from experiments.simulation import Outcome, events_insert, new_users, simulated_events
+from analytics.store.bulk import rows_insert
+from experiments.simulation import Outcome, new_users, simulated_events
 from platform_site.tests.factories import PASSWORD
 
 
@@ -29,7 +30,7 @@ def _with_data(experiment, *, lost=None, users=3000):
         lost_exposures=lost,
         rng=rng,
     )
-    events_insert(rows)
+    rows_insert(table="events", rows=rows)
 
 
 @pytest.mark.django_db

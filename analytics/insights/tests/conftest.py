@@ -9,7 +9,7 @@ ML_END = dt.datetime(2026, 6, 30, 23, 0, tzinfo=dt.UTC)
 
 
 def _history(users: int):
-    from analytics.generator import GenerationSpec, generate
+    from analytics.simulation import GenerationSpec, generate
     from analytics.store import store
 
     db = store()

@@ -14,9 +14,9 @@ import pandas as pd
 from django.core.cache import cache
 from hypothesis import strategies as st
 
-from analytics.product.common import STORE_TABLES
 from analytics.store import store
 from analytics.store.base import rows_to_json_each_row
+from analytics.store.bulk import STORE_TABLES
 from analytics.store.migrate import MIGRATIONS_DIR, split_statements
 
 ROLLUP_MIGRATION = MIGRATIONS_DIR / "0012_panalytics_funnel_revenue_rollups.sql"

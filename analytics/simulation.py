@@ -5,9 +5,9 @@ becomes one columnar frame, and one INSERT ... SELECT per chunk turns them all i
 rows (the embedded store reads Parquet files, a ClickHouse server staging tables). The rows go
 to a view-less copy of `events` first; each rollup's own view SELECT then fills its table from
 the copy in one pass and the copy's partitions are attached to `events`, which is half the
-cost of running the views block by block (`_Rows`). UUIDs, user and session ids derive from
-the seed, so running the same command twice writes the same rows (ReplacingMergeTree
-collapses them).
+cost of running the views block by block (`analytics.store.bulk.StagedRows`). UUIDs, user and
+session ids derive from the seed, so running the same command twice writes the same rows
+(ReplacingMergeTree collapses them).
 
 The simulated world (documented so analyses and models can be checked against it):
 
@@ -43,13 +43,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import shutil
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -64,13 +60,11 @@ from analytics.catalog import (
     Event,
 )
 from analytics.store import AnalyticsStore, store
+from analytics.store.bulk import FrameLoader, StagedRows, events_insert_sql
 
 DAY_MS = 86_400_000
 MONTH_DAYS = 30.44
 USERS_PER_CHUNK = 25_000
-# One chunk's events are one INSERT (about 2 M rows for a full chunk): far longer than an
-# interactive query may run.
-BULK_TIMEOUT_SECONDS = 3600.0
 
 PLATFORMS = ("ios", "android", "web")
 COUNTRIES = ("US", "GB", "DE", "FR", "IN", "BR", "CA", "ES", "JP", "AU")
@@ -511,18 +505,6 @@ SELECT
 FROM {source}"""
 
 
-def _events_insert(selects: list[str], table: str) -> str:
-    """One INSERT of several event types' rows: the store squashes them into large blocks, so
-    a chunk of users writes few parts, not one set per event type. The MATERIALIZED columns
-    are written directly: re-parsing the JSON costs a third."""
-    return (
-        f"INSERT INTO {table} (uuid, event, user_id, timestamp, properties, session_id, "
-        "user_agent, user_tier, device_type, is_mobile, country)\n"
-        + "\nUNION ALL".join(selects)
-        + "\nSETTINGS insert_allow_materialized_columns = 1"
-    )
-
-
 _USERS_SELECT = f"""
 INSERT INTO users (user_id, signup_at, tier, country, signup_source, updated_at)
 SELECT
@@ -533,123 +515,6 @@ SELECT
     {_labels(SIGNUP_SOURCES)}[signup_source + 1],
     fromUnixTimestamp64Milli(updated_ms, 'UTC')
 FROM <source>"""
-
-
-_VIEW_SOURCE = re.compile(r"\bFROM\s+(?:`?\w+`?\.)?`?events`?(?=\s|\)|$)")
-_VIEW_TARGET = re.compile(r"^CREATE MATERIALIZED VIEW \S+ TO (\S+) ")
-
-
-class _Rows:
-    """Where a chunk's events go. The rollups' materialized views cost as much again as the
-    insert when they run block by block, so when every view on `events` can be re-aimed (it
-    writes `TO` a table and reads `events` once) the chunk goes to a view-less copy of
-    `events` instead; each view's own SELECT then fills its table from that copy in one pass,
-    and the copy's partitions are attached to `events` (an attach runs no views). Otherwise,
-    or when asked, rows go through `events` and its views as any insert does.
-
-    A failure part way through leaves rows a second run with the same seed repairs: the same
-    uuids collapse in `events`, and every rollup tolerates a repeated row (see their
-    migrations)."""
-
-    def __init__(self, db: AnalyticsStore, *, direct: bool = False):
-        self.db = db
-        self.stage = f"generate_events_rows_{uuid.uuid4().hex[:12]}"
-        self.backfills = None if direct else self._backfills()
-        self.table = "events" if self.backfills is None else self.stage
-
-    def __enter__(self) -> _Rows:
-        if self.backfills is not None:
-            self.db.command(f"CREATE TABLE {self.stage} AS events")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.backfills is not None:
-            self.db.command(f"DROP TABLE IF EXISTS {self.stage}")
-
-    def _backfills(self) -> list[str] | None:
-        views = self.db.query(
-            "SELECT name, as_select, create_table_query FROM system.tables "
-            "WHERE database = currentDatabase() AND has(("
-            "    SELECT any(dependencies_table) FROM system.tables "
-            "    WHERE database = currentDatabase() AND name = 'events'), name)"
-        )
-        inserts = []
-        for view in views:
-            target = _VIEW_TARGET.match(view["create_table_query"])
-            sources = _VIEW_SOURCE.findall(view["as_select"])
-            if target is None or len(sources) != 1:
-                return None
-            select = _VIEW_SOURCE.sub(f"FROM {self.stage}", view["as_select"])
-            inserts.append(f"INSERT INTO {target[1]} {select}")
-        return inserts
-
-    def publish(self) -> None:
-        """Move the staged chunk into `events` and its rollups (nothing to do when direct)."""
-        if self.backfills is None:
-            return
-        partitions = self.db.query(
-            "SELECT DISTINCT partition_id FROM system.parts "
-            "WHERE database = currentDatabase() AND table = {stage:String} AND active",
-            {"stage": self.stage},
-        )
-        for row in partitions:
-            self.db.command(
-                f"ALTER TABLE events ATTACH PARTITION ID '{row['partition_id']}' FROM {self.stage}",
-                timeout=BULK_TIMEOUT_SECONDS,
-            )
-        for insert in self.backfills:
-            self.db.command(insert, timeout=BULK_TIMEOUT_SECONDS)
-        self.db.command(f"TRUNCATE TABLE {self.stage}")
-
-
-class _Loader:
-    """Runs INSERT ... SELECT over columnar frames: Parquet files for chdb, staging tables
-    otherwise. `load` takes several frames and an SQL builder given one source per frame."""
-
-    def __init__(self, db: AnalyticsStore):
-        from analytics.store.embedded import EmbeddedStore
-
-        self.db = db
-        self.embedded = isinstance(db, EmbeddedStore)
-        self.tmp = Path(tempfile.mkdtemp(prefix="generate_events_"))
-        self.count = 0
-
-    def close(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    def load(self, frames: list[dict[str, np.ndarray]], sql: Callable[[list[str]], str], params):
-        import pyarrow as pa
-
-        staged: list[Path | str] = []  # Parquet files (chdb) or staging tables
-        try:
-            for columns in frames:
-                staged.append(self._stage(pa.table(columns)))
-            sources = [f"file('{s}', Parquet)" if isinstance(s, Path) else s for s in staged]
-            self.db.command(sql(sources), params, timeout=BULK_TIMEOUT_SECONDS)
-        finally:
-            for item in staged:
-                if isinstance(item, Path):
-                    item.unlink(missing_ok=True)
-                else:
-                    self.db.command(f"DROP TABLE IF EXISTS {item}")
-
-    def _stage(self, table) -> Path | str:
-        self.count += 1
-        if self.embedded:
-            import pyarrow.parquet as pq
-
-            path = self.tmp / f"frame{self.count}.parquet"
-            pq.write_table(table, path, compression="none", row_group_size=65536)
-            return path
-        stage = f"generate_events_stage_{self.count}"
-        types = {"int64": "Int64", "uint64": "UInt64", "int32": "Int32", "uint8": "UInt8"}
-        ddl = ", ".join(
-            f"{c} {types.get(str(t), 'Float64')}"
-            for c, t in zip(table.column_names, table.schema.types, strict=True)
-        )
-        self.db.command(f"CREATE TABLE {stage} ({ddl}) ENGINE = Memory")
-        self.db.insert(stage, table.to_pylist())
-        return stage
 
 
 def generate(
@@ -671,9 +536,9 @@ def generate(
     span = (end_ms - start_ms) / DAY_MS
     params = {"seed": spec.seed, "prefix": spec.prefix}
     result = GenerationResult()
-    loader = _Loader(db)
+    loader = FrameLoader(db)
     try:
-        with db.session(), _Rows(db, direct=direct) as rows:
+        with db.session(), StagedRows(db, direct=direct) as rows:
             for first in range(0, spec.users, USERS_PER_CHUNK):
                 n = min(USERS_PER_CHUNK, spec.users - first)
                 rng = np.random.default_rng([spec.seed, first])
@@ -711,7 +576,7 @@ def generate(
                 if batch:
                     loader.load(
                         batch,
-                        lambda sources, selects=selects: _events_insert(
+                        lambda sources, selects=selects: events_insert_sql(
                             [
                                 _events_rows(event, props, source)
                                 for (event, props), source in zip(selects, sources, strict=True)

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from analytics.generator import GenerationSpec, generate
-from analytics.tests.stores import data_tables, empty_store
+from analytics.simulation import GenerationSpec, generate
+from analytics.store.tests.stores import data_tables, empty_store
 
 SPEC = GenerationSpec(
     users=300, months=4, seed=5, end=dt.datetime(2026, 5, 31, 23, 59, tzinfo=dt.UTC)

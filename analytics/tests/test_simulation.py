@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from analytics import demo
 from analytics.catalog import BOOK_TYPES, FEATURES, TIER_MRR, TIERS, VIDEO_STYLES, Event
-from analytics.generator import GenerationSpec, generate
+from analytics.simulation import GenerationSpec, generate
 
 END = dt.datetime(2026, 6, 30, 23, 59, tzinfo=dt.UTC)
 SPEC = GenerationSpec(users=400, months=6, seed=7, end=END)
