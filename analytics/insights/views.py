@@ -4,6 +4,7 @@ from django import forms
 from django.http import Http404
 from django.shortcuts import render
 
+import charts
 from analytics.catalog import TIERS
 from analytics.insights import actions
 from analytics.insights.features import FEATURES
@@ -19,24 +20,64 @@ from analytics.simulation import COUNTRIES
 from platform_site.roles import Role, has_role, role_required
 
 
+def model_figures(version) -> dict:
+    """A model version's validation figures: calibration (classifiers) and the permutation
+    importance of its 12 strongest features."""
+    figures = {}
+    calibration = version.metrics.get("calibration")
+    if calibration:
+        figures["calibration"] = charts.figure(
+            [
+                {
+                    "x": [0, 1],
+                    "y": [0, 1],
+                    "mode": "lines",
+                    "name": "perfect",
+                    "line": {"dash": "dot", "color": charts.NEUTRAL},
+                },
+                {
+                    "x": calibration["mean_predicted"],
+                    "y": calibration["fraction_positive"],
+                    "mode": "lines+markers",
+                    "name": f"v{version.version}",
+                    "line": {"color": charts.color(0)},
+                },
+            ],
+            title=f"Calibration (validation, v{version.version})",
+            height=320,
+            xaxis={"title": {"text": "mean predicted probability"}, "range": [0, 1]},
+            yaxis={"title": {"text": "observed fraction"}, "range": [0, 1]},
+        )
+    strongest = list(version.metrics.get("feature_importances", {}).items())[:12][::-1]
+    importance = charts.layout(
+        title=f"Permutation importance (v{version.version})", height=320, showlegend=False
+    )
+    importance["margin"]["l"] = 150
+    figures["importance"] = {
+        "data": [
+            {
+                "type": "bar",
+                "orientation": "h",
+                "x": [value for _name, value in strongest],
+                "y": [name for name, _value in strongest],
+                "marker": {"color": charts.color(0)},
+            }
+        ],
+        "layout": importance,
+    }
+    return figures
+
+
 @role_required()
 def models_page(request):
     kinds = model_kinds()
-    charts = {
-        k["kind"]: {
-            "version": k["shown"].version,
-            "calibration": k["shown"].metrics.get("calibration"),
-            "importances": k["shown"].metrics.get("feature_importances", {}),
-        }
-        for k in kinds
-        if k["shown"]
-    }
+    figures = {kind["kind"]: model_figures(kind["shown"]) for kind in kinds if kind["shown"]}
     return render(
         request,
         "analytics/models.html",
         {
             "kinds": kinds,
-            "charts": charts,
+            "charts": figures,
             "can_retrain": has_role(request.user, Role.ENGINEER, Role.ADMIN),
         },
     )
