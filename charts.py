@@ -81,6 +81,20 @@ def period_axis(period: str, starts: list[str]) -> dict:
     }
 
 
+def line_series(groups: dict[str, list[dict]], *, x: str, y: str) -> list[dict]:
+    """One lines+markers trace per group, in name order; `x` and `y` name the rows' keys."""
+    return [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": name,
+            "x": [row[x] for row in rows],
+            "y": [row[y] for row in rows],
+        }
+        for name, rows in sorted(groups.items())
+    ]
+
+
 def figure(data: list[dict], **layout_extra) -> dict:
     """A figure of `data` traces on the shared layout."""
     return {"data": data, "layout": layout(**layout_extra)}

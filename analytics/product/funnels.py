@@ -47,7 +47,7 @@ from analytics.product.pages import (
     query_string,
     select_field,
     text_field,
-    users_table,
+    users_panel,
 )
 from analytics.store import store
 from analytics.store.cache import cache_ttl, cached
@@ -590,19 +590,14 @@ def present_dropped(request, result, params):
     values = params.validated_data
     step = values["steps"][values["step"] - 1]
     title = f"Reached step {values['step'] - 1} but not step {values['step']} ({step.label})"
-    table, pager = users_table("users", title, result, request)
-    back = (
-        reverse("analytics:funnel")
-        + "?"
-        + query_string(request, step=None, page=None, page_size=None, csv=None)
+    return users_panel(
+        request,
+        result,
+        title=title,
+        stat="Users who dropped",
+        back="analytics:funnel",
+        own=("step",),
     )
-    return {
-        "tables": [table],
-        "pager": pager,
-        "empty": not result["total"],
-        "back": back,
-        "stats": [("Users who dropped", f"{result['total']:,}", title)],
-    }
 
 
 def dropped_users(params: FunnelDroppedInput, *, export_limit: int | None = None) -> dict:

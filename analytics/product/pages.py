@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 
 from analytics.product.common import (
     BREAKDOWN_COLUMNS,
@@ -255,6 +256,20 @@ def users_table(name, title, result, request) -> tuple[Table, dict]:
         "next": query_string(request, page=page + 1, csv=None) if page < pages else None,
     }
     return table, pager
+
+
+def users_panel(request, result, *, title: str, stat: str, back: str, own: tuple = ()) -> dict:
+    """What a users page presents: one page of `result`'s users with its pager, their count
+    (labelled `stat`) and a link back to the `back` page without this page's `own` params."""
+    table, pager = users_table("users", title, result, request)
+    cleared = dict.fromkeys((*own, "page", "page_size", "csv"))
+    return {
+        "tables": [table],
+        "pager": pager,
+        "empty": not result["total"],
+        "back": reverse(back) + "?" + query_string(request, **cleared),
+        "stats": [(stat, f"{result['total']:,}", title)],
+    }
 
 
 def users_page(request, analysis: Analysis):

@@ -40,11 +40,10 @@ from analytics.product.pages import (
     Table,
     analysis_view,
     percent,
-    query_string,
     select_field,
     text_field,
     trend_text,
-    users_table,
+    users_panel,
 )
 from analytics.store import store
 from analytics.store.cache import cache_ttl, cached
@@ -524,21 +523,14 @@ def present_retention_users(request, result, params):
     title = f"Cohort {values['cohort'].isoformat()}, {values['period'].value} {values['k']}"
     if values.get("breakdown_value") is not None and values.get("breakdown"):
         title += f", {values['breakdown'].name} = {values['breakdown_value'] or '(none)'}"
-    table, pager = users_table("users", title, result, request)
-    back = (
-        reverse("analytics:retention")
-        + "?"
-        + query_string(
-            request, cohort=None, k=None, breakdown_value=None, page=None, page_size=None, csv=None
-        )
+    return users_panel(
+        request,
+        result,
+        title=title,
+        stat="Users in this cell",
+        back="analytics:retention",
+        own=("cohort", "k", "breakdown_value"),
     )
-    return {
-        "tables": [table],
-        "pager": pager,
-        "empty": not result["total"],
-        "back": back,
-        "stats": [("Users in this cell", f"{result['total']:,}", title)],
-    }
 
 
 def cell_users(params: RetentionUsersInput, *, export_limit: int | None = None) -> dict:

@@ -138,22 +138,11 @@ def present_satisfaction(request, result, params):
         groups: dict[str, list] = {}
         for row in rows:
             groups.setdefault(row["value"] or "(none)", []).append(row)
-        return {
-            "data": [
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "name": name,
-                    "x": [p["period"] for p in pts],
-                    "y": [p["average"] for p in pts],
-                }
-                for name, pts in sorted(groups.items())
-            ],
-            "layout": charts.layout(
-                yaxis={"title": title, "range": [0, 10.5]},
-                xaxis=charts.period_axis(result["period"], [row["period"] for row in rows]),
-            ),
-        }
+        return charts.figure(
+            charts.line_series(groups, x="period", y="average"),
+            yaxis={"title": title, "range": [0, 10.5]},
+            xaxis=charts.period_axis(result["period"], [row["period"] for row in rows]),
+        )
 
     panels = [
         {

@@ -158,22 +158,11 @@ def present_usage(request, result, params):
         series.setdefault(key(row), []).append(row)
 
     def lines(value, title):
-        return {
-            "data": [
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "name": name,
-                    "x": [p["period"] for p in pts],
-                    "y": [p[value] for p in pts],
-                }
-                for name, pts in sorted(series.items())
-            ],
-            "layout": charts.layout(
-                yaxis={"title": title},
-                xaxis=charts.period_axis(result["period"], [row["period"] for row in rows]),
-            ),
-        }
+        return charts.figure(
+            charts.line_series(series, x="period", y=value),
+            yaxis={"title": title},
+            xaxis=charts.period_axis(result["period"], [row["period"] for row in rows]),
+        )
 
     share = lines("share_of_active", "share of active users")
     share["layout"]["yaxis"]["tickformat"] = ".0%"
