@@ -46,7 +46,7 @@ def analytics_store():
     buffer emptied too, so events captured by an earlier test never flush into this one."""
     from analytics.events.buffer import buffer_clear
     from analytics.store import store
-    from analytics.tests.stores import empty_store
+    from analytics.store.tests.stores import empty_store
 
     buffer_clear()
 

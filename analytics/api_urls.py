@@ -1,54 +1,9 @@
-"""API routes of the analytics area, mounted under /api/."""
+"""API routes of the analytics area, mounted under /api/: one include per sub-package."""
 
-from django.urls import path
-
-from analytics import api_events, api_insights, api_product
+from django.urls import include, path
 
 urlpatterns: list = [
-    path("events/", api_events.EventsApi.as_view(), name="api-events"),
-    path("analytics/overview/", api_product.OverviewApi.as_view(), name="analytics-overview"),
-    path("analytics/retention/", api_product.RetentionApi.as_view(), name="analytics-retention"),
-    path(
-        "analytics/retention/users/",
-        api_product.RetentionUsersApi.as_view(),
-        name="analytics-retention-users",
-    ),
-    path("analytics/funnel/", api_product.FunnelApi.as_view(), name="analytics-funnel"),
-    path(
-        "analytics/funnel/dropped/",
-        api_product.FunnelDroppedApi.as_view(),
-        name="analytics-funnel-dropped",
-    ),
-    path("analytics/revenue/", api_product.RevenueApi.as_view(), name="analytics-revenue"),
-    path(
-        "analytics/feature-usage/",
-        api_product.FeatureUsageApi.as_view(),
-        name="analytics-feature-usage",
-    ),
-    path(
-        "analytics/satisfaction/",
-        api_product.SatisfactionApi.as_view(),
-        name="analytics-satisfaction",
-    ),
-    path(
-        "users/<str:user_id>/insights/",
-        api_insights.UserInsightApi.as_view(),
-        name="api-user-insights",
-    ),
-    path(
-        "insights/models/",
-        api_insights.ModelVersionListApi.as_view(),
-        name="api-insight-models",
-    ),
-    path(
-        "insights/models/<str:kind>/retrain/",
-        api_insights.RetrainApi.as_view(),
-        name="api-insight-retrain",
-    ),
-    path("insights/runs/", api_insights.RunListApi.as_view(), name="api-insight-runs"),
-    path(
-        "insights/runs/<int:pk>/",
-        api_insights.RunDetailApi.as_view(),
-        name="api-insight-run",
-    ),
+    path("", include("analytics.events.api_urls")),
+    path("", include("analytics.product.api_urls")),
+    path("", include("analytics.insights.api_urls")),
 ]

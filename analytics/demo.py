@@ -1,6 +1,6 @@
-"""Demo data for the analytics pages: a year of simulated product history (see generator.py)."""
+"""Demo data for the analytics pages: a year of simulated product history (see simulation.py)."""
 
-from analytics.generator import GenerationSpec, generate
+from analytics.simulation import GenerationSpec, generate
 from analytics.store import store
 
 DEMO_USERS = 25_000  # enough active users for the demo experiments to run on (experiments/demo.py)
@@ -27,8 +27,8 @@ def seed(*, stdout) -> None:
 def queue_background_work(*, stdout) -> None:
     """On a first start, queue one retrain of every model kind so the Models, At-risk and user
     insight pages fill in once the worker has trained them (a minute or so on demo data)."""
-    from analytics.ml.services import retrain_all
-    from analytics.models import ModelVersion, TrainingRun
+    from analytics.insights.models import ModelVersion, TrainingRun
+    from analytics.insights.services import retrain_all
 
     if ModelVersion.objects.exists() or TrainingRun.objects.exists():
         return

@@ -1,22 +1,12 @@
-"""Page routes of the analytics area (its API routes are in api_urls.py)."""
+"""Page routes of the analytics area (its API routes are in api_urls.py): one include per
+sub-package."""
 
-from django.urls import path
-
-from analytics import views_events, views_insights, views_product
+from django.urls import include, path
 
 app_name = "analytics"
 
 urlpatterns = [
-    path("", views_product.overview, name="index"),
-    path("events/", views_events.events, name="events"),
-    path("retention/", views_product.retention, name="retention"),
-    path("retention/users/", views_product.retention_users, name="retention-users"),
-    path("funnel/", views_product.funnel, name="funnel"),
-    path("funnel/dropped/", views_product.funnel_dropped, name="funnel-dropped"),
-    path("revenue/", views_product.revenue, name="revenue"),
-    path("feature-usage/", views_product.feature_usage, name="feature-usage"),
-    path("satisfaction/", views_product.satisfaction, name="satisfaction"),
-    path("models/", views_insights.models_page, name="models"),
-    path("users/<str:user_id>/", views_insights.user_page, name="user-insight"),
-    path("at-risk/", views_insights.at_risk_page, name="at-risk"),
+    path("", include("analytics.product.urls")),
+    path("", include("analytics.events.urls")),
+    path("", include("analytics.insights.urls")),
 ]

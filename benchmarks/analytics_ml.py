@@ -16,9 +16,9 @@ import time
 from django.conf import settings
 from threadpoolctl import threadpool_limits
 
-from analytics.generator import GenerationSpec, generate
-from analytics.ml import training
-from analytics.ml.scoring import score_all
+from analytics.insights import training
+from analytics.insights.scoring import score_all
+from analytics.simulation import GenerationSpec, generate
 from analytics.store import store_for_url
 from analytics.store.migrate import store_migrate
 from benchmarks.harness import percentile
@@ -82,7 +82,7 @@ def _bench_insight_api(stdout, db, path: str, ids: list[str]) -> None:
     from django.core.cache import cache
     from django.test import Client, override_settings
 
-    from analytics.ml.scoring import _cache_key
+    from analytics.insights.scoring import insight_cache_key
 
     user, _ = get_user_model().objects.get_or_create(
         username="bench-insights", defaults={"is_staff": True}
@@ -100,7 +100,7 @@ def _bench_insight_api(stdout, db, path: str, ids: list[str]) -> None:
             health_p95, _ = _p95_ms(get, ["/health"] * len(ids))
             urls = [f"/api/users/{u}/insights/" for u in ids]
             p95, median = _p95_ms(get, urls)
-            cache.delete_many([_cache_key(db, u) for u in ids])
+            cache.delete_many([insight_cache_key(db, u) for u in ids])
             miss_p95, miss_median = _p95_ms(get, urls)
     finally:
         user.delete()

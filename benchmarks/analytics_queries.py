@@ -24,11 +24,13 @@ from django.conf import settings
 from django.test.utils import override_settings
 
 from analytics.catalog import FEATURES, TIER_MRR, VIDEO_STYLES
-from analytics.queries.common import STORE_TABLES, Period, cache_invalidate
-from analytics.queries.funnels import FunnelQuery, Step, funnel
-from analytics.queries.retention import RetentionQuery, retention
-from analytics.queries.revenue import RevenueQuery, revenue
+from analytics.product.common import Period
+from analytics.product.funnels import FunnelQuery, Step, funnel
+from analytics.product.retention import RetentionQuery, retention
+from analytics.product.revenue import RevenueQuery, revenue
 from analytics.store import store
+from analytics.store.bulk import STORE_TABLES
+from analytics.store.cache import cache_invalidate
 from benchmarks.harness import median_seconds
 
 FUNNEL_STEPS = ("signup", "project_created", "video_rendered", "subscription_started")
@@ -258,7 +260,7 @@ def bench_queries(stdout, *, quick: bool = False) -> None:
 
 
 def _bench_queries(stdout, *, quick: bool) -> None:
-    from analytics.tests import reference
+    from analytics.product.tests import reference
 
     users, events = (2_000, 200_000) if quick else (100_000, 10_000_000)
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)

@@ -1,22 +1,21 @@
-"""plotly figures of the devices pages (rendered in the browser by the static plotly.js)."""
+"""plotly figures of the devices pages (palette and layout from `charts`), rendered in the
+browser by the static plotly.js."""
 
 import json
 
 import plotly.graph_objects as go
 
+import charts
 from devices.selectors import Series
 
-PLATFORM_COLORS = {"ios": "#6366f1", "android": "#22c55e", "web": "#f59e0b"}
+PLATFORM_COLORS = {"ios": charts.PALETTE[0], "android": charts.PALETTE[1], "web": charts.PALETTE[2]}
 
 
 def _layout(fig: go.Figure, title: str) -> go.Figure:
     fig.update_layout(
-        title={"text": title, "font": {"size": 14}},
-        margin={"l": 40, "r": 10, "t": 40, "b": 30},
-        height=320,
-        legend={"orientation": "h", "y": -0.15},
-        yaxis={"title": "active devices", "rangemode": "tozero"},
-        template="plotly_white",
+        charts.layout(
+            title=title, height=320, yaxis={"title": "active devices", "rangemode": "tozero"}
+        )
     )
     return fig
 

@@ -2,7 +2,6 @@
 
 import re
 
-from django.core.cache import cache
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -16,10 +15,8 @@ from core.auth import ApiKeyAuthentication, JsonOnlyNegotiation
 from core.roles import HasApiKey
 from experiments.assignment import assignments_for
 from experiments.models import Experiment
-from experiments.results import experiment_results
+from experiments.results import experiment_results_cached
 from experiments.services import exposures_record
-
-RESULTS_CACHE_SECONDS = 60
 
 
 class AssignInput(serializers.Serializer):
@@ -175,13 +172,4 @@ class ExperimentResultsApi(APIView):
     )
     def get(self, request, key: str):
         experiment = get_object_or_404(Experiment, key=key)
-        return Response(cached_results(experiment))
-
-
-def cached_results(experiment: Experiment) -> dict:
-    cache_key = f"experiments:results:{experiment.pk}:{experiment.updated_at.timestamp()}"
-    result = cache.get(cache_key)
-    if result is None:
-        result = experiment_results(experiment)
-        cache.set(cache_key, result, RESULTS_CACHE_SECONDS)
-    return result
+        return Response(experiment_results_cached(experiment=experiment))

@@ -1,22 +1,13 @@
-"""plotly figures of an experiment readout, rendered by static/js/experiments.js."""
+"""plotly figures of an experiment readout (palette and layout from `charts`), rendered by
+static/js/experiments.js."""
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
-PALETTE = ("#64748b", "#4f46e5", "#059669", "#d97706", "#dc2626", "#0891b2")
-LAYOUT = {
-    "margin": {"l": 56, "r": 16, "t": 36, "b": 40},
-    "height": 320,
-    "paper_bgcolor": "rgba(0,0,0,0)",
-    "plot_bgcolor": "#fff",
-    "legend": {"orientation": "h", "y": -0.2},
-    "font": {"size": 12},
-}
+import charts
 
-
-def _color(i: int) -> str:
-    return PALETTE[i % len(PALETTE)]
+HEIGHT = 320
 
 
 def exposures_figure(result: dict, variant_names: dict[str, str]) -> dict:
@@ -25,10 +16,17 @@ def exposures_figure(result: dict, variant_names: dict[str, str]) -> dict:
     for i, (key, values) in enumerate(ts["exposures"].items()):
         fig.add_trace(
             go.Scatter(
-                x=ts["days"], y=values, name=variant_names.get(key, key), line={"color": _color(i)}
+                x=ts["days"],
+                y=values,
+                name=variant_names.get(key, key),
+                line={"color": charts.color(i)},
             )
         )
-    fig.update_layout(title="Cumulative users exposed", yaxis_title="users", **LAYOUT)
+    fig.update_layout(
+        charts.layout(
+            title="Cumulative users exposed", height=HEIGHT, yaxis={"title": {"text": "users"}}
+        )
+    )
     return fig.to_plotly_json()
 
 
@@ -39,7 +37,7 @@ def primary_rate_figure(result: dict, variant_names: dict[str, str]) -> dict | N
         return None
     fig = go.Figure()
     for i, (key, series) in enumerate(ts["primary"].items()):
-        color = _color(i)
+        color = charts.color(i)
         fig.add_trace(
             go.Scatter(
                 x=ts["days"] + ts["days"][::-1],
@@ -62,9 +60,11 @@ def primary_rate_figure(result: dict, variant_names: dict[str, str]) -> dict | N
         )
     label = "conversion rate" if primary["kind"] == "conversion" else "mean per user"
     fig.update_layout(
-        title=f"{primary['name']}: cumulative {label}",
-        yaxis={"tickformat": ".1%" if primary["kind"] == "conversion" else ""},
-        **LAYOUT,
+        charts.layout(
+            title=f"{primary['name']}: cumulative {label}",
+            height=HEIGHT,
+            yaxis={"tickformat": ".1%" if primary["kind"] == "conversion" else ""},
+        )
     )
     return fig.to_plotly_json()
 
@@ -83,7 +83,7 @@ def lift_figure(result: dict, variant_names: dict[str, str]) -> dict | None:
             highs.append(row["ci"][1] - row["lift"])
             good = row["ci"][0] > 0 if metric["direction"] == "increase" else row["ci"][1] < 0
             bad = row["ci"][1] < 0 if metric["direction"] == "increase" else row["ci"][0] > 0
-            colors.append("#059669" if good else "#dc2626" if bad else "#64748b")
+            colors.append(charts.POSITIVE if good else charts.NEGATIVE if bad else charts.NEUTRAL)
     if not labels:
         return None
     fig = go.Figure(
@@ -96,16 +96,14 @@ def lift_figure(result: dict, variant_names: dict[str, str]) -> dict | None:
             hovertemplate="%{y}: %{x:.2%}<extra></extra>",
         )
     )
-    fig.add_vline(x=0, line={"color": "#111827", "width": 1, "dash": "dot"})
-    layout = {
-        **LAYOUT,
-        "height": max(220, 70 * len(labels) + 80),
-        "margin": {**LAYOUT["margin"], "l": 260},
-    }
-    fig.update_layout(
+    fig.add_vline(x=0, line={"color": charts.TEXT, "width": 1, "dash": "dot"})
+    layout = charts.layout(
         title="Relative lift vs control with its interval",
+        height=max(220, 70 * len(labels) + 80),
         xaxis={"tickformat": "+.1%", "zeroline": False},
         showlegend=False,
-        **{k: v for k, v in layout.items() if k != "legend"},
     )
+    layout["margin"]["l"] = 260
+    del layout["legend"]
+    fig.update_layout(layout)
     return fig.to_plotly_json()

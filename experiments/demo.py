@@ -15,11 +15,11 @@ from django.utils import timezone
 
 from analytics.catalog import TIER_MRR, Event
 from analytics.store import store
+from analytics.store.bulk import rows_insert
 from experiments.models import Experiment, Metric, Variant
 from experiments.services import experiment_evaluate, experiment_start
 from experiments.simulation import (
     Outcome,
-    events_insert,
     exposure_events_exist,
     simulated_events,
 )
@@ -196,7 +196,7 @@ def seed(*, stdout) -> None:
                 lost_exposures=spec["lost"],
                 rng=np.random.default_rng(100 + index),
             )
-            events_insert(rows)
+            rows_insert(table="events", rows=rows)
             stdout.write(
                 f"experiments: {experiment.key}: {len(rows)} events for {len(audience):,} "
                 "of the product's users"

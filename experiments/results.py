@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
+from analytics.store.cache import cached
 from experiments import selectors, stats
 from experiments.models import Experiment, Metric, normalized_weights
 
@@ -168,6 +169,20 @@ def verdict_text(decision: Decision, metrics: list[dict], *, srm: dict, alpha: f
     if decision.guardrail_harmed:
         text += " A guardrail metric is significantly harmed."
     return text
+
+
+# An experiment's readout is recomputed at most this often (its own edits change the key).
+RESULTS_CACHE_SECONDS = 60
+
+
+def experiment_results_cached(*, experiment: Experiment) -> dict:
+    """`experiment_results`, through the store's result cache (the API and the page)."""
+    return cached(
+        "experiment_results",
+        {"experiment": experiment.pk, "updated_at": experiment.updated_at.timestamp()},
+        lambda: experiment_results(experiment),
+        ttl=RESULTS_CACHE_SECONDS,
+    )
 
 
 def experiment_results(experiment: Experiment) -> dict:

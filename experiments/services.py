@@ -182,7 +182,7 @@ def exposures_record(*, assignments: dict[str, str], user_id: str, api_key, ip, 
         for key, variant in assignments.items()
     ]
     try:
-        from analytics.services import events_capture
+        from analytics.events.services import events_capture
 
         events_capture(events=events, api_key=api_key, ip=ip, user_agent=user_agent)
     except Exception:

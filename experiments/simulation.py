@@ -1,4 +1,5 @@
-"""Generated exposure and outcome events for an experiment, written to the store in bulk.
+"""Generated exposure and outcome events for an experiment (insert them in bulk with
+analytics.store.bulk.rows_insert).
 
 Used by the demo data, the benchmark and the tests. Users are assigned with the real hashing,
 so the generated split is what the assignment API would have produced.
@@ -100,14 +101,6 @@ def _row(event: str, user_id: str, at: dt.datetime, properties: str, repeat: int
         "timestamp": at + REPEAT_GAP * repeat,
         "properties": properties,
     }
-
-
-def events_insert(rows: list[dict], *, batch: int = 200_000) -> int:
-    db = store()
-    with db.session():
-        for i in range(0, len(rows), batch):
-            db.insert("events", rows[i : i + batch])
-    return len(rows)
 
 
 def exposure_events_exist(key: str) -> bool:

@@ -5,8 +5,8 @@ from django.shortcuts import get_object_or_404, render
 from analytics.store import StoreError
 from core.roles import role_required
 from experiments import charts
-from experiments.api import cached_results
 from experiments.models import Experiment
+from experiments.results import experiment_results_cached
 
 
 @role_required()
@@ -28,7 +28,7 @@ def detail(request, key: str):
     if experiment.status == Experiment.Status.DRAFT:
         return render(request, "experiments/detail.html", context)
     try:
-        result = cached_results(experiment)
+        result = experiment_results_cached(experiment=experiment)
     except StoreError as exc:
         context["store_error"] = str(exc)
         return render(request, "experiments/detail.html", context)

@@ -218,8 +218,8 @@ class BufferStatus:
 
 def buffer_status() -> BufferStatus:
     keys = buffer_keys()
-    r = redis_client()
-    pipe = r.pipeline(transaction=False)
+    client = redis_client()
+    pipe = client.pipeline(transaction=False)
     pipe.xlen(keys.stream)
     pipe.xlen(keys.dead)
     pipe.lrange(keys.lag, 0, LAG_SAMPLES - 1)
@@ -228,10 +228,10 @@ def buffer_status() -> BufferStatus:
     waiting = 0
     if entries:
         # Entries are deleted once written, so everything still in the stream is waiting.
-        for _id, fields in r.xrange(keys.stream, count=10000):
+        for _id, fields in client.xrange(keys.stream, count=10000):
             waiting += int(fields[b"n"])
     try:
-        pending = r.xpending(keys.stream, GROUP)["pending"] if entries else 0
+        pending = client.xpending(keys.stream, GROUP)["pending"] if entries else 0
     except redis.ResponseError:  # no group yet
         pending = 0
     samples = sorted(float(x) for x in lags)

@@ -112,7 +112,7 @@ def users_dimension_apply(*, db: AnalyticsStore, updates: Iterable[dict]) -> int
             row["updated_at"] = _plus_one_ms(before["updated_at"])
     db.insert("users", changed)
     if changed:
-        tiers = {r["user_id"]: r["tier"] for r in changed}
+        tiers = {row["user_id"]: row["tier"] for row in changed}
         redis_client().hset(buffer_keys().tiers, mapping=tiers)
         remember_tiers(tiers)
     return len(changed)
@@ -122,14 +122,14 @@ def user_tiers_refresh(*, db: AnalyticsStore, force: bool = False) -> int:
     """Load every user's current tier into the Redis cache (users written straight into the
     store, e.g. by generate_events, become known to enrichment). Runs at most every 10 min."""
     keys = buffer_keys()
-    r = redis_client()
-    if not force and not r.set(keys.tiers_fresh, 1, nx=True, ex=TIERS_REFRESH_SECONDS):
+    client = redis_client()
+    if not force and not client.set(keys.tiers_fresh, 1, nx=True, ex=TIERS_REFRESH_SECONDS):
         return 0
     rows = db.query("SELECT user_id, argMax(tier, updated_at) AS tier FROM users GROUP BY user_id")
     for start in range(0, len(rows), 10000):
         chunk = rows[start : start + 10000]
-        r.hset(keys.tiers, mapping={row["user_id"]: row["tier"] for row in chunk})
+        client.hset(keys.tiers, mapping={row["user_id"]: row["tier"] for row in chunk})
     user_tiers_forget()
     if force:
-        r.set(keys.tiers_fresh, 1, ex=TIERS_REFRESH_SECONDS)
+        client.set(keys.tiers_fresh, 1, ex=TIERS_REFRESH_SECONDS)
     return len(rows)

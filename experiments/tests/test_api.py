@@ -151,9 +151,9 @@ def test_results_api_shape(api_client_for, engineer, running, analytics_store):
 
 def test_exposures_go_through_the_capture_buffer(machine_client, running, analytics_store):
     """The real capture path: events_capture (buffer), then events_flush writes the store."""
-    if importlib.util.find_spec("analytics.services") is None:
-        pytest.skip("analytics.services.events_capture lands with the events issue")
-    services = importlib.import_module("analytics.services")
+    if importlib.util.find_spec("analytics.events.services") is None:
+        pytest.skip("analytics.events.services.events_capture lands with the events issue")
+    services = importlib.import_module("analytics.events.services")
     running(key="alpha")
     for i in range(20):
         machine_client.post(ASSIGN, {"user_id": f"e{i}"}, format="json")

@@ -5,8 +5,9 @@ import pytest
 from django.test import Client
 
 from analytics.catalog import Event
+from analytics.store.bulk import rows_insert
 from core.tests.factories import PASSWORD
-from experiments.simulation import Outcome, events_insert, new_users, simulated_events
+from experiments.simulation import Outcome, new_users, simulated_events
 
 
 def _login(user) -> Client:
@@ -29,7 +30,7 @@ def _with_data(experiment, *, lost=None, users=3000):
         lost_exposures=lost,
         rng=rng,
     )
-    events_insert(rows)
+    rows_insert(table="events", rows=rows)
 
 
 @pytest.mark.django_db

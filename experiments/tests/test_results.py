@@ -16,9 +16,9 @@ from scipy import stats as sps
 from statsmodels.stats.proportion import proportions_ztest
 
 from analytics.catalog import Event
+from analytics.store.bulk import rows_insert
 from experiments.models import Metric
 from experiments.results import experiment_results
-from experiments.simulation import events_insert
 from experiments.tests.conftest import event_row, exposure_row
 from experiments.tests.factories import MetricFactory
 
@@ -91,7 +91,7 @@ def test_conversion_results_match_pandas_and_statsmodels(analytics_store, runnin
     conv = MetricFactory(key="created", event=Event.PROJECT_CREATED, window_days=7)
     experiment = running(days_ago=12, primary_metric=conv, sequential_testing=False)
     rows = _generate(experiment.key, experiment.started_at, np.random.default_rng(4))
-    events_insert(rows)
+    rows_insert(table="events", rows=rows)
 
     result = experiment_results(experiment)
     expected = _pandas_per_user(rows, experiment.key, Event.PROJECT_CREATED, 7)
@@ -131,7 +131,7 @@ def test_filtered_conversion_and_mean_metric_match_pandas(analytics_store, runni
     experiment = running(days_ago=12, primary_metric=revenue, sequential_testing=False)
     experiment.secondary_metrics.set([textbook])
     rows = _generate(experiment.key, experiment.started_at, np.random.default_rng(9))
-    events_insert(rows)
+    rows_insert(table="events", rows=rows)
 
     result = experiment_results(experiment)
     metrics = {m["metric"]: m for m in result["metrics"]}
@@ -163,7 +163,10 @@ def test_holm_is_applied_across_goal_metrics_not_guardrails(analytics_store, run
     experiment = running(days_ago=12, primary_metric=created, sequential_testing=False)
     experiment.secondary_metrics.set([revenue])
     experiment.guardrail_metrics.set([guard])
-    events_insert(_generate(experiment.key, experiment.started_at, np.random.default_rng(2)))
+    rows_insert(
+        table="events",
+        rows=_generate(experiment.key, experiment.started_at, np.random.default_rng(2)),
+    )
     result = experiment_results(experiment)
     treated = {m["metric"]: m["variants"][1] for m in result["metrics"]}
     raw = [treated["created2"]["p_value"], treated["revenue2"]["p_value"]]
@@ -190,7 +193,7 @@ def test_srm_blocks_any_verdict(analytics_store, running):
     rows += [exposure_row(experiment.key, f"t{i}", "treatment", at) for i in range(450)]
     rows += [event_row(Event.PROJECT_CREATED, f"t{i}", at, {}) for i in range(300)]
     rows += [event_row(Event.PROJECT_CREATED, f"c{i}", at, {}, uuid.uuid4()) for i in range(10)]
-    events_insert(rows)
+    rows_insert(table="events", rows=rows)
     result = experiment_results(experiment)
     assert result["srm"]["ok"] is False
     assert result["decision"]["kind"] == "srm"

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from analytics.catalog import Event
+from analytics.store.bulk import rows_insert
 from core.models import AuditEntry
 from experiments.models import Experiment, Variant, variants_validate
 from experiments.services import (
@@ -15,7 +16,6 @@ from experiments.services import (
     experiment_start,
     experiment_stop,
 )
-from experiments.simulation import events_insert
 from experiments.tests.conftest import event_row, exposure_row
 from experiments.tests.factories import ExperimentFactory, MetricFactory
 
@@ -35,7 +35,7 @@ def _traffic(experiment, *, control=(2000, 200), treatment=(2000, 200), days=3.0
                 rows.append(
                     event_row(Event.PROJECT_CREATED, user, at + dt.timedelta(minutes=5), {})
                 )
-    events_insert(rows)
+    rows_insert(table="events", rows=rows)
 
 
 def test_start_computes_power_analysis_from_the_last_30_days(analytics_store, pm):
@@ -47,7 +47,7 @@ def test_start_computes_power_analysis_from_the_last_30_days(analytics_store, pm
         event_row(Event.PROJECT_CREATED, f"a{i}", now - dt.timedelta(days=1), {})
         for i in range(300)
     ]
-    events_insert(rows)
+    rows_insert(table="events", rows=rows)
     experiment = ExperimentFactory(minimum_detectable_effect=0.1)
 
     experiment = experiment_start(experiment=experiment, by=pm)
@@ -184,7 +184,7 @@ def test_harmed_guardrail_blocks_an_early_win(analytics_store, running):
         event_row(Event.SUPPORT_TICKET, f"control-{i}", at + dt.timedelta(hours=2), {})
         for i in range(100)
     ]
-    events_insert(tickets)
+    rows_insert(table="events", rows=tickets)
     experiment = experiment_evaluate(experiment_id=experiment.pk)
     assert experiment.status == Experiment.Status.RUNNING
     assert "guardrail" in experiment.last_results["verdict"]

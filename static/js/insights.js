@@ -1,30 +1,13 @@
 // Models page: calibration and feature-importance charts, retrain buttons with live progress.
 (function () {
   "use strict";
+  // The figures come whole from the server (palette and layout from the shared charts module).
   const charts = JSON.parse(document.getElementById("model-charts").textContent);
-  const layout = (title, extra) => Object.assign({
-    title: { text: title, font: { size: 14 } }, margin: { l: 150, r: 20, t: 40, b: 40 }, height: 320,
-  }, extra || {});
-
-  Object.entries(charts).forEach(([kind, chart]) => {
-    const cal = document.getElementById("calibration-" + kind);
-    if (cal && chart.calibration) {
-      Plotly.newPlot(cal, [
-        { x: [0, 1], y: [0, 1], mode: "lines", name: "perfect", line: { dash: "dot", color: "#98a2b3" } },
-        { x: chart.calibration.mean_predicted, y: chart.calibration.fraction_positive,
-          mode: "lines+markers", name: "v" + chart.version },
-      ], layout("Calibration (validation, v" + chart.version + ")", {
-        margin: { l: 50, r: 20, t: 40, b: 40 },
-        xaxis: { title: { text: "mean predicted probability" }, range: [0, 1] },
-        yaxis: { title: { text: "observed fraction" }, range: [0, 1] },
-      }), { displayModeBar: false, responsive: true });
-    }
-    const imp = document.getElementById("importance-" + kind);
-    if (imp && chart.importances) {
-      const items = Object.entries(chart.importances).slice(0, 12).reverse();
-      Plotly.newPlot(imp, [{ type: "bar", orientation: "h", x: items.map((i) => i[1]), y: items.map((i) => i[0]) }],
-        layout("Permutation importance (v" + chart.version + ")"), { displayModeBar: false, responsive: true });
-    }
+  Object.entries(charts).forEach(([kind, figures]) => {
+    Object.entries(figures).forEach(([name, figure]) => {
+      const target = document.getElementById(name + "-" + kind);
+      if (target) Plotly.newPlot(target, figure.data, figure.layout, { displayModeBar: false, responsive: true });
+    });
   });
 
   function csrf() {

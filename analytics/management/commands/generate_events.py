@@ -4,14 +4,14 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from analytics.generator import GenerationSpec, generate
+from analytics.simulation import GenerationSpec, generate
 
 
 class Command(BaseCommand):
     help = (
         "Write a realistic, deterministic book2video event history (signups, sessions, videos, "
         "subscriptions, satisfaction, tickets, churn with a documented signal: see "
-        "analytics/generator.py) and the users dimension into the analytics store."
+        "analytics/simulation.py) and the users dimension into the analytics store."
     )
 
     def add_arguments(self, parser):

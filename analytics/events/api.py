@@ -1,0 +1,235 @@
+"""Event capture and reads at `/api/events/`: apps POST events (X-Api-Key), staff GET them.
+
+POST is the hot path: the body is read, decompressed and decoded by hand (msgspec), never by
+DRF's parsers or serializers, which would cost more than the whole capture. The serializers
+below only describe the API in the OpenAPI schema and validate GET's query parameters.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.events.schema import MAX_BATCH, decode_valid_body
+from analytics.events.selectors import EventFilter, events_latest
+from analytics.events.services import BufferUnavailable, events_capture
+from analytics.events.throttling import ApiKeyRateThrottle
+from core.auth import ApiKeyAuthentication
+from core.errors import error_body
+from core.roles import HasApiKey, IsStaffRole
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+_decode_json = msgspec.json.Decoder().decode
+
+
+class _BodyProblem(Exception):
+    def __init__(self, status_code: int, code: str, field: str, problem: str):
+        self.status_code, self.code, self.field, self.problem = status_code, code, field, problem
+
+    def response(self) -> Response:
+        return Response(
+            error_body(self.code, {self.field: [self.problem]}), status=self.status_code
+        )
+
+
+def _too_large() -> _BodyProblem:
+    return _BodyProblem(413, "too_large", "body", f"larger than {MAX_BODY_BYTES} bytes")
+
+
+def read_body(request) -> bytes:
+    """The raw body, gunzipped if sent so, refusing more than 5 MB before or after inflating."""
+    meta = request.META
+    try:
+        declared = int(meta.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        raise _too_large()
+    # request.body would stop at DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB); read the stream instead.
+    raw = request._request.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise _too_large()
+    encoding = meta.get("HTTP_CONTENT_ENCODING", "").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            raw = inflater.decompress(raw, MAX_BODY_BYTES + 1)
+        except zlib.error:
+            raise _BodyProblem(400, "malformed", "body", "not valid gzip") from None
+        if len(raw) > MAX_BODY_BYTES or inflater.unconsumed_tail:
+            raise _too_large()
+    elif encoding not in ("", "identity"):
+        raise _BodyProblem(415, "unsupported_media_type", "Content-Encoding", "use gzip or none")
+    return raw
+
+
+def events_from_body(raw: bytes) -> list:
+    try:
+        body = _decode_json(raw)
+    except msgspec.DecodeError:
+        raise _BodyProblem(400, "malformed", "body", "not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _BodyProblem(400, "invalid", "body", 'expected an event object or {"batch": [...]}')
+    if "batch" not in body:
+        return [body]
+    batch = body["batch"]
+    if set(body) != {"batch"}:
+        extra = sorted(set(body) - {"batch"})[0]
+        raise _BodyProblem(400, "invalid", extra, "unknown field next to batch")
+    if not isinstance(batch, list):
+        raise _BodyProblem(400, "invalid", "batch", "expected a list of events")
+    if not batch:
+        raise _BodyProblem(400, "invalid", "batch", "empty")
+    if len(batch) > MAX_BATCH:
+        raise _BodyProblem(400, "invalid", "batch", f"at most {MAX_BATCH} events")
+    return batch
+
+
+class EventInSerializer(serializers.Serializer):
+    """One event (documentation only; capture validates with msgspec)."""
+
+    uuid = serializers.UUIDField(required=False, help_text="generated (UUIDv7) when absent")
+    event = serializers.RegexField(r"^[A-Za-z0-9_$.:-]{1,200}$")
+    user_id = serializers.CharField(min_length=1, max_length=200)
+    timestamp = serializers.DateTimeField(
+        required=False,
+        help_text="ISO 8601 with offset, from 2000-01-01 to 1 hour ahead; default: receipt time",
+    )
+    properties = serializers.DictField(required=False, help_text="at most 32 KB serialized")
+    session_id = serializers.CharField(required=False, max_length=200)
+    page_url = serializers.CharField(required=False, max_length=2048)
+    user_agent = serializers.CharField(required=False, max_length=1024)
+    ip = serializers.CharField(required=False, max_length=64)
+
+
+class EventBatchSerializer(serializers.Serializer):
+    batch = EventInSerializer(many=True, max_length=MAX_BATCH)
+
+
+class CaptureOutputSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = inline_serializer(
+        "RejectedEvent",
+        {"index": serializers.IntegerField(), "error": serializers.CharField()},
+        many=True,
+    )
+
+
+class EventOutSerializer(serializers.Serializer):
+    uuid = serializers.UUIDField()
+    event = serializers.CharField()
+    user_id = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    properties = serializers.DictField()
+    session_id = serializers.CharField()
+    page_url = serializers.CharField()
+    user_agent = serializers.CharField()
+    ip = serializers.CharField()
+    received_at = serializers.DateTimeField()
+
+
+class EventListInputSerializer(serializers.Serializer):
+    event = serializers.RegexField(r"^[A-Za-z0-9_$.:-]{1,200}$", required=False)
+    user_id = serializers.CharField(required=False, max_length=200)
+    date_from = serializers.DateTimeField(required=False)
+    date_to = serializers.DateTimeField(required=False)
+    limit = serializers.IntegerField(required=False, min_value=0, max_value=1000, default=100)
+
+    def validate(self, attrs):
+        lo, hi = attrs.get("date_from"), attrs.get("date_to")
+        if lo and hi and lo >= hi:
+            raise serializers.ValidationError({"date_to": ["must be after date_from"]})
+        return attrs
+
+
+class EventListOutputSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="all matching events, each uuid once")
+    results = EventOutSerializer(many=True, help_text="newest first, at most `limit`")
+
+
+class EventsApi(APIView):
+    """POST: capture (X-Api-Key, rate-limited per key). GET: the latest events (staff)."""
+
+    pagination_class = None
+
+    def initialize_request(self, request, *args, **kwargs):
+        self._capture = request.method == "POST"
+        return super().initialize_request(request, *args, **kwargs)
+
+    def get_authenticators(self):
+        if getattr(self, "_capture", False):
+            return [ApiKeyAuthentication()]
+        return [TokenAuthentication(), SessionAuthentication()]
+
+    def get_permissions(self):
+        return [HasApiKey()] if getattr(self, "_capture", False) else [IsStaffRole()]
+
+    def get_throttles(self):
+        return [ApiKeyRateThrottle()] if getattr(self, "_capture", False) else []
+
+    @extend_schema(
+        operation_id="events_capture",
+        summary="Capture one event or a batch of up to 1,000",
+        request={"application/json": EventBatchSerializer},
+        responses={
+            202: CaptureOutputSerializer,
+            400: OpenApiResponse(description="not JSON, bad batch shape, or no valid event"),
+            401: OpenApiResponse(description="no valid X-Api-Key"),
+            413: OpenApiResponse(description="body over 5 MB (compressed or not)"),
+            429: OpenApiResponse(description="rate limit of the key; see Retry-After"),
+            503: OpenApiResponse(description="the event buffer is unavailable; retry"),
+        },
+        auth=[{"ApiKeyAuth": []}],
+        description=(
+            'Body: one event object or `{"batch": [...]}`; `Content-Encoding: gzip` accepted. '
+            "Valid events of a partly bad batch are kept; each rejected one is named by index "
+            "and `<field>: <problem>`. Accepted events are durable (Redis) before the 202 and "
+            "visible to queries within about a second."
+        ),
+    )
+    def post(self, request):
+        try:
+            raw = read_body(request)
+            events = decode_valid_body(raw) or events_from_body(raw)
+        except _BodyProblem as problem:
+            return problem.response()
+        try:
+            result = events_capture(
+                events=events,
+                api_key=request.auth,
+                ip=request.META.get("REMOTE_ADDR"),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+        except BufferUnavailable as exc:
+            return Response(
+                error_body("unavailable", str(exc)), status=503, headers={"Retry-After": "5"}
+            )
+        body = result.as_dict()
+        if not result.accepted:
+            return Response(
+                {**error_body("invalid", "no valid event in the body"), **body},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        operation_id="events_list",
+        summary="The latest events, filtered",
+        parameters=[EventListInputSerializer],
+        responses={200: EventListOutputSerializer},
+    )
+    def get(self, request):
+        params = EventListInputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        data = params.validated_data
+        limit = data.pop("limit")
+        page = events_latest(filters=EventFilter(**data), limit=limit)
+        return Response(
+            EventListOutputSerializer({"count": page.count, "results": page.results}).data
+        )

@@ -1,1 +1,0 @@
-"""User insight models: features from the store, training, the registry's artifacts, scoring."""

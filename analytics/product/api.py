@@ -1,0 +1,162 @@
+"""Read APIs of the product analyses: parse the query string, call a selector, answer JSON.
+
+Any staff role may read (token or session). Bad parameters answer 400 naming the field; a
+query past ANALYTICS_QUERY_TIMEOUT answers 503 `query_timeout`, never a 500. The input
+serializers are shared with the pages (the analysis modules), so both accept the same URLs.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.product.funnels import FunnelDroppedInput, FunnelInput, dropped_users, funnel
+from analytics.product.overview import OverviewInput, overview
+from analytics.product.retention import RetentionInput, RetentionUsersInput, cell_users, retention
+from analytics.product.revenue import RevenueInput, revenue
+from analytics.product.satisfaction import SatisfactionInput, satisfaction
+from analytics.product.usage import UsageInput, feature_usage
+from analytics.store.base import QueryTimeout
+from core.errors import error_body
+
+
+def timeout_response(exc: QueryTimeout) -> Response:
+    return Response(
+        error_body(
+            "query_timeout",
+            f"the analysis took too long ({exc}); narrow the date range or try again shortly",
+        ),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+class AnalysisApi(APIView):
+    """GET with a query-string serializer; a timeout becomes a 503 with a clear message."""
+
+    input_class: type[serializers.Serializer]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, QueryTimeout):
+            return timeout_response(exc)
+        return super().handle_exception(exc)
+
+    def parsed(self, request):
+        data = self.input_class(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        return data
+
+    def get(self, request):
+        data = self.parsed(request)
+        return Response(self.compute(data))
+
+    def compute(self, data) -> dict:
+        raise NotImplementedError
+
+
+def _schema(input_class, summary: str):
+    return extend_schema(
+        parameters=[input_class], responses={200: OpenApiTypes.OBJECT}, summary=summary
+    )
+
+
+class RetentionApi(AnalysisApi):
+    input_class = RetentionInput
+
+    @_schema(
+        RetentionInput,
+        "Cohort retention (retained[0] is the cohort size; complete: how many periods had ended)",
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return retention(data.query())
+
+
+class RetentionUsersApi(AnalysisApi):
+    input_class = RetentionUsersInput
+
+    @_schema(RetentionUsersInput, "The users of one retention cell (k=0: the whole cohort)")
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return cell_users(data)
+
+
+class FunnelApi(AnalysisApi):
+    input_class = FunnelInput
+
+    @extend_schema(
+        parameters=[
+            FunnelInput,
+            OpenApiParameter(
+                "steps", str, required=True, description="e.g. signup,project_created"
+            ),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+        summary="Funnel conversion, drop-off and time to convert",
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return funnel(data.query())
+
+
+class FunnelDroppedApi(AnalysisApi):
+    input_class = FunnelDroppedInput
+
+    @_schema(FunnelDroppedInput, "Users who reached step-1 but not `step`")
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return dropped_users(data)
+
+
+class RevenueApi(AnalysisApi):
+    input_class = RevenueInput
+
+    @_schema(RevenueInput, "MRR and its movements, ARPU and paying users by tier per period")
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return revenue(data.query())
+
+
+class FeatureUsageApi(AnalysisApi):
+    input_class = UsageInput
+
+    @_schema(UsageInput, "Usage of each feature or video style per period")
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return feature_usage(data.query())
+
+
+class SatisfactionApi(AnalysisApi):
+    input_class = SatisfactionInput
+
+    @_schema(SatisfactionInput, "Score distribution, trends by tier and style, falling users")
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return satisfaction(data.query())
+
+
+class OverviewApi(AnalysisApi):
+    input_class = OverviewInput
+
+    @_schema(OverviewInput, "DAU/WAU/MAU, signups, conversion to paid, retention summary")
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return overview(data.query())

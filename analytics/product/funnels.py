@@ -1,0 +1,629 @@
+"""Ordered funnels, one pass per user: over each user's event times (a rollup) when that
+answers the funnel, otherwise over raw events with arrayFold.
+
+Each user enters at their first event in [date_from, date_to] matching step 1 (for `any`
+order: matching any step), and every later step must happen within `window_days` of entry.
+- sequential: steps in order; other events in between are allowed;
+- strict: as sequential, but an event matching a step beyond the next one (and no step
+  already reached) ends the user's attempt;
+- any: the steps in any order; each event completes at most one step (the lowest matching).
+Events are taken in time order (ties: by the bitmask of steps they match, then breakdown
+value); duplicate uuids count once. Time to convert for step k is the time from step k-1.
+A breakdown splits users by the property on their entry event. The trend is conversion over
+time: for each period of the range, the users who entered in it and those of them who reached
+the last step (its last periods are young: their users may still convert within the window).
+
+Input, selector, presenter and pages of funnels and the users who dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.urls import reverse
+from rest_framework import serializers
+
+import charts
+from analytics.product.common import (
+    EVENT_NAME,
+    Breakdown,
+    PageInput,
+    Period,
+    RangeInput,
+    breakdown_sql,
+    page_window,
+    query_timeout,
+    ratio,
+)
+from analytics.product.pages import (
+    Analysis,
+    Table,
+    analysis_view,
+    duration_text,
+    percent,
+    query_string,
+    select_field,
+    text_field,
+    users_panel,
+)
+from analytics.store import store
+from analytics.store.cache import cache_ttl, cached
+
+MAX_STEPS = 10
+# Upper bounds (seconds) of the time-to-convert histogram; the last bucket is open.
+TIME_BUCKETS = (
+    ("< 1 min", 60),
+    ("1-10 min", 600),
+    ("10-60 min", 3600),
+    ("1-6 h", 6 * 3600),
+    ("6-24 h", 86400),
+    ("1-3 days", 3 * 86400),
+    ("3-7 days", 7 * 86400),
+    ("7+ days", None),
+)
+
+
+class Order(StrEnum):
+    SEQUENTIAL = "sequential"
+    STRICT = "strict"
+    ANY = "any"
+
+
+@dataclass(frozen=True)
+class Step:
+    event: str
+    property_key: str = ""
+    property_value: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.property_key:
+            return f"{self.event} ({self.property_key}={self.property_value})"
+        return self.event
+
+
+@dataclass(frozen=True)
+class FunnelQuery:
+    steps: tuple[Step, ...]
+    date_from: dt.date
+    date_to: dt.date
+    window_days: int = 14
+    order: Order = Order.SEQUENTIAL
+    breakdown: Breakdown | None = None
+    period: Period = Period.WEEK  # of the trend
+
+
+def _step_condition(i: int, step: Step) -> str:
+    condition = f"event = {{s{i}:String}}"
+    if step.property_key:
+        condition += f" AND JSONExtractString(properties, {{pk{i}:String}}) = {{pv{i}:String}}"
+    return condition
+
+
+def _fold_sql(order: Order, n: int) -> str:
+    """The per-user fold over sorted (ts, mask, bval) into (level, times, stopped, done, bval)."""
+    full = (1 << n) - 1
+    in_window = "(x.1 - acc.2[1] <= {window:Float64})"
+    entry_range = "(x.1 >= {entry_from:Float64} AND x.1 < {entry_end:Float64})"
+    if order is Order.ANY:
+        low = "bitAnd(bitAnd(x.2, bitNot(acc.4)), bitNot(bitAnd(x.2, bitNot(acc.4))) + 1)"
+        step = (
+            f"if(acc.1 = 0, if(x.2 != 0 AND {entry_range}, "
+            f"(toUInt8(1), [x.1], toUInt8(0), toUInt16(bitAnd(x.2, bitNot(x.2) + 1)), x.3), acc), "
+            f"if(acc.4 != {full} AND bitAnd(x.2, bitNot(acc.4)) != 0 AND {in_window}, "
+            f"(toUInt8(acc.1 + 1), arrayPushBack(acc.2, x.1), acc.3, toUInt16(bitOr(acc.4, {low})), acc.5), acc))"
+        )
+    else:
+        advance = (
+            "(toUInt8(acc.1 + 1), arrayPushBack(acc.2, x.1), acc.3, "
+            "toUInt16(bitOr(acc.4, bitShiftLeft(toUInt16(1), acc.1))), acc.5)"
+        )
+        if order is Order.STRICT:
+            reached = "bitAnd(x.2, bitShiftLeft(toUInt16(1), acc.1) - 1) != 0"
+            stop = "(acc.1, acc.2, toUInt8(1), acc.4, acc.5)"
+            later = f"if(x.2 != 0 AND NOT ({reached}), {stop}, acc)"
+        else:
+            later = "acc"
+        step = (
+            f"if(acc.1 = 0, if(bitTest(x.2, 0) AND {entry_range}, "
+            "(toUInt8(1), [x.1], toUInt8(0), toUInt16(1), x.3), acc), "
+            f"if(acc.3 = 0 AND acc.1 < {n} AND {in_window}, "
+            f"if(bitTest(x.2, acc.1), {advance}, {later}), acc))"
+        )
+    init = "(toUInt8(0), CAST([], 'Array(Float64)'), toUInt8(0), toUInt16(0), '')"
+    return f"arrayFold((acc, x) -> {step}, events, {init})"
+
+
+def per_user_sql(query: FunnelQuery) -> str:
+    """One row per user who entered: user_id, level (steps reached), times (seconds), bval."""
+    return _rollup_sql(query) if rollup_serves(query) else _fold_sql_per_user(query)
+
+
+def rollup_serves(query: FunnelQuery) -> bool:
+    """Whether each user's distinct event times (migration 0012) answer this funnel: in a
+    sequential funnel over distinct events without filters, step k is simply the earliest
+    step-k time at or after step k-1 (a tie sorts after it, as in the fold), and neither
+    repeated times nor anything but the times matter. Other funnels fold the raw events."""
+    events = [s.event for s in query.steps]
+    return (
+        query.order is Order.SEQUENTIAL
+        and query.breakdown is None
+        and not any(s.property_key for s in query.steps)
+        and len(set(events)) == len(events)
+    )
+
+
+def _rollup_sql(query: FunnelQuery) -> str:
+    n = len(query.steps)
+    arrays = ", ".join(
+        f"arrayMap(t -> toUnixTimestamp64Milli(t) / 1000.0, "
+        f"groupArrayArrayIf(times, event = {{s{i}:String}})) AS a{i}"
+        for i in range(n)
+    )
+    names = ", ".join(f"{{s{i}:String}}" for i in range(n))
+    # f_k: the step-k candidates; t_k their earliest; r_k whether steps 1..k were all reached
+    chain = [
+        "arrayFilter(t -> t >= {entry_from:Float64} AND t < {entry_end:Float64}, a0) AS f1",
+        "notEmpty(f1) AS r1",
+        "arrayMin(f1) AS t1",
+    ]
+    for k in range(2, n + 1):
+        chain += [
+            f"arrayFilter(t -> t >= t{k - 1} AND t - t1 <= {{window:Float64}}, a{k - 1}) AS f{k}",
+            f"r{k - 1} AND notEmpty(f{k}) AS r{k}",
+            f"arrayMin(f{k}) AS t{k}",
+        ]
+    level = " + ".join(f"r{k}" for k in range(1, n + 1))
+    times = ", ".join(f"t{k}" for k in range(1, n + 1))
+    return (
+        f"SELECT user_id, toUInt8({level}) AS level, arraySlice([{times}], 1, level) AS times, "
+        f"'' AS bval, {', '.join(chain)} FROM ("
+        f"  SELECT user_id, {arrays} FROM panalytics_user_event_times "
+        f"  WHERE event IN ({names}) GROUP BY user_id"
+        ") WHERE level > 0"
+    )
+
+
+def _fold_sql_per_user(query: FunnelQuery) -> str:
+    n = len(query.steps)
+    mask = " + ".join(
+        f"if({_step_condition(i, s)}, {1 << i}, 0)" for i, s in enumerate(query.steps)
+    )
+    bval, _ = breakdown_sql(query.breakdown)
+    return (
+        "SELECT user_id, r.1 AS level, r.2 AS times, r.5 AS bval FROM ("
+        f"  SELECT user_id, {_fold_sql(query.order, n)} AS r FROM ("
+        "    SELECT user_id, arraySort(arrayMap(e -> (e.2, e.3, e.4), groupUniqArray("
+        f"      (uuid, toUnixTimestamp64Milli(timestamp) / 1000.0, toUInt16({mask}), toString({bval}))"
+        "    ))) AS events FROM events "
+        f"    WHERE {_source_filter(query)} "
+        "    GROUP BY user_id"
+        "  )"
+        ") WHERE level > 0"
+    )
+
+
+def _params(query: FunnelQuery) -> dict:
+    entry_from = dt.datetime.combine(query.date_from, dt.time(), dt.UTC).timestamp()
+    entry_end = dt.datetime.combine(
+        query.date_to + dt.timedelta(days=1), dt.time(), dt.UTC
+    ).timestamp()
+    window = query.window_days * 86400.0
+    params = {
+        "first": query.period.start_of(query.date_from).isoformat(),
+        "entry_from": entry_from,
+        "entry_end": entry_end,
+        "window": window,
+        "ts_from": dt.datetime.fromtimestamp(entry_from, dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "ts_end": dt.datetime.fromtimestamp(entry_end + window + 1, dt.UTC).strftime(
+            "%Y-%m-%d %H:%M:%S"
+        ),
+    }
+    for i, s in enumerate(query.steps):
+        params[f"s{i}"] = s.event
+        if s.property_key:
+            params[f"pk{i}"] = s.property_key
+            params[f"pv{i}"] = s.property_value
+    if query.breakdown:
+        params.update(query.breakdown.params)
+    return params
+
+
+def _source_filter(query: FunnelQuery) -> str:
+    names = " OR ".join(f"event = {{s{i}:String}}" for i in range(len(query.steps)))
+    return (
+        f"({names}) AND timestamp >= toDateTime64({{ts_from:String}}, 3, 'UTC') "
+        "AND timestamp < toDateTime64({ts_end:String}, 3, 'UTC')"
+    )
+
+
+def funnel(query: FunnelQuery) -> dict:
+    return cached("funnel", {"query": query}, lambda: _funnel(query), ttl=cache_ttl(query.date_to))
+
+
+def _funnel(query: FunnelQuery) -> dict:
+    n = len(query.steps)
+    counts = ", ".join(f"countIf(level >= {k}) AS c{k}" for k in range(1, n + 1))
+    medians = ", ".join(
+        f"quantileExactInclusiveIf(0.5)(times[{k}] - times[{k - 1}], level >= {k}) AS m{k}"
+        for k in range(2, n + 1)
+    )
+    buckets, low = [], 0
+    total = "times[length(times)] - times[1]"
+    for i, (_label, high) in enumerate(TIME_BUCKETS):
+        upper = f" AND {total} < {high}" if high is not None else ""
+        buckets.append(f"countIf(level = {n} AND {total} >= {low}{upper}) AS h{i}")
+        low = high or low
+    # the trend: users by the period of their entry (its index in the range, which every
+    # entry lies in), and those who reached the last step; -Resample fills a dense array per
+    # group, half the cost of sumMap over dates
+    periods = len(query.period.starts(query.date_from, query.date_to))
+    entry = query.period.offset_sql(
+        "{first:Date}", "toDate(toDateTime(toInt64(floor(times[1])), 'UTC'))"
+    )
+    trend = (
+        f"countResample(0, {periods}, 1)({entry}) AS entered_by, "
+        f"sumResample(0, {periods}, 1)(toUInt64(level = {n}), {entry}) AS converted_by"
+    )
+    # with a breakdown, one more grouping set gives the totals over all groups
+    grouping = "GROUPING SETS ((bval), ())" if query.breakdown else "bval"
+    sql = (
+        f"SELECT bval, grouping(bval) AS is_total, {counts}{', ' + medians if medians else ''}, "
+        f"{', '.join(buckets)}, {trend} FROM ({per_user_sql(query)}) "
+        f"GROUP BY {grouping} ORDER BY is_total, bval"
+    )
+    rows = store().query(sql, _params(query), timeout=query_timeout())
+    if query.breakdown is None:
+        return {**_meta(query), **_group(query, rows[0] if rows else {})}
+    total = next((r for r in rows if r["is_total"]), {})
+    groups = [_group(query, row) for row in rows if not row["is_total"]]
+    return {**_meta(query), **_group(query, total), "breakdowns": groups}
+
+
+def _group(query: FunnelQuery, row: dict) -> dict:
+    steps = []
+    start = row.get("c1", 0)
+    for k, s in enumerate(query.steps, start=1):
+        count = row.get(f"c{k}", 0)
+        previous = row.get(f"c{k - 1}", 0) if k > 1 else count
+        median = row.get(f"m{k}") if k > 1 and count else None
+        steps.append(
+            {
+                "event": s.event,
+                "label": s.label,
+                "count": count,
+                "conversion_from_start": ratio(count, start),
+                "conversion_from_previous": ratio(count, previous),
+                "dropped": (previous - count) if k > 1 else 0,
+                "median_seconds_to_convert": round(median, 3) if median is not None else None,
+            }
+        )
+    distribution = [
+        {"bucket": label, "users": row.get(f"h{i}", 0)}
+        for i, (label, _h) in enumerate(TIME_BUCKETS)
+    ]
+    starts = query.period.starts(query.date_from, query.date_to)
+    entered = row.get("entered_by") or [0] * len(starts)
+    converted = row.get("converted_by") or [0] * len(starts)
+    trend = [
+        {"period": start.isoformat(), "entered": e, "converted": c, "conversion": ratio(c, e)}
+        for start, e, c in zip(starts, entered, converted, strict=True)
+    ]
+    result = {"steps": steps, "time_to_convert": distribution, "trend": trend}
+    if query.breakdown is not None and "bval" in row and not row["is_total"]:
+        result["breakdown"] = row["bval"]
+    return result
+
+
+def _meta(query: FunnelQuery) -> dict:
+    return {
+        "order": query.order.value,
+        "window_days": query.window_days,
+        "period": query.period.value,
+        "date_from": query.date_from.isoformat(),
+        "date_to": query.date_to.isoformat(),
+        "breakdown_by": query.breakdown.name if query.breakdown else None,
+    }
+
+
+def funnel_dropped_users(query: FunnelQuery, *, step: int, limit: int, offset: int) -> dict:
+    """Users who reached step-1 but not `step` (1-based, >= 2), ordered by user id."""
+    sql = (
+        "SELECT user_id, count() OVER () AS total FROM ("
+        f"{per_user_sql(query)}) WHERE level = {{reached:UInt8}} "
+        "ORDER BY user_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}"
+    )
+    params = {**_params(query), "reached": step - 1, "limit": limit, "offset": offset}
+    rows = store().query(sql, params, timeout=query_timeout())
+    total = rows[0]["total"] if rows else 0
+    if not rows and offset:
+        count = store().query(
+            f"SELECT count() AS n FROM ({per_user_sql(query)}) WHERE level = {{reached:UInt8}}",
+            params,
+            timeout=query_timeout(),
+        )
+        total = count[0]["n"]
+    return {"total": total, "users": [r["user_id"] for r in rows]}
+
+
+# --- input
+
+
+def parse_steps(text: str) -> tuple[Step, ...]:
+    """`signup,video_completed:video_style=animated,...`: events with an optional filter each."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) < 2:
+        raise serializers.ValidationError("give 2 to 10 steps, separated by commas")
+    if len(parts) > MAX_STEPS:
+        raise serializers.ValidationError(f"at most {MAX_STEPS} steps, got {len(parts)}")
+    steps = []
+    for part in parts:
+        event, _, condition = part.partition(":")
+        if not EVENT_NAME.match(event):
+            raise serializers.ValidationError(f"{event!r} is not an event name")
+        key, value = "", ""
+        if condition:
+            key, sep, value = condition.partition("=")
+            if not sep or not re.match(r"^[A-Za-z0-9_.\-]{1,64}$", key) or len(value) > 200:
+                raise serializers.ValidationError(
+                    f"step filter {condition!r} must read key=value (a property key, a value)"
+                )
+        steps.append(Step(event, key, value))
+    return tuple(steps)
+
+
+class FunnelInput(RangeInput):
+    default_days = 30
+
+    steps = serializers.CharField(
+        max_length=2000,
+        help_text="2-10 comma-separated steps: an event, optionally `event:key=value`",
+    )
+    window_days = serializers.IntegerField(min_value=1, max_value=365, default=14)
+    order = serializers.ChoiceField(
+        choices=[o.value for o in Order], default=Order.SEQUENTIAL.value
+    )
+
+    def validate_steps(self, value):
+        return parse_steps(value)
+
+    def query(self) -> FunnelQuery:
+        values = self.validated_data
+        return FunnelQuery(
+            steps=values["steps"],
+            date_from=values["date_from"],
+            date_to=values["date_to"],
+            window_days=values["window_days"],
+            order=Order(values["order"]),
+            breakdown=values["breakdown"],
+            period=values["period"],
+        )
+
+
+class FunnelDroppedInput(FunnelInput, PageInput):
+    step = serializers.IntegerField(min_value=2, max_value=MAX_STEPS)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if attrs["step"] > len(attrs["steps"]):
+            raise serializers.ValidationError({"step": ["beyond the last step of the funnel"]})
+        return attrs
+
+
+# --- page
+
+
+def _dropped_url(request, step: int) -> str:
+    return reverse("analytics:funnel-dropped") + "?" + query_string(request, step=step, csv=None)
+
+
+def present_funnel(request, result, params):
+    steps = result["steps"]
+    groups = result.get("breakdowns") or [
+        {"breakdown": None, "steps": steps, "trend": result["trend"]}
+    ]
+    bars = [
+        {
+            "type": "bar",
+            "name": g["breakdown"] if g["breakdown"] is not None else "All users",
+            "x": [f"{i + 1}.<br>{s['label']}" for i, s in enumerate(g["steps"])],
+            "y": [s["count"] for s in g["steps"]],
+            "text": [percent(s["conversion_from_start"]) for s in g["steps"]],
+            "textposition": "auto",
+            "marker": {"color": charts.color(i)},
+        }
+        for i, g in enumerate(groups)
+    ]
+    panels = [
+        {
+            "id": "funnel-steps",
+            "title": "Users reaching each step",
+            "table": "steps",
+            "figure": {
+                "data": bars,
+                "layout": charts.layout(barmode="group", yaxis={"title": "users"}),
+            },
+        },
+        {
+            "id": "funnel-time",
+            "title": "Time to convert (entry to last step)",
+            "table": "time_to_convert",
+            "figure": {
+                "data": [
+                    {
+                        "type": "bar",
+                        "x": [b["bucket"] for b in result["time_to_convert"]],
+                        "y": [b["users"] for b in result["time_to_convert"]],
+                        "marker": {"color": charts.PALETTE[1]},
+                    }
+                ],
+                "layout": charts.layout(yaxis={"title": "users who converted"}),
+            },
+        },
+    ]
+    panels.append(_funnel_trend_chart(result, groups))
+    rows = []
+    for g in groups:
+        for i, s in enumerate(g["steps"], start=1):
+            rows.append(
+                {
+                    "breakdown": g["breakdown"],
+                    "step": i,
+                    **s,
+                    "median_time": duration_text(s["median_seconds_to_convert"]),
+                }
+            )
+    columns = [("step", "#"), ("label", "Step")]
+    if result.get("breakdowns"):
+        columns.insert(0, ("breakdown", result["breakdown_by"]))
+    columns += [
+        ("count", "Users"),
+        ("conversion_from_start", "From start"),
+        ("conversion_from_previous", "From previous"),
+        ("dropped", "Dropped"),
+        ("median_time", "Median time from previous"),
+        ("median_seconds_to_convert", "Median seconds"),
+    ]
+    links = {"dropped": lambda row: _dropped_url(request, row["step"]) if row["step"] > 1 else None}
+    stats = [
+        ("Entered", f"{steps[0]['count']:,}", steps[0]["label"]),
+        ("Converted", percent(steps[-1]["conversion_from_start"]), f"{steps[-1]['count']:,} users"),
+    ]
+    return {
+        "stats": stats,
+        "charts": panels,
+        "tables": [
+            Table(
+                "steps",
+                "Steps",
+                columns,
+                rows,
+                links,
+                percent=("conversion_from_start", "conversion_from_previous"),
+            ),
+            Table(
+                "time_to_convert",
+                "Time to convert",
+                [("bucket", "Time"), ("users", "Users")],
+                result["time_to_convert"],
+            ),
+            Table(
+                "trend",
+                f"Conversion by {result['period']} of entry",
+                ([("breakdown", result["breakdown_by"])] if result.get("breakdowns") else [])
+                + [
+                    ("period", result["period"].capitalize()),
+                    ("entered", "Entered"),
+                    ("converted", "Converted"),
+                    ("conversion", "Conversion"),
+                ],
+                [{"breakdown": g["breakdown"], **t} for g in groups for t in g["trend"]],
+                percent=("conversion",),
+            ),
+        ],
+        "empty": not steps[0]["count"],
+    }
+
+
+def _funnel_trend_chart(result, groups) -> dict:
+    """Conversion (entry to last step) by period of entry: one line per breakdown group, over
+    the users entering each period (bars) when there is no breakdown."""
+    x = [t["period"] for t in result["trend"]]
+    split = bool(result.get("breakdowns"))
+    lines = [
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "name": g["breakdown"] if split else "Conversion",
+            "x": x,
+            "y": [None if t["conversion"] is None else t["conversion"] * 100 for t in g["trend"]],
+            "yaxis": "y" if split else "y2",
+            "line": {"color": charts.color(i)},
+        }
+        for i, g in enumerate(groups)
+    ]
+    if split:
+        layout = charts.layout(yaxis={"title": "% converted", "rangemode": "tozero"})
+        data = lines
+    else:
+        entered = {
+            "type": "bar",
+            "name": "Entered",
+            "x": x,
+            "y": [t["entered"] for t in result["trend"]],
+            "marker": {"color": charts.BACKGROUND_SERIES},
+        }
+        data = [entered, *lines]
+        layout = charts.two_axes("users entering", "% converted")
+    layout["xaxis"] = charts.period_axis(result["period"], x)
+    young = (dt.datetime.now(dt.UTC).date() - dt.date.fromisoformat(result["date_to"])).days
+    return {
+        "id": "funnel-trend",
+        "wide": True,
+        "title": f"Conversion by {result['period']} of entry",
+        "table": "trend",
+        "note": (
+            f"Users who entered in the last {result['window_days']} days may still convert."
+            if young < result["window_days"]
+            else ""
+        ),
+        "figure": {"data": data, "layout": layout},
+    }
+
+
+FUNNEL_FIELDS = [
+    text_field(
+        "steps",
+        "Steps (comma-separated; event:key=value filters)",
+        "signup,project_created,video_rendered,subscription_started",
+        size=60,
+    ),
+    text_field("window_days", "Window (days)", "14", size=3, kind="number"),
+    select_field("order", "Order", [o.value for o in Order], Order.SEQUENTIAL.value),
+]
+
+
+def present_dropped(request, result, params):
+    values = params.validated_data
+    step = values["steps"][values["step"] - 1]
+    title = f"Reached step {values['step'] - 1} but not step {values['step']} ({step.label})"
+    return users_panel(
+        request,
+        result,
+        title=title,
+        stat="Users who dropped",
+        back="analytics:funnel",
+        own=("step",),
+    )
+
+
+def dropped_users(params: FunnelDroppedInput, *, export_limit: int | None = None) -> dict:
+    """The requested page of the users who dropped, or the first `export_limit` of them."""
+    values = params.validated_data
+    return funnel_dropped_users(
+        params.query(), step=values["step"], **page_window(values, export_limit)
+    )
+
+
+FUNNEL = Analysis(
+    "funnel",
+    "Funnel",
+    FunnelInput,
+    lambda params: funnel(params.query()),
+    present_funnel,
+    extra_fields=FUNNEL_FIELDS,
+)
+FUNNEL_DROPPED = Analysis(
+    "funnel",
+    "Funnel: users who dropped",
+    FunnelDroppedInput,
+    dropped_users,
+    present_dropped,
+    template="analytics/users.html",
+    extra_fields=[*FUNNEL_FIELDS, text_field("step", "Dropped before step", size=3, kind="number")],
+)
+page = analysis_view(FUNNEL)
+dropped_page = analysis_view(FUNNEL_DROPPED, users=True)

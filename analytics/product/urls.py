@@ -1,0 +1,16 @@
+"""Page routes of the product analyses (mounted by analytics/urls.py)."""
+
+from django.urls import path
+
+from analytics.product import funnels, overview, retention, revenue, satisfaction, usage
+
+urlpatterns = [
+    path("", overview.page, name="index"),
+    path("retention/", retention.page, name="retention"),
+    path("retention/users/", retention.users_page, name="retention-users"),
+    path("funnel/", funnels.page, name="funnel"),
+    path("funnel/dropped/", funnels.dropped_page, name="funnel-dropped"),
+    path("revenue/", revenue.page, name="revenue"),
+    path("feature-usage/", usage.page, name="feature-usage"),
+    path("satisfaction/", satisfaction.page, name="satisfaction"),
+]

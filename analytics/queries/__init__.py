@@ -1,1 +1,0 @@
-"""Product analyses for product managers: one selector per analysis, parameterized SQL only."""
