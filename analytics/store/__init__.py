@@ -1,4 +1,5 @@
-"""The analytics store: embedded ClickHouse (chdb) or a ClickHouse server, by CLICKHOUSE_URL.
+"""The analytics store: embedded ClickHouse (chdb) or a ClickHouse server over HTTP(S), by
+CLICKHOUSE_URL.
 
 Both take the same SQL with ClickHouse query parameters (`{name:Type}`); user input is only
 ever passed as parameters.
@@ -25,11 +26,14 @@ def store_for_url(url: str) -> AnalyticsStore:
         from analytics.store.embedded import EmbeddedStore
 
         return EmbeddedStore(url.removeprefix("chdb://"))
-    if url.startswith(("clickhouse://", "clickhouses://")):
-        from analytics.store.server import ServerStore
+    from analytics.store.server import ServerStore, is_server_url
 
+    if is_server_url(url):
         return ServerStore(url)
-    raise ValueError(f"CLICKHOUSE_URL must start with chdb:// or clickhouse://, not {url!r}")
+    raise ValueError(
+        "CLICKHOUSE_URL must start with chdb:// (embedded) or http://, https://, clickhouse:// "
+        f"(a server), not {url.split('://')[0]!r}://"
+    )
 
 
 @cache

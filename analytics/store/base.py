@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -12,15 +13,178 @@ from typing import Any
 
 
 class StoreError(Exception):
-    """The store refused a statement (bad SQL, type error, timeout)."""
+    """The store refused a statement (bad SQL, bad data, a type error).
+
+    `code` is ClickHouse's error code when the store gave one; `row` is the 1-based row of an
+    insert that the store named as the cause, and `line` that row's text (shortened)."""
+
+    def __init__(
+        self, message: str, *, code: int | None = None, row: int | None = None, line: str = ""
+    ):
+        super().__init__(message)
+        self.code = code
+        self.row = row
+        self.line = line
 
 
 class StoreUnavailable(StoreError):
-    """The store could not be reached or opened; the caller may retry later."""
+    """A transient failure: the store could not be reached or opened, was restarting, or was
+    overloaded (too many parts, memory). The caller retries later; nothing is dead-lettered."""
 
 
-class QueryTimeout(StoreError):
+class QueryTimeout(StoreUnavailable):
     """A query ran past the configured time limit."""
+
+
+# Settings both stores apply to every statement, so the same SQL gives the same results and
+# Python types on either: numbers as JSON numbers, times read and shown in UTC, unknown input
+# fields skipped, strings in Arrow results as strings, inserts written synchronously.
+SESSION_SETTINGS: dict[str, str | int] = {
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_decimals": 0,
+    "date_time_input_format": "best_effort",
+    "input_format_skip_unknown_fields": 1,
+    "async_insert": 0,
+    "session_timezone": "UTC",
+    "output_format_arrow_string_as_string": 1,
+}
+
+# ClickHouse error codes that may pass on their own: retried with backoff, never treated as
+# bad data. https://github.com/ClickHouse/ClickHouse/blob/master/src/Common/ErrorCodes.cpp
+TIMEOUT_CODES = frozenset({159})  # TIMEOUT_EXCEEDED
+TRANSIENT_CODES = frozenset(
+    {
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        203,  # NO_FREE_CONNECTION
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY
+        252,  # TOO_MANY_PARTS
+        285,  # TOO_FEW_LIVE_REPLICAS
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        394,  # QUERY_WAS_CANCELLED
+        425,  # SYSTEM_ERROR
+        439,  # CANNOT_SCHEDULE_TASK
+        999,  # KEEPER_EXCEPTION
+        1000,  # POCO_EXCEPTION
+    }
+)
+TRANSIENT_HTTP_STATUSES = frozenset({429, 502, 503, 504})
+_CODE_RE = re.compile(r"Code: (\d+)\.")
+_ROW_RE = re.compile(r"\(at row (\d+)\)")
+
+
+def error_code(message: str) -> int | None:
+    match = _CODE_RE.search(message)
+    return int(match.group(1)) if match else None
+
+
+def classify_error(
+    message: str, *, code: int | None = None, payload: bytes | None = None, timeout: float = 0
+) -> StoreError:
+    """The store exception for a failure: transient ones are StoreUnavailable (QueryTimeout for
+    a time limit), anything else StoreError; an insert's failing row is named when known."""
+    code = code if code is not None else error_code(message)
+    if code in TIMEOUT_CODES:
+        return QueryTimeout(f"query ran past {timeout:g} s", code=code)
+    if code in TRANSIENT_CODES:
+        return StoreUnavailable(message, code=code)
+    row, line = None, ""
+    match = _ROW_RE.search(message)
+    if match and payload is not None:
+        row = int(match.group(1))
+        lines = payload.splitlines()
+        if 0 < row <= len(lines):
+            line = lines[row - 1][:500].decode(errors="replace")
+    detail = f"{message} [row {row}: {line}]" if line else message
+    return StoreError(detail, code=code, row=row, line=line)
+
+
+def _escaped(text: str) -> str:
+    """ClickHouse's Escaped text format, in which a server reads `param_<name>` values."""
+    return (
+        text.replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\0", "\\0")
+    )
+
+
+def _literal(value: Any) -> str:
+    """A value inside an Array/Tuple parameter: a SQL literal."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, list | tuple | set | frozenset):
+        return "[" + ",".join(_literal(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = _scalar(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        text = value.strftime("%Y-%m-%d %H:%M:%S")
+        return f"{text}.{value.microsecond // 1000:03d}" if value.microsecond else text
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def bind_params(params: Mapping[str, Any] | None) -> dict[str, str]:
+    """Query parameters as the text a ClickHouse server reads from `param_<name>`: both stores
+    send exactly this, so one filter means the same on both. Times are UTC with milliseconds;
+    arrays are literals; None is NULL (`\\N`)."""
+    bound = {}
+    for name, value in (params or {}).items():
+        if value is None:
+            bound[name] = "\\N"
+        elif isinstance(value, list | tuple | set | frozenset):
+            bound[name] = _literal(list(value))
+        elif isinstance(value, bool):
+            bound[name] = "1" if value else "0"
+        elif isinstance(value, int | float):
+            bound[name] = repr(value)
+        else:
+            bound[name] = _escaped(_scalar(value))
+    return bound
+
+
+def decode_rows(data: bytes | str) -> list[dict]:
+    """JSONEachRow output as dicts: the one result decoding both stores share."""
+    if isinstance(data, bytes):
+        data = data.decode()
+    return [json.loads(line) for line in data.splitlines() if line]
+
+
+def decode_arrow(data: bytes):
+    """Arrow output as a pandas DataFrame: `query_df`'s decoding on both stores."""
+    import pyarrow as pa
+
+    if not data:
+        import pandas as pd
+
+        return pd.DataFrame()
+    table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
+    frame = table.to_pandas(date_as_object=False)
+    for field in table.schema:
+        # Dates as datetime64[s] and times as naive UTC datetime64[ns], as pandas users of the
+        # store have always had them.
+        if pa.types.is_date(field.type):
+            frame[field.name] = frame[field.name].astype("datetime64[s]")
+        elif pa.types.is_timestamp(field.type):
+            column = frame[field.name]
+            if column.dt.tz is not None:
+                column = column.dt.tz_convert("UTC").dt.tz_localize(None)
+            frame[field.name] = column.astype("datetime64[ns]")
+    return frame
 
 
 def json_default(value: Any) -> Any:

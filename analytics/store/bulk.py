@@ -1,7 +1,9 @@
 """Bulk loads into the analytics store: columnar frames through INSERT ... SELECT (Parquet
-files for the embedded store, staging tables for a server), `events` rows staged in a
-view-less copy whose rows then fill each rollup through its materialized view's own SELECT
-(re-aimed by parsing the view DDL), and batched row inserts.
+files for the embedded store, a staging table of this run for a server), and batched row
+inserts. On the embedded store only, `events` rows are staged in a view-less copy whose rows
+then fill each rollup through its materialized view's own SELECT (re-aimed by parsing the view
+DDL) before its partitions are attached: on a server (replicas behind a load balancer, or a
+cluster) rows go straight into `events` and its views run as on any insert.
 """
 
 from __future__ import annotations
@@ -63,8 +65,13 @@ class StagedRows:
     migrations)."""
 
     def __init__(self, db: AnalyticsStore, *, direct: bool = False):
+        from analytics.store.embedded import EmbeddedStore
+
         self.db = db
         self.stage = f"generate_events_rows_{uuid.uuid4().hex[:12]}"
+        # ATTACH PARTITION and re-aimed views are for one embedded process: a server's
+        # requests may reach another replica, and a cluster's events are Distributed.
+        direct = direct or not isinstance(db, EmbeddedStore)
         self.backfills = None if direct else self._backfills()
         self.table = "events" if self.backfills is None else self.stage
 
@@ -123,6 +130,7 @@ class FrameLoader:
         self.db = db
         self.embedded = isinstance(db, EmbeddedStore)
         self.tmp = Path(tempfile.mkdtemp(prefix="generate_events_"))
+        self.run = uuid.uuid4().hex[:12]  # staging names unique to this run
         self.count = 0
 
     def close(self) -> None:
@@ -152,14 +160,17 @@ class FrameLoader:
             path = self.tmp / f"frame{self.count}.parquet"
             pq.write_table(table, path, compression="none", row_group_size=65536)
             return path
-        stage = f"generate_events_stage_{self.count}"
+        # A MergeTree table, not Memory: on a replicated database every replica sees it.
+        stage = f"generate_events_stage_{self.run}_{self.count}"
         types = {"int64": "Int64", "uint64": "UInt64", "int32": "Int32", "uint8": "UInt8"}
         ddl = ", ".join(
             f"{c} {types.get(str(t), 'Float64')}"
             for c, t in zip(table.column_names, table.schema.types, strict=True)
         )
-        self.db.command(f"CREATE TABLE {stage} ({ddl}) ENGINE = Memory")
-        self.db.insert(stage, table.to_pylist())
+        self.db.command(f"CREATE TABLE {stage} ({ddl}) ENGINE = MergeTree ORDER BY tuple()")
+        rows = table.to_pylist()
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            self.db.insert(stage, rows[start : start + ROWS_PER_INSERT])
         return stage
 
 

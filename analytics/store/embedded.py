@@ -31,29 +31,26 @@ from typing import Any
 from django.conf import settings
 
 from analytics.store.base import (
+    SESSION_SETTINGS,
     AnalyticsStore,
-    QueryTimeout,
     StoreError,
     StoreUnavailable,
+    bind_params,
+    classify_error,
+    decode_arrow,
+    decode_rows,
     digest,
     rows_to_json_each_row,
 )
 
 LOCK_WAIT_SECONDS = 60.0
 HANDOFF_POLL_SECONDS = 0.004
+# The shared settings, plus: a dropped table's files otherwise wait for the server's delayed
+# removal, which a short-lived embedded process never reaches: they would stay on disk.
 _SESSION_SETTINGS = (
-    "SET output_format_json_quote_64bit_integers = 0",
-    "SET output_format_json_quote_decimals = 0",
-    "SET date_time_input_format = 'best_effort'",
-    "SET input_format_skip_unknown_fields = 1",
-    # chdb turns asynchronous inserts on, so every INSERT waited for the insert queue's flush
-    # timer (about 100 ms however few the rows); the writer batches by itself.
-    "SET async_insert = 0",
-    # A dropped table's files otherwise wait for the server's delayed removal, which a
-    # short-lived embedded process never reaches: they would stay on disk for good.
+    *(f"SET {name} = {value!r}" for name, value in SESSION_SETTINGS.items()),
     "SET database_atomic_wait_for_drop_and_detach_synchronously = 1",
 )
-_TIMEOUT_CODES = ("Code: 159", "TIMEOUT_EXCEEDED")
 # The outdated parts and, for each, the active part of the same table and partition whose
 # block range covers it (NULL when none does: a dropped partition or a truncated table).
 _OUTDATED_PARTS_SQL = """
@@ -72,25 +69,6 @@ SETTINGS join_use_nulls = 1
 logger = logging.getLogger(__name__)
 
 
-def _literal(value: Any) -> str:
-    if isinstance(value, list | tuple | set | frozenset):
-        return "[" + ",".join(_literal(v) for v in value) + "]"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
-
-
-def _bind(params: Mapping[str, Any]) -> dict:
-    """chdb binds scalars as text but needs arrays as ClickHouse literals ['a','b']."""
-    return {
-        k: _literal(v) if isinstance(v, list | tuple | set | frozenset) else v
-        for k, v in params.items()
-    }
-
-
 def _fsync_tree(path: str) -> None:
     """Flush a part's files and directory entries to disk (ClickHouse does not after a merge)."""
     for root, _dirs, files in os.walk(path):
@@ -105,12 +83,6 @@ def _fsync_tree(path: str) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _parse_json_each_row(text: str) -> list[dict]:
-    import json
-
-    return [json.loads(line) for line in text.splitlines() if line]
 
 
 class _Holder:
@@ -291,7 +263,7 @@ def _outdated_parts(conn, root: str) -> list[tuple[str, str | None]]:
     except Exception:  # housekeeping must never fail the caller's statement
         logger.exception("could not list the outdated parts of %s", root)
         return []
-    return [(row["path"], row["cover"]) for row in _parse_json_each_row(text)]
+    return [(row["path"], row["cover"]) for row in decode_rows(text)]
 
 
 def _remove_parts(root: str, outdated: list[tuple[str, str | None]]) -> None:
@@ -346,21 +318,19 @@ class EmbeddedStore(AnalyticsStore):
         limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
         try:
             conn.query(f"SET max_execution_time = {float(limit)}")
-            return conn.query(sql, fmt, params=_bind(params) if params else None)
+            return conn.query(sql, fmt, params=bind_params(params) if params else None)
         except Exception as exc:
-            message = str(exc)
-            if any(code in message for code in _TIMEOUT_CODES):
-                raise QueryTimeout(f"query ran past {limit} s") from exc
-            raise StoreError(message) from exc
+            raise classify_error(str(exc), timeout=limit) from exc
 
     def query(self, sql, params=None, *, timeout=None) -> list[dict]:
         with self._connection() as conn:
             result = self._run(conn, sql, "JSONEachRow", params, timeout)
-        return _parse_json_each_row(result.data() if hasattr(result, "data") else str(result))
+        return decode_rows(result.data() if hasattr(result, "data") else str(result))
 
     def query_df(self, sql, params=None, *, timeout=None):
         with self._connection() as conn:
-            return self._run(conn, sql, "DataFrame", params, timeout)
+            result = self._run(conn, sql, "Arrow", params, timeout)
+        return decode_arrow(result.bytes())
 
     def command(self, sql, params=None, *, timeout=None) -> None:
         with self._connection() as conn:
@@ -380,4 +350,4 @@ class EmbeddedStore(AnalyticsStore):
             try:
                 conn.query(f"INSERT INTO {table} FORMAT JSONEachRow\n" + payload.decode())
             except Exception as exc:
-                raise StoreError(str(exc)) from exc
+                raise classify_error(str(exc), payload=payload) from exc

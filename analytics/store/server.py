@@ -1,99 +1,244 @@
-"""A ClickHouse server through clickhouse-driver (native protocol), same SQL as the embedded store.
+"""A ClickHouse server over HTTP(S) through clickhouse-connect, with the embedded store's SQL.
 
-Query parameters are sent to the server (`server_side_params`), so `{name:Type}` placeholders
-are bound by ClickHouse itself, exactly as chdb binds them.
+clickhouse-connect is the client ClickHouse Inc. maintains. It binds `{name:Type}` parameters
+on the server (moving large ones into the request body), works through load balancers, TLS and
+ClickHouse Cloud, and lets the store choose the result format: both stores read JSONEachRow
+(and Arrow for DataFrames) and decode it with the same code, with the same session settings,
+so the same SQL gives the same Python values on either. (The native-protocol client this
+replaced cannot be tested on these machines, and its path was found broken.)
+
+`CLICKHOUSE_URL` forms: `http://user:pass@host:8123/db`, `https://...` (port 8443 by default),
+`clickhouse://...` (HTTP on 8123; `clickhouse+https://` or `?secure=1` for TLS). Query-string
+options: `secure`, `verify` (0 to skip TLS verification), `compress` (`lz4`, `zstd`, `gzip`;
+off by default), `connect_timeout`, `send_receive_timeout`; any other option is passed to the
+server as a ClickHouse setting of every statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from threading import local
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from django.conf import settings
 
 from analytics.store.base import (
+    SESSION_SETTINGS,
+    TRANSIENT_HTTP_STATUSES,
     AnalyticsStore,
-    QueryTimeout,
     StoreError,
     StoreUnavailable,
+    bind_params,
+    classify_error,
+    decode_arrow,
+    decode_rows,
     digest,
+    rows_to_json_each_row,
 )
+
+_SCHEMES = {
+    "http": False,
+    "https": True,
+    "clickhouse": False,
+    "clickhouse+http": False,
+    "clickhouse+https": True,
+    "clickhouses": True,
+}
+_CLIENT_OPTIONS = {"secure", "verify", "compress", "connect_timeout", "send_receive_timeout"}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ServerAddress:
+    """A CLICKHOUSE_URL taken apart."""
+
+    host: str
+    port: int
+    username: str = "default"
+    password: str = field(default="", repr=False)
+    database: str = "default"
+    secure: bool = False
+    verify: bool = True
+    compress: str | bool = False
+    connect_timeout: float = 10.0
+    send_receive_timeout: float | None = None
+    settings: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, url: str) -> ServerAddress:
+        parts = urlsplit(url)
+        if parts.scheme not in _SCHEMES:
+            raise ValueError(f"CLICKHOUSE_URL scheme must be one of {sorted(_SCHEMES)}")
+        options = dict(parse_qsl(parts.query))
+        secure = _SCHEMES[parts.scheme] or options.get("secure", "").lower() in _TRUE
+        compress = options.get("compress", "")
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8443 if secure else 8123),
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+            database=parts.path.strip("/") or "default",
+            secure=secure,
+            verify=options.get("verify", "1").lower() in _TRUE,
+            compress=compress if compress and compress.lower() not in {"0", "false"} else False,
+            connect_timeout=float(options.get("connect_timeout", 10)),
+            send_receive_timeout=(
+                float(options["send_receive_timeout"])
+                if "send_receive_timeout" in options
+                else None
+            ),
+            settings={k: v for k, v in options.items() if k not in _CLIENT_OPTIONS},
+        )
+
+
+class _Bound:
+    """A parameter already in the server's param_ text form (`bind_params`): clickhouse-connect
+    sends the str() of values it does not know as they are, so nothing is escaped twice."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class ServerStore(AnalyticsStore):
-    def __init__(self, url: str):
+    """One connection pool per process (rebuilt after a fork), shared by its threads."""
+
+    def __init__(self, url: str, *, query_settings: Mapping[str, Any] | None = None):
         self.url = url
-        self._local = local()
+        self.address = ServerAddress.parse(url)
+        self.query_settings = dict(query_settings or {})
+        self._lock = threading.Lock()
+        self._client_obj = None
+        self._pid = None
 
     def __repr__(self) -> str:
-        return "ServerStore(<CLICKHOUSE_URL>)"
+        return f"ServerStore({self.address.host}:{self.address.port}/{self.address.database})"
 
     @property
     def identity(self) -> str:
         return digest(self.url)  # digested: the URL may carry a password
 
     def _client(self):
-        client = getattr(self._local, "client", None)
-        if client is None:
-            from clickhouse_driver import Client
+        pid = os.getpid()
+        if self._client_obj is not None and self._pid == pid:
+            return self._client_obj
+        with self._lock:
+            if self._client_obj is None or self._pid != pid:
+                self._client_obj = self._connect()
+                self._pid = pid
+        return self._client_obj
 
-            client = Client.from_url(self.url)
-            client.settings.update({"server_side_params": True})
-            self._local.client = client
-        return client
+    def _connect(self):
+        import clickhouse_connect
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        address = self.address
+        timeout = address.send_receive_timeout or settings.CLICKHOUSE_QUERY_TIMEOUT + 30
+        try:
+            return clickhouse_connect.get_client(
+                host=address.host,
+                port=address.port,
+                username=address.username,
+                password=address.password,
+                database=address.database,
+                secure=address.secure,
+                verify=address.verify,
+                compress=address.compress,
+                connect_timeout=address.connect_timeout,
+                send_receive_timeout=timeout,
+                # Threads share the client: no server session, whose queries would serialize.
+                autogenerate_session_id=False,
+                settings={**SESSION_SETTINGS, **address.settings},
+            )
+        except ClickHouseError as exc:
+            raise self._error(exc) from exc
 
     def release(self) -> None:
-        client = getattr(self._local, "client", None)
-        self._local.client = None
+        with self._lock:
+            client, self._client_obj = self._client_obj, None
         if client is not None:
-            client.disconnect()
+            client.close()
 
-    def _execute(self, sql, params=None, *, timeout=None, **kwargs):
-        from clickhouse_driver import errors
+    def _settings(self, timeout: float | None) -> dict:
+        limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
+        return {**self.query_settings, "max_execution_time": limit}
+
+    def _error(self, exc: Exception, *, payload: bytes | None = None, timeout: float = 0):
+        from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+        message = str(exc)
+        code = getattr(exc, "code", None)
+        if code is None and isinstance(exc, DatabaseError):
+            status = next(
+                (s for s in TRANSIENT_HTTP_STATUSES if f"HTTP status {s}" in message), None
+            )
+            if status is not None or isinstance(exc, OperationalError):
+                return StoreUnavailable(message)
+        if code is None and not isinstance(exc, DatabaseError):
+            return StoreUnavailable(message)  # the transport failed: network, TLS, refused
+        if code is None:
+            return StoreError(message)
+        return classify_error(message, code=int(code), payload=payload, timeout=timeout)
+
+    def _raw(self, sql: str, params, fmt: str, timeout: float | None) -> bytes:
+        from clickhouse_connect.driver.exceptions import ClickHouseError
 
         limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
+        bound = {name: _Bound(text) for name, text in bind_params(params).items()}
         try:
-            return self._client().execute(
-                sql, params or {}, settings={"max_execution_time": limit}, **kwargs
+            return self._client().raw_query(
+                sql, parameters=bound or None, settings=self._settings(timeout), fmt=fmt
             )
-        except (errors.NetworkError, errors.SocketTimeoutError, EOFError, OSError) as exc:
-            self._local.client = None
+        except ClickHouseError as exc:
+            raise self._error(exc, timeout=limit) from exc
+        except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
-        except errors.ServerException as exc:
-            if exc.code == 159:
-                raise QueryTimeout(f"query ran past {limit} s") from exc
-            raise StoreError(str(exc)) from exc
 
     def query(self, sql, params=None, *, timeout=None) -> list[dict]:
-        rows, columns = self._execute(sql, params, timeout=timeout, with_column_types=True)
-        names = [name for name, _type in columns]
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        return decode_rows(self._raw(sql, params, "JSONEachRow", timeout))
 
     def query_df(self, sql, params=None, *, timeout=None):
-        import pandas as pd
-
-        rows, columns = self._execute(sql, params, timeout=timeout, with_column_types=True)
-        return pd.DataFrame(rows, columns=[name for name, _type in columns])
+        return decode_arrow(self._raw(sql, params, "Arrow", timeout))
 
     def command(self, sql, params=None, *, timeout=None) -> None:
-        self._execute(sql, params, timeout=timeout)
+        self._raw(sql, params, "TabSeparated", timeout)
 
     def insert(self, table, rows) -> int:
         if not rows:
             return 0
-        columns = list(rows[0].keys())
-        self._execute(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES",
-            [tuple(r.get(c) for c in columns) for r in rows],
-        )
+        self.insert_json_each_row(table, rows_to_json_each_row(rows))
         return len(rows)
 
     def insert_json_each_row(self, table: str, payload: bytes) -> None:
-        import json
+        """Raw JSONEachRow bytes in one request, read with the session settings."""
+        from clickhouse_connect.driver.exceptions import ClickHouseError
 
-        self.insert(table, [json.loads(line) for line in payload.splitlines() if line])
+        if not table.replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"not a table identifier: {table!r}")
+        try:
+            self._client().raw_insert(
+                table, insert_block=payload, settings=self._settings(None), fmt="JSONEachRow"
+            )
+        except ClickHouseError as exc:
+            raise self._error(exc, payload=payload) from exc
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     @contextmanager
     def session(self) -> Iterator[ServerStore]:
         yield self
+
+
+def is_server_url(url: str) -> bool:
+    return urlsplit(url).scheme in _SCHEMES
+
+
+__all__ = ["ServerAddress", "ServerStore", "StoreError", "is_server_url"]

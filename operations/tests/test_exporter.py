@@ -83,6 +83,8 @@ def test_values_written_by_another_process_are_summed(client):
         outcome="succeeded",
     )
     env = {"PYTEST_VERSION": "1", "PATH": "/usr/bin:/bin"}
+    if "VAR_DIR" in os.environ:  # the same metrics directory as this process's
+        env["VAR_DIR"] = os.environ["VAR_DIR"]
     for _ in range(2):
         subprocess.run([sys.executable, "-c", PROCESS_SCRIPT], check=True, env=env, timeout=60)
     after = value(
