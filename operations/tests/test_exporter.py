@@ -2,6 +2,7 @@
 metrics cross-checked against pandas, and the bearer token."""
 
 import json
+import os
 import subprocess
 import sys
 import time
