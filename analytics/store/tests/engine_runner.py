@@ -3,7 +3,7 @@
 Stands for "the same SQL on another ClickHouse version": the tests start it under the
 interpreter of an older chdb (whose bundled engine matches the oldest supported server), so it
 imports nothing from the project, whose Django that interpreter lacks. Reads
-{"path": ..., "statements": [...]} on stdin; writes one JSON list, an entry per statement:
+{"path": ..., "statements": [...], "config": optional config file} on stdin; writes one JSON list, an entry per statement:
 {"ok": true, "rows": [...]} or {"ok": false, "error": "..."}. It shows what one engine accepts
 and returns; nothing about a server's network, replication or settings profiles.
 """
@@ -20,11 +20,11 @@ def _text(result) -> str:
     return data.decode() if isinstance(data, bytes) else str(data)
 
 
-def run(path: str, statements: list[str]) -> list[dict]:
+def run(path: str, statements: list[str], config: str | None = None) -> list[dict]:
     import chdb
 
     shutil.rmtree(path, ignore_errors=True)
-    conn = chdb.connect(path)
+    conn = chdb.connect(f"{path}?config-file={config}" if config else path)
     outcomes = []
     try:
         for sql in statements:
@@ -42,4 +42,4 @@ def run(path: str, statements: list[str]) -> list[dict]:
 
 if __name__ == "__main__":
     request = json.load(sys.stdin)
-    json.dump(run(request["path"], request["statements"]), sys.stdout)
+    json.dump(run(request["path"], request["statements"], request.get("config")), sys.stdout)

@@ -70,10 +70,11 @@ def _all_statements() -> list[str]:
     return [s for path in migration_files() for s in statements_for(path.read_text(), layout=None)]
 
 
-def _run_on_old_engine(statements: list[str], path: Path) -> list[dict]:
+def _run_on_old_engine(statements: list[str], path: Path, config: Path | None = None) -> list[dict]:
+    request = {"path": str(path), "statements": statements, "config": config and str(config)}
     done = subprocess.run(
         [OLD_ENGINE_PYTHON, str(RUNNER)],
-        input=json.dumps({"path": str(path), "statements": statements}),
+        input=json.dumps(request),
         capture_output=True,
         text=True,
         timeout=300,
@@ -299,3 +300,34 @@ def test_a_one_shard_cluster_migrates_once_and_answers_through_distributed_table
         assert subscribers == [{"n": 1}]
     finally:
         db.close()
+
+
+TWO_LOCAL_SHARDS = """<clickhouse>
+  <tcp_port>9000</tcp_port>
+  <remote_servers><analytics>
+    <shard><replica><host>localhost</host><port>9000</port></replica></shard>
+    <shard><replica><host>127.0.0.1</host><port>9000</port></replica></shard>
+  </analytics></remote_servers>
+</clickhouse>
+"""
+
+
+@needs_old_engine
+def test_the_oldest_engine_runs_the_cluster_schema_and_backfills_on_two_shards(tmp_path):
+    """Two shards that are both the local engine (so every row reads twice: only whether each
+    statement runs is checked). Two shards make 24.8 refuse 0012's backfill, `uuid NOT IN
+    (SELECT ... FROM <Distributed>)`, unless its SETTINGS say distributed_product_mode =
+    'local'. ON CLUSTER is dropped and the tables are unreplicated (no Keeper in chdb)."""
+    config = tmp_path / "two-shards.xml"
+    config.write_text(TWO_LOCAL_SHARDS)
+    statements = [
+        s.replace(" ON CLUSTER 'analytics'", "")
+        for s in _rewritten(ClusterLayout("analytics", replicated=False))
+    ]
+    events = EVENTS.replace(" VALUES ", " SETTINGS distributed_foreground_insert = 1 VALUES ", 1)
+    run = [*statements, events, *statements]
+    outcomes = _run_on_old_engine(run, tmp_path / "old", config)
+    failed = [
+        (sql[:80], o["error"][:300]) for sql, o in zip(run, outcomes, strict=True) if not o["ok"]
+    ]
+    assert failed == []
