@@ -1,26 +1,59 @@
-"""Shared fixtures: embedded services for the test session, users per role, API keys, a worker."""
+"""Shared fixtures: embedded services for the test session, users per role, API keys, a worker.
 
+`TEST_CLICKHOUSE=emulator` runs the whole session against a ClickHouse server instead of the
+embedded store: the loopback emulator of ClickHouse's HTTP interface (testing/), whose every
+statement runs in the real engine (`CLICKHOUSE_EMULATOR_PYTHON` picks the interpreter, so the
+engine, that runs it). Every analytics test then goes through clickhouse-connect over HTTP.
+"""
+
+import os
 import shutil
 
 import pytest
 from django.conf import settings
+
+_emulator = None
 
 
 def pytest_configure(config):
     from core.embedded import ensure_embedded_redis
 
     ensure_embedded_redis()
+    if os.environ.get("TEST_CLICKHOUSE") == "emulator":
+        _start_store_emulator()
+
+
+def _start_store_emulator() -> None:
+    """Before any test module is imported: modules read CLICKHOUSE_URL to skip embedded-only
+    tests, and subprocesses (the writer, a web server) inherit it from the environment."""
+    global _emulator
+    from testing.clickhouse_server import ClickHouseEmulator
+
+    path = settings.VAR_DIR / "clickhouse-emulator"
+    shutil.rmtree(path, ignore_errors=True)
+    _emulator = ClickHouseEmulator(path).start()
+    os.environ["CLICKHOUSE_URL"] = _emulator.url
+    settings.CLICKHOUSE_URL = _emulator.url
+
+
+def pytest_report_header(config):
+    if _emulator is not None:
+        return f"analytics store: ClickHouse emulator, engine {_emulator.engine_version}"
+    return f"analytics store: {settings.CLICKHOUSE_URL.split('://')[0]}"
 
 
 def pytest_unconfigure(config):
     from core.embedded import stop_embedded_redis
 
+    if _emulator is not None:
+        _emulator.stop()
     stop_embedded_redis()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _analytics_store_schema(django_db_blocker):
-    """A fresh embedded analytics store for the session, migrated to the current schema."""
+    """A fresh analytics store for the session, migrated to the current schema (the emulated
+    server starts on an empty directory)."""
     from analytics.store.migrate import store_migrate
 
     if settings.CLICKHOUSE_URL.startswith("chdb://"):

@@ -29,7 +29,12 @@ def store_for_url(url: str) -> AnalyticsStore:
     from analytics.store.server import ServerStore, is_server_url
 
     if is_server_url(url):
-        return ServerStore(url)
+        from analytics.store.cluster import cluster_query_settings
+
+        # A sharded store's queries need these on every statement (analytics/store/cluster.py).
+        return ServerStore(
+            url, query_settings=cluster_query_settings() if settings.CLICKHOUSE_CLUSTER else None
+        )
     raise ValueError(
         "CLICKHOUSE_URL must start with chdb:// (embedded) or http://, https://, clickhouse:// "
         f"(a server), not {url.split('://')[0]!r}://"

@@ -39,10 +39,10 @@ def split_statements(sql: str) -> list[str]:
     return [s.strip() for s in "\n".join(lines).split(";\n") if s.strip().rstrip(";").strip()]
 
 
-def cluster_layout(*, replicated: bool = True) -> ClusterLayout | None:
+def cluster_layout() -> ClusterLayout | None:
     """The layout of settings.CLICKHOUSE_CLUSTER, or None on one node."""
     name = settings.CLICKHOUSE_CLUSTER
-    return ClusterLayout(name, replicated=replicated) if name else None
+    return ClusterLayout(name, replicated=settings.CLICKHOUSE_CLUSTER_REPLICATED) if name else None
 
 
 def statements_for(sql: str, *, layout: ClusterLayout | None) -> list[str]:

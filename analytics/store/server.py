@@ -209,7 +209,16 @@ class ServerStore(AnalyticsStore):
         return decode_arrow(self._raw(sql, params, "Arrow", timeout))
 
     def command(self, sql, params=None, *, timeout=None) -> None:
-        self._raw(sql, params, "TabSeparated", timeout)
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
+        bound = {name: _Bound(text) for name, text in bind_params(params).items()}
+        try:
+            self._client().command(sql, parameters=bound or None, settings=self._settings(timeout))
+        except ClickHouseError as exc:
+            raise self._error(exc, timeout=limit) from exc
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     def insert(self, table, rows) -> int:
         if not rows:

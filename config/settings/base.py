@@ -138,13 +138,16 @@ CHANNEL_LAYERS = {
     }
 }
 
-# Analytics store: `chdb://<path>` (embedded, default) or `clickhouse://user:pass@host:9000/db`.
+# Analytics store: `chdb://<path>` (embedded, default) or a ClickHouse server over HTTP(S):
+# `http://user:pass@host:8123/db`, `https://...` or `clickhouse://...` (analytics/store/server.py).
 CLICKHOUSE_URL = env.str("CLICKHOUSE_URL", default=f"chdb://{VAR_DIR / 'chdb'}")
 CLICKHOUSE_QUERY_TIMEOUT = env.float("CLICKHOUSE_QUERY_TIMEOUT", default=30.0)
 # Past one node: the <remote_servers> cluster whose shards hold the store. Migrations then
 # create `<table>_local` (Replicated) tables on every node and a Distributed `<table>` over
 # them, sharded by user (analytics/store/cluster.py). Empty: one server or ClickHouse Cloud.
 CLICKHOUSE_CLUSTER = env.str("CLICKHOUSE_CLUSTER", default="")
+# Replicated*MergeTree `_local` tables (needs Keeper); 0 makes plain MergeTree shards.
+CLICKHOUSE_CLUSTER_REPLICATED = env.bool("CLICKHOUSE_CLUSTER_REPLICATED", default=True)
 # The embedded store stays open this long after a process's last statement (0: close at once);
 # another process that needs it gets it within milliseconds (analytics/store/embedded.py).
 CLICKHOUSE_EMBEDDED_LINGER_SECONDS = env.float("CLICKHOUSE_EMBEDDED_LINGER_SECONDS", default=10.0)
