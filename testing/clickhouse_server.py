@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -207,6 +208,27 @@ def sql_quote(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+_ORDINARY_MARKER = "emulator-ordinary-default"
+_DEFAULT_DB_FILES = (
+    ("metadata/default.sql", "default.sql"),
+    ("metadata/default", "metadata"),
+    ("data/default", "data"),
+)
+
+
+def _set_aside_default_database(path: str) -> str | None:
+    """Move the Ordinary `default` database made on an old engine out of chdb's way before it
+    starts (it would collide with the in-memory `default` chdb creates); returns where."""
+    if not os.path.exists(os.path.join(path, _ORDINARY_MARKER)):
+        return None
+    kept = os.path.join(path, "emulator-default")
+    os.makedirs(kept, exist_ok=True)
+    for src, dst in _DEFAULT_DB_FILES:
+        if os.path.exists(os.path.join(path, src)):
+            os.replace(os.path.join(path, src), os.path.join(kept, dst))
+    return kept
+
+
 class Engine:
     """The process's one chdb connection; every call holds the lock."""
 
@@ -214,9 +236,11 @@ class Engine:
         import chdb
 
         self.lock = threading.Lock()
+        kept = _set_aside_default_database(path)
         self.conn = chdb.connect(path)
         self.scratch = tempfile.mkdtemp(prefix="chemu-")
         with self.lock:
+            self._persistent_default_database(path, kept)
             known = {row[0] for row in self._rows("SELECT name FROM system.settings")}
             for name, value in SERVER_DEFAULTS:
                 if name in known:
@@ -226,10 +250,35 @@ class Engine:
         self.names: dict[int, str] = {}
         self.sessions: dict[str, dict[str, str]] = {}
 
+    def _persistent_default_database(self, path: str, kept: str | None) -> None:
+        """Old chdb (24.8) serves `default` from memory: its tables' metadata is never saved,
+        so they vanish with the process. A server's `default` is on disk; an Ordinary database
+        (metadata/default/*.sql, data/default/) stands in for it there."""
+        engine = self._rows("SELECT engine FROM system.databases WHERE name = 'default'")
+        if engine and engine[0][0] not in ("Overlay", "Memory"):
+            return
+        self.run("DROP DATABASE IF EXISTS default")
+        if kept:
+            for src, dst in _DEFAULT_DB_FILES:
+                if os.path.exists(os.path.join(kept, dst)):
+                    os.replace(os.path.join(kept, dst), os.path.join(path, src))
+            os.rmdir(kept)
+            self.run("ATTACH DATABASE default")
+        else:
+            self.run("SET allow_deprecated_database_ordinary = 1")
+            self.run("CREATE DATABASE default ENGINE = Ordinary")
+            self.run("SET allow_deprecated_database_ordinary = DEFAULT")
+        with open(os.path.join(path, _ORDINARY_MARKER), "w") as fh:
+            fh.write("default is an Ordinary database made by testing/clickhouse_server.py\n")
+
     def run(self, sql: str, fmt: str = "TabSeparated"):
         try:
             return self.conn.query(sql, fmt)
         except Exception as exc:
+            # chdb 4 keeps the output a failed query had produced and prepends it to the
+            # next query's result: a throwaway query takes it.
+            with contextlib.suppress(Exception):
+                self.conn.query("SELECT 1", "TabSeparated")
             text = str(exc)
             match = _CODE.search(text)
             if match is None:
@@ -626,9 +675,9 @@ class Handler(BaseHTTPRequestHandler):
     def _authenticate(self, request: Request) -> None:
         server = self.server
         user, password = request.user, request.password
-        header_user = self.headers.get("X-ClickHouse-User")
-        if header_user is not None:
-            user, password = header_user, self.headers.get("X-ClickHouse-Key", "")
+        if "X-ClickHouse-User" in self.headers or "X-ClickHouse-Key" in self.headers:
+            user = self.headers.get("X-ClickHouse-User", "default")
+            password = self.headers.get("X-ClickHouse-Key", "")
         auth = self.headers.get("Authorization", "")
         if user is None and auth.lower().startswith("basic "):
             try:
