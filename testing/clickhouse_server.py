@@ -52,7 +52,12 @@ arrives after a 200), progress headers, external data tables, session temporary 
 raises (URI and form-field limits answer 400). `param_` values persist in the engine between
 requests (a query naming a parameter its request did not send may still bind). chdb's own
 defaults that differ from a server's (`async_insert`, `date_time_input_format`, ...) are reset
-to the server defaults at start.
+to the server defaults at start. On old chdb (ClickHouse 24.8), whose `default` database lives
+in memory, `default` is an Ordinary database on disk instead of a server's Atomic one (so
+`EXCHANGE TABLES` and UUID paths differ there).
+
+Run it: `python testing/clickhouse_server.py --path DIR --port N [--user U --password P]`
+(stdlib and chdb only at module level, so any interpreter with chdb will do).
 """
 
 from __future__ import annotations
