@@ -181,12 +181,12 @@ def test_anonymous_and_machine_keys_are_refused(client, machine_client):
 def test_timeout_is_a_clear_503(pm, api_client_for, monkeypatch):
     # A real timeout needs a query slower than any limit chdb accepts on tiny data, so the
     # store's query is replaced by one raising the store's own timeout error.
-    from analytics.store.embedded import EmbeddedStore
+    from analytics.store import store
 
     def slow(self, *args, **kwargs):
         raise QueryTimeout("query ran past 0.5 s")
 
-    monkeypatch.setattr(EmbeddedStore, "query", slow)
+    monkeypatch.setattr(type(store()), "query", slow)
     response = api_client_for(pm).get(_url("retention"))
     assert response.status_code == 503
     assert response.json()["error"] == "query_timeout"

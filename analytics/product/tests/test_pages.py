@@ -100,12 +100,12 @@ def test_bad_parameters_show_a_message(pm_client):
 
 def test_timeout_shows_a_message_not_a_500(pm_client, monkeypatch):
     # Mocked: a real query past the limit is not reproducible on tiny test data.
-    from analytics.store.embedded import EmbeddedStore
+    from analytics.store import store
 
     def slow(self, *args, **kwargs):
         raise QueryTimeout("query ran past 15.0 s")
 
-    monkeypatch.setattr(EmbeddedStore, "query", slow)
+    monkeypatch.setattr(type(store()), "query", slow)
     response = pm_client.get("/analytics/funnel/?steps=signup,project_created")
     assert response.status_code == 503
     assert "took too long" in response.content.decode()
