@@ -44,7 +44,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -629,3 +629,103 @@ def _truth_frame(pd, spec, users: _Users, ids, start_ms: int, span: float):
             "session_rate": users.rate,
         }
     )
+
+
+# --- capture payloads ---------------------------------------------------------------------
+
+# The label tuple of each coded column (the Python twin of _PROPERTY_SQL's arrays).
+_CODED = {
+    "signup_source": SIGNUP_SOURCES,
+    "platform": PLATFORMS,
+    "feature": FEATURES,
+    "book_type": BOOK_TYPES,
+    "video_style": VIDEO_STYLES,
+    "ai_service": AI_SERVICES,
+    "category": TICKET_CATEGORIES,
+    "tier": TIERS,
+    "previous_tier": TIERS,
+    "reason": CANCEL_REASONS,
+}
+# What a client sends per platform: agents the capture path's enrichment reads as mobile,
+# mobile and desktop (an Android agent without "Mobile" would pass for a tablet), and one
+# public address per country of COUNTRIES that its IP lookup places in that country.
+CAPTURE_AGENTS = (
+    "book2video-ios/4.2 (iPhone; iOS 18.1)",
+    "Mozilla/5.0 (Linux; Android 15; Pixel 8) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36",
+    _USER_AGENTS[2],
+)
+CAPTURE_IPS = (
+    "8.8.8.8",
+    "81.2.69.142",
+    "193.99.144.80",
+    "80.67.169.12",
+    "49.44.0.1",
+    "200.160.2.3",
+    "24.48.0.1",
+    "130.206.1.1",
+    "133.11.0.1",
+    "1.128.0.1",
+)
+
+
+def capture_payloads(spec: GenerationSpec, *, limit: int | None = None) -> Iterator[dict]:
+    """The events `generate` writes for `spec`, as a client sends them to `POST /api/events/`:
+    in time order within each chunk of users, at most `limit` of them.
+
+    The same users, times and properties; what the capture path adds is left to it: the uuid,
+    and the enrichment (user_tier from the users dimension, device_type from the user agent,
+    geo_country from the IP). The same spec (with an `end`) gives the same payloads."""
+    start_ms = int(spec.start_at.timestamp() * 1000)
+    span = (int(spec.end_at.timestamp() * 1000) - start_ms) / DAY_MS
+    sent = 0
+    for first in range(0, spec.users, USERS_PER_CHUNK):
+        n = min(USERS_PER_CHUNK, spec.users - first)
+        rng = np.random.default_rng([spec.seed, first])
+        users = _simulate_users(rng, first, n, span)
+        frames = _simulate_events(rng, users, span)
+        parts = [
+            _payload_part(spec, event, cols, users, start_ms, span)
+            for event, cols in frames.items()
+        ]
+        days = np.concatenate([day for day, _ in parts])
+        which = np.concatenate([np.full(len(day), k) for k, (day, _) in enumerate(parts)])
+        row = np.concatenate([np.arange(len(day)) for day, _ in parts])
+        for i in np.argsort(days, kind="stable"):
+            yield parts[which[i]][1](row[i])
+            sent += 1
+            if limit is not None and sent >= limit:
+                return
+
+
+def _payload_part(spec, event: str, cols: dict, users: _Users, start_ms: int, span: float):
+    """(days, payload of row i) for one event type's frame of one chunk."""
+    keep = cols["day"] < span
+    cols = {k: v[keep] for k, v in cols.items()}
+    u, day, sess = cols.pop("u"), cols.pop("day"), cols.pop("sess")
+    platform = cols.get("platform", users.platform[u])
+    stamps = np.datetime_as_string(
+        (start_ms + np.round(day * DAY_MS).astype(np.int64)).astype("datetime64[ms]"),
+        unit="ms",
+        timezone="UTC",
+    ).tolist()
+    user_ids = [f"{spec.prefix}{i:06d}" for i in (users.first + u).tolist()]
+    sessions = np.where(sess > 0, sess + (users.first << 28), 0).tolist()
+    agents = np.take(CAPTURE_AGENTS, platform).tolist()
+    ips = np.take(CAPTURE_IPS, users.country[u]).tolist()
+    props = {k: (np.take(_CODED[k], v) if k in _CODED else v).tolist() for k, v in cols.items()}
+    name = str(event)
+
+    def payload(i: int) -> dict:
+        out = {
+            "event": name,
+            "user_id": user_ids[i],
+            "timestamp": stamps[i],
+            "properties": {k: v[i] for k, v in props.items()},
+            "user_agent": agents[i],
+            "ip": ips[i],
+        }
+        if sessions[i]:
+            out["session_id"] = f"{sessions[i]:x}"
+        return out
+
+    return day, payload

@@ -1,5 +1,6 @@
 """`bench ingest`: HTTP batches of events to rows visible in the analytics store, against raw
-bulk inserts into the same store."""
+bulk inserts into the same store. The events are the product simulation's, as its users' apps
+would send them (`analytics.simulation.capture_payloads`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import contextlib
 import datetime as dt
 import http.client
 import os
-import random
 import shutil
 import statistics
 import subprocess
@@ -21,34 +21,14 @@ import msgspec
 import psutil
 from django.conf import settings
 
+from analytics.simulation import GenerationSpec, capture_payloads
 from benchmarks.harness import free_port, percentile
 from core.processes import MANAGE_PY
 
 BATCH = 1000
-AGENTS = [
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-    "Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.0.0 Mobile Safari/537.36",
-]
-NAMES = ["session_start", "project_created", "video_rendered", "video_completed", "feature_used"]
-
-
-def _events(rng: random.Random, n: int, *, start: dt.datetime) -> list[dict]:
-    return [
-        {
-            "event": rng.choice(NAMES),
-            "user_id": f"bench-{rng.randrange(50_000)}",
-            "timestamp": (start + dt.timedelta(seconds=rng.randrange(20 * 86400))).isoformat(),
-            "session_id": f"s{rng.randrange(10**6)}",
-            "user_agent": rng.choice(AGENTS),
-            "ip": f"81.2.{rng.randrange(256)}.{rng.randrange(256)}",
-            "properties": {"video_style": "cinematic", "seconds": rng.randrange(600)},
-        }
-        for _ in range(n)
-    ]
+# The simulated product's users over the last month: ~130,000 events in time order, of which
+# the raw inserts take the first 100,000 and the HTTP batches the next 20,000.
+SIMULATED_USERS = 10_000
 
 
 def _raw_rows(events: list[dict]) -> bytes:
@@ -63,7 +43,7 @@ def _raw_rows(events: list[dict]) -> bytes:
                 "user_id": e["user_id"],
                 "timestamp": e["timestamp"][:19].replace("T", " "),
                 "properties": encode(e["properties"]).decode(),
-                "session_id": e["session_id"],
+                "session_id": e.get("session_id", ""),
                 "page_url": "",
                 "user_agent": e["user_agent"],
                 "ip": e["ip"],
@@ -139,8 +119,8 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
     total = 100_000 if quick else 1_000_000
     me = psutil.Process()
     batches = total // BATCH
-    rng = random.Random(42)
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(days=21)
+    spec = GenerationSpec(users=SIMULATED_USERS, months=1, seed=42)
+    simulated = list(capture_payloads(spec, limit=100_000 + 20 * BATCH))
     tag = f"{os.getpid()}"
     path = Path(settings.VAR_DIR) / "bench" / f"ingest-{tag}"
     shutil.rmtree(path, ignore_errors=True)
@@ -154,7 +134,7 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
     children: list[subprocess.Popen] = []
     try:
         # 1. The physical limit: bulk inserts of finished rows, 100k per statement.
-        sample = _events(rng, 100_000, start=start)
+        sample = simulated[:100_000]
         payloads = [_raw_rows(sample) for _ in range(total // 100_000)]
         cpu0, t0 = _cpu(me), time.perf_counter()
         for payload in payloads:
@@ -189,7 +169,8 @@ def bench_ingest(stdout, *, quick: bool = False) -> None:
             )
         _wait_http(port)
         bodies = [
-            msgspec.json.encode({"batch": _events(rng, BATCH, start=start)}) for _ in range(20)
+            msgspec.json.encode({"batch": simulated[start : start + BATCH]})
+            for start in range(100_000, len(simulated), BATCH)
         ]
         # Warm up (imports, parsers, the first store open) outside the measurement.
         _post_all(port, bodies[:1], 2, raw_key, 1)

@@ -8,13 +8,24 @@ import datetime as dt
 import io
 import json
 
+import msgspec
 import pandas as pd
 import pytest
 from django.core.management import CommandError, call_command
 
 from analytics import demo
 from analytics.catalog import BOOK_TYPES, FEATURES, TIER_MRR, TIERS, VIDEO_STYLES, Event
-from analytics.simulation import GenerationSpec, generate
+from analytics.events.enrich import device_type, geo_country
+from analytics.events.schema import MAX_BATCH, decode_valid_body, validate_events
+from analytics.simulation import (
+    CAPTURE_AGENTS,
+    CAPTURE_IPS,
+    COUNTRIES,
+    PLATFORMS,
+    GenerationSpec,
+    capture_payloads,
+    generate,
+)
 
 END = dt.datetime(2026, 6, 30, 23, 59, tzinfo=dt.UTC)
 SPEC = GenerationSpec(users=400, months=6, seed=7, end=END)
@@ -182,3 +193,46 @@ def test_demo_seed_is_idempotent(analytics_store, monkeypatch):
     assert analytics_store.query("SELECT count() AS n FROM events")[0]["n"] == first > 0
     assert "skipped" in out.getvalue()
     assert analytics_store.query("SELECT uniqExact(user_id) AS n FROM users")[0]["n"] == 60
+
+
+def test_capture_payloads_are_valid_and_are_the_generated_events(generated):
+    _, events, _, _ = generated
+    payloads = list(capture_payloads(SPEC))
+    body = msgspec.json.encode(payloads)
+    checked = validate_events(msgspec.json.decode(body), now=dt.datetime.now(dt.UTC))
+    assert not checked.rejected and len(checked.events) == len(payloads) == len(events)
+    for first in range(0, len(payloads), MAX_BATCH):  # the capture API's fast path takes them
+        assert decode_valid_body(msgspec.json.encode({"batch": payloads[first:][:MAX_BATCH]}))
+    # the same events as generate's rows, properties without what enrichment adds (the store
+    # writes a whole Float64 as 195, the payload as 195.0: equal as numbers)
+    stamps = pd.to_datetime(events["timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    stored = sorted(
+        (
+            e,
+            u,
+            t[:23] + "Z",
+            tuple(sorted((k, v) for k, v in p.items() if k not in ENRICHMENT)),
+        )
+        for e, u, t, p in zip(
+            events["event"], events["user_id"], stamps, events["props"], strict=True
+        )
+    )
+    sent = sorted(
+        (p["event"], p["user_id"], p["timestamp"], tuple(sorted(p["properties"].items())))
+        for p in payloads
+    )
+    assert sent == stored
+    stamps = [p["timestamp"] for p in payloads[:5000]]  # one chunk: in time order
+    assert stamps == sorted(stamps)
+
+
+def test_capture_payloads_are_deterministic_and_enrich_to_the_simulated_user():
+    spec = GenerationSpec(users=50, months=2, seed=11, end=END)
+    first = list(capture_payloads(spec))
+    assert first == list(capture_payloads(spec))
+    assert first != list(capture_payloads(GenerationSpec(users=50, months=2, seed=12, end=END)))
+    assert list(capture_payloads(spec, limit=100)) == first[:100]
+    # the capture path's enrichment reads the simulated platform and country back
+    assert [device_type(a) for a in CAPTURE_AGENTS] == ["mobile", "mobile", "desktop"]
+    assert len(CAPTURE_AGENTS) == len(PLATFORMS)
+    assert [geo_country(ip) for ip in CAPTURE_IPS] == list(COUNTRIES)

@@ -6,8 +6,7 @@ import datetime as dt
 import pytest
 from django.core.cache import cache
 
-from analytics.store import store
-from benchmarks.analytics_queries import synthetic_events
+from analytics.simulation import GenerationSpec, generate
 
 pytestmark = [pytest.mark.browser]
 END = dt.date(2024, 12, 31)
@@ -16,8 +15,9 @@ END = dt.date(2024, 12, 31)
 @pytest.fixture
 def demo_events(analytics_store):
     cache.clear()
-    for _rows, payload in synthetic_events(users=1500, events=60_000, end=END, seed=3):
-        store().insert_json_each_row("events", payload)
+    # the product simulation (the demo's), ~60,000 events over 2024
+    end = dt.datetime.combine(END + dt.timedelta(days=1), dt.time(), dt.UTC)
+    generate(GenerationSpec(users=750, months=12, seed=3, end=end), db=analytics_store)
 
 
 def test_pm_reads_retention_and_opens_a_cell(page, live_asgi, login, pm, artifact, demo_events):
