@@ -19,6 +19,15 @@ $(VENV)/.dev-installed: requirements-dev.txt requirements.txt requirements.lock 
 	$(PIP) install --quiet -r requirements-dev.txt -c requirements.lock
 	touch $(VENV)/.installed $@
 
+# The engine of the oldest supported ClickHouse server (24.8), in its own virtual environment:
+# the store's tests run the emulated server and the migrations on it too (testing/engines.py).
+OLDEST_ENGINE ?= var/clickhouse-24.8
+
+$(OLDEST_ENGINE)/.installed: testing/requirements-oldest-engine.txt
+	$(PYTHON) -m venv $(OLDEST_ENGINE)
+	$(OLDEST_ENGINE)/bin/pip install --quiet -r testing/requirements-oldest-engine.txt
+	touch $@
+
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.dev-installed
@@ -28,7 +37,7 @@ run: install
 	$(PY) manage.py run
 
 ## test: ruff lint and format check, then the whole test suite
-test: install-dev lint
+test: install-dev lint $(OLDEST_ENGINE)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

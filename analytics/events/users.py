@@ -97,7 +97,7 @@ def users_dimension_apply(*, db: AnalyticsStore, updates: Iterable[dict]) -> int
         return 0
     ids = sorted({u["user_id"] for u in updates})
     current = {}
-    for row in db.query(_CURRENT_SQL, {"ids": ids}):
+    for row in db.query(_CURRENT_SQL, {"ids": ids}, consistent=True):
         row["updated_at"] = row.pop("last_update")
         current[row["user_id"]] = row
     merged = dict(current)

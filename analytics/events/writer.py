@@ -176,6 +176,7 @@ class EventWriter:
             rows = self.db.query(
                 "SELECT DISTINCT toString(uuid) AS u FROM events WHERE uuid IN {ids:Array(UUID)}",
                 {"ids": uuids[start : start + UUID_CHECK_CHUNK]},
+                consistent=True,
             )
             present.update(r["u"] for r in rows)
         return b"\n".join(line for line, u in zip(lines, uuids, strict=True) if u not in present)

@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -159,31 +159,46 @@ def bind_params(params: Mapping[str, Any] | None) -> dict[str, str]:
 
 def decode_rows(data: bytes | str) -> list[dict]:
     """JSONEachRow output as dicts: the one result decoding both stores share."""
-    if isinstance(data, bytes):
-        data = data.decode()
-    return [json.loads(line) for line in data.splitlines() if line]
+    if isinstance(data, str):
+        data = data.encode()
+    # Rows end with \n only: str.splitlines() would also split inside a value at U+0085 or
+    # U+2028, which JSON leaves unescaped.
+    return [json.loads(line) for line in data.split(b"\n") if line.strip()]
 
 
-def decode_arrow(data: bytes):
-    """Arrow output as a pandas DataFrame: `query_df`'s decoding on both stores."""
+def decode_arrow(data: bytes, *, describe: Callable[[], dict[str, str]] | None = None):
+    """Arrow output as a pandas DataFrame: `query_df`'s decoding on both stores.
+
+    Dates come out as datetime64[s] and times as naive UTC datetime64[ns], as pandas users of
+    the store have always had them. Servers before 25.x write Date and DateTime columns to
+    Arrow as plain UInt16 days and UInt32 seconds; when a frame has such columns, `describe`
+    (the query's ClickHouse column types) tells which are really dates and times."""
+    import pandas as pd
     import pyarrow as pa
 
     if not data:
-        import pandas as pd
-
         return pd.DataFrame()
     table = pa.ipc.open_file(pa.BufferReader(data)).read_all()
     frame = table.to_pandas(date_as_object=False)
+    unsigned = [f.name for f in table.schema if f.type in (pa.uint16(), pa.uint32())]
+    types = describe() if unsigned and describe is not None else {}
     for field in table.schema:
-        # Dates as datetime64[s] and times as naive UTC datetime64[ns], as pandas users of the
-        # store have always had them.
+        name, kind = field.name, types.get(field.name, "")
         if pa.types.is_date(field.type):
-            frame[field.name] = frame[field.name].astype("datetime64[s]")
+            frame[name] = frame[name].astype("datetime64[s]")
         elif pa.types.is_timestamp(field.type):
-            column = frame[field.name]
+            column = frame[name]
             if column.dt.tz is not None:
                 column = column.dt.tz_convert("UTC").dt.tz_localize(None)
-            frame[field.name] = column.astype("datetime64[ns]")
+            frame[name] = column.astype("datetime64[ns]")
+        elif kind.removeprefix("Nullable(").startswith("Date") and "Time" not in kind:
+            frame[name] = pd.to_datetime(frame[name].astype("int64"), unit="D").astype(
+                "datetime64[s]"
+            )
+        elif kind.removeprefix("Nullable(").startswith("DateTime"):
+            frame[name] = pd.to_datetime(frame[name].astype("int64"), unit="s").astype(
+                "datetime64[ns]"
+            )
     return frame
 
 
@@ -218,8 +233,15 @@ class AnalyticsStore(ABC):
 
     @abstractmethod
     def query(
-        self, sql: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
-    ) -> list[dict]: ...
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        consistent: bool = False,
+    ) -> list[dict]:
+        """Rows as dicts. `consistent`: the read must see every write acknowledged before it
+        (the writer's duplicate check, the users dimension), also on a replicated server."""
 
     @abstractmethod
     def query_df(

@@ -322,7 +322,8 @@ class EmbeddedStore(AnalyticsStore):
         except Exception as exc:
             raise classify_error(str(exc), timeout=limit) from exc
 
-    def query(self, sql, params=None, *, timeout=None) -> list[dict]:
+    def query(self, sql, params=None, *, timeout=None, consistent=False) -> list[dict]:
+        # One process holds the store at a time: every read already sees every write.
         with self._connection() as conn:
             result = self._run(conn, sql, "JSONEachRow", params, timeout)
         return decode_rows(result.data() if hasattr(result, "data") else str(result))
@@ -330,7 +331,12 @@ class EmbeddedStore(AnalyticsStore):
     def query_df(self, sql, params=None, *, timeout=None):
         with self._connection() as conn:
             result = self._run(conn, sql, "Arrow", params, timeout)
-        return decode_arrow(result.bytes())
+
+        def describe() -> dict[str, str]:
+            rows = self.query(f"DESCRIBE ({sql})", params, timeout=timeout)
+            return {row["name"]: row["type"] for row in rows}
+
+        return decode_arrow(result.bytes(), describe=describe)
 
     def command(self, sql, params=None, *, timeout=None) -> None:
         with self._connection() as conn:

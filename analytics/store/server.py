@@ -167,9 +167,21 @@ class ServerStore(AnalyticsStore):
         if client is not None:
             client.close()
 
-    def _settings(self, timeout: float | None) -> dict:
+    def _settings(self, timeout: float | None, *, consistent: bool = False) -> dict:
         limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
-        return {**self.query_settings, "max_execution_time": limit}
+        chosen = {**self.query_settings, "max_execution_time": limit}
+        if consistent and settings.CLICKHOUSE_REPLICATED:
+            # A replica behind the load balancer may not have the last insert yet.
+            chosen["select_sequential_consistency"] = 1
+        return chosen
+
+    def _insert_settings(self) -> dict:
+        chosen = self._settings(None)
+        if settings.CLICKHOUSE_REPLICATED:
+            # Acknowledged once a majority of replicas has the rows, so a consistent read on
+            # any replica sees them (self-managed Replicated tables; Cloud needs no quorum).
+            chosen["insert_quorum"] = "auto"
+        return chosen
 
     def _error(self, exc: Exception, *, payload: bytes | None = None, timeout: float = 0):
         from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
@@ -188,25 +200,32 @@ class ServerStore(AnalyticsStore):
             return StoreError(message)
         return classify_error(message, code=int(code), payload=payload, timeout=timeout)
 
-    def _raw(self, sql: str, params, fmt: str, timeout: float | None) -> bytes:
+    def _raw(self, sql: str, params, fmt: str, timeout: float | None, consistent=False) -> bytes:
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
         limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
         bound = {name: _Bound(text) for name, text in bind_params(params).items()}
         try:
             return self._client().raw_query(
-                sql, parameters=bound or None, settings=self._settings(timeout), fmt=fmt
+                sql,
+                parameters=bound or None,
+                settings=self._settings(timeout, consistent=consistent),
+                fmt=fmt,
             )
         except ClickHouseError as exc:
             raise self._error(exc, timeout=limit) from exc
         except OSError as exc:
             raise StoreUnavailable(str(exc)) from exc
 
-    def query(self, sql, params=None, *, timeout=None) -> list[dict]:
-        return decode_rows(self._raw(sql, params, "JSONEachRow", timeout))
+    def query(self, sql, params=None, *, timeout=None, consistent=False) -> list[dict]:
+        return decode_rows(self._raw(sql, params, "JSONEachRow", timeout, consistent))
 
     def query_df(self, sql, params=None, *, timeout=None):
-        return decode_arrow(self._raw(sql, params, "Arrow", timeout))
+        def describe() -> dict[str, str]:
+            rows = self.query(f"DESCRIBE ({sql})", params, timeout=timeout)
+            return {row["name"]: row["type"] for row in rows}
+
+        return decode_arrow(self._raw(sql, params, "Arrow", timeout), describe=describe)
 
     def command(self, sql, params=None, *, timeout=None) -> None:
         from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -234,7 +253,7 @@ class ServerStore(AnalyticsStore):
             raise ValueError(f"not a table identifier: {table!r}")
         try:
             self._client().raw_insert(
-                table, insert_block=payload, settings=self._settings(None), fmt="JSONEachRow"
+                table, insert_block=payload, settings=self._insert_settings(), fmt="JSONEachRow"
             )
         except ClickHouseError as exc:
             raise self._error(exc, payload=payload) from exc

@@ -146,6 +146,9 @@ CLICKHOUSE_QUERY_TIMEOUT = env.float("CLICKHOUSE_QUERY_TIMEOUT", default=30.0)
 # create `<table>_local` (Replicated) tables on every node and a Distributed `<table>` over
 # them, sharded by user (analytics/store/cluster.py). Empty: one server or ClickHouse Cloud.
 CLICKHOUSE_CLUSTER = env.str("CLICKHOUSE_CLUSTER", default="")
+# Replicas behind one address (ClickHouse Cloud, a Replicated database): the writer's duplicate
+# check and the users dimension read with select_sequential_consistency, inserts use a quorum.
+CLICKHOUSE_REPLICATED = env.bool("CLICKHOUSE_REPLICATED", default=False)
 # Replicated*MergeTree `_local` tables (needs Keeper); 0 makes plain MergeTree shards.
 CLICKHOUSE_CLUSTER_REPLICATED = env.bool("CLICKHOUSE_CLUSTER_REPLICATED", default=True)
 # The embedded store stays open this long after a process's last statement (0: close at once);

@@ -324,7 +324,7 @@ def test_compose_runs_the_processes_of_processes_py():
         assert services[name]["command"] == expected[name], name
         assert services[name]["read_only"] is True
         assert services[name]["environment"]["DATABASE_URL"].startswith("postgres://")
-        assert services[name]["environment"]["CLICKHOUSE_URL"].startswith("clickhouse://")
+        assert services[name]["environment"]["CLICKHOUSE_URL"].startswith("http://")
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )

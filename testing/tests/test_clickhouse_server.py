@@ -16,20 +16,16 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from testing.clickhouse_server import ClickHouseEmulator
+from testing.engines import OLDEST_ENGINE_PYTHON, oldest_engine_missing
 
-OLD_PYTHON = os.environ.get("CLICKHOUSE_EMULATOR_OLD_PYTHON", "/tmp/chdb3.0.1/bin/python")
 PASSWORD = "pw 'sec\\ret"
 
 ENGINES = [
     pytest.param(os.environ.get("CLICKHOUSE_EMULATOR_PYTHON") or sys.executable, id="current"),
     pytest.param(
-        OLD_PYTHON,
+        OLDEST_ENGINE_PYTHON,
         id="oldest",
-        marks=pytest.mark.skipif(
-            not os.path.exists(OLD_PYTHON),
-            reason=f"no old-engine interpreter at {OLD_PYTHON} (CLICKHOUSE_EMULATOR_OLD_PYTHON): "
-            "a venv with chdb==3.0.1 (ClickHouse 24.8)",
-        ),
+        marks=pytest.mark.skipif(bool(oldest_engine_missing()), reason=oldest_engine_missing()),
     ),
 ]
 

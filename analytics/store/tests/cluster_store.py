@@ -56,7 +56,7 @@ class OneShardClusterStore(AnalyticsStore):
         except Exception as exc:
             raise StoreError(str(exc)) from exc
 
-    def query(self, sql, params=None, *, timeout=None) -> list[dict]:
+    def query(self, sql, params=None, *, timeout=None, consistent=False) -> list[dict]:
         text = self._run(sql, "JSONEachRow", params).data()
         return [json.loads(line) for line in text.splitlines() if line]
 

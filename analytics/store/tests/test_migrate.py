@@ -3,7 +3,6 @@ oldest supported server (24.8 LTS) with the same rollups; the cluster rewrite, a
 on a one-shard embedded cluster."""
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -19,14 +18,11 @@ from analytics.store.cluster import (
     rewrite_statement,
 )
 from analytics.store.migrate import migration_files, split_statements, statements_for, store_migrate
+from testing.engines import OLDEST_ENGINE_PYTHON, oldest_engine_missing
 
-OLD_ENGINE_PYTHON = os.environ.get("CLICKHOUSE_OLD_ENGINE_PYTHON", "/tmp/chdb3.0.1/bin/python")
+OLD_ENGINE_PYTHON = OLDEST_ENGINE_PYTHON
 RUNNER = Path(__file__).with_name("engine_runner.py")
-needs_old_engine = pytest.mark.skipif(
-    not Path(OLD_ENGINE_PYTHON).exists(),
-    reason=f"no interpreter with the old chdb at {OLD_ENGINE_PYTHON} "
-    "(set CLICKHOUSE_OLD_ENGINE_PYTHON to one with chdb==3.0.1, ClickHouse 24.8)",
-)
+needs_old_engine = pytest.mark.skipif(bool(oldest_engine_missing()), reason=oldest_engine_missing())
 embedded_only = pytest.mark.skipif(
     not settings.CLICKHOUSE_URL.startswith("chdb://"), reason="embedded store only"
 )
