@@ -30,7 +30,7 @@ from analytics.simulation import GenerationSpec, generate
 from analytics.store import store
 from analytics.store.bulk import STORE_TABLES
 from analytics.store.cache import cache_invalidate
-from benchmarks.harness import median_seconds
+from benchmarks.harness import PeakMemory, median_seconds
 
 FUNNEL_STEPS = tuple(
     e.value
@@ -45,6 +45,32 @@ _META = (
     "CREATE TABLE IF NOT EXISTS bench_loaded (spec String, events UInt64) "
     "ENGINE = ReplacingMergeTree ORDER BY spec"
 )
+
+
+def _spec(users: int) -> tuple[GenerationSpec, dt.date, dt.date]:
+    """The bench history: `users` simulated over the 12 months up to yesterday."""
+    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    start = (pd.Timestamp(end) - pd.DateOffset(months=12)).date() + dt.timedelta(days=1)
+    spec = GenerationSpec(
+        users=users,
+        months=12,
+        seed=SEED,
+        end=dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC),
+    )
+    return spec, start, end
+
+
+def _analyses(start: dt.date, end: dt.date) -> dict:
+    steps = tuple(Step(s) for s in FUNNEL_STEPS)
+    return {
+        "retention by month": lambda: retention(
+            RetentionQuery(date_from=start, date_to=end, period=Period.MONTH)
+        ),
+        "4-step funnel": lambda: funnel(FunnelQuery(steps=steps, date_from=start, date_to=end)),
+        "revenue by month": lambda: revenue(
+            RevenueQuery(date_from=start, date_to=end, period=Period.MONTH)
+        ),
+    }
 
 
 def _load(stdout, spec: GenerationSpec) -> int:
@@ -102,26 +128,10 @@ def bench_queries(stdout, *, quick: bool = False) -> None:
 def _bench_queries(stdout, *, quick: bool) -> None:
     from analytics.product.tests import reference
 
-    end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    start = (pd.Timestamp(end) - pd.DateOffset(months=12)).date() + dt.timedelta(days=1)
-    spec = GenerationSpec(
-        users=QUICK_USERS if quick else USERS,
-        months=12,
-        seed=SEED,
-        end=dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC),
-    )
+    spec, start, end = _spec(QUICK_USERS if quick else USERS)
     loaded = _load(stdout, spec)
     cache_invalidate()
-    steps = tuple(Step(s) for s in FUNNEL_STEPS)
-    analyses = {
-        "retention by month": lambda: retention(
-            RetentionQuery(date_from=start, date_to=end, period=Period.MONTH)
-        ),
-        "4-step funnel": lambda: funnel(FunnelQuery(steps=steps, date_from=start, date_to=end)),
-        "revenue by month": lambda: revenue(
-            RevenueQuery(date_from=start, date_to=end, period=Period.MONTH)
-        ),
-    }
+    analyses = _analyses(start, end)
     params = {"ts": f"{start.isoformat()} 00:00:00"}
     cols = "uuid, event, user_id, timestamp, properties"
 
@@ -194,3 +204,54 @@ def _bench_queries(stdout, *, quick: bool) -> None:
         f"queries: slowest cold analysis {slowest * 1000:.0f} ms on {loaded:,} events, "
         f"ratio {worst:.1f} vs pandas (the smallest of the three)"
     )
+
+
+# ~100M events: ten times the users of `bench queries` (`--quick`: ten times its quick size).
+SCALE = 10
+
+
+def bench_queries_scale(stdout, *, quick: bool = False) -> None:
+    """The analyses on the bench store (~10M events) and on one ten times larger (~100M): cold
+    and cached time and the peak memory each query takes, per store, in one run. Each store
+    lives under VAR_DIR and is reused by later runs the same day."""
+    from analytics.store.migrate import store_migrate
+    from core.embedded import ensure_embedded_redis
+
+    ensure_embedded_redis()
+    base = QUICK_USERS if quick else USERS
+    figures = {}
+    for users, folder in ((base, "bench-chdb"), (base * SCALE, "bench-chdb-scale")):
+        with override_settings(CLICKHOUSE_URL=f"chdb://{settings.VAR_DIR / folder}"):
+            store_migrate()
+            spec, start, end = _spec(users)
+            events = _load(stdout, spec)
+            figures[events] = _cold_cached_memory(stdout, _analyses(start, end), events)
+            store().release()
+    (small, small_figures), (large, large_figures) = sorted(figures.items())
+    growth = {name: large_figures[name] / small_figures[name] for name in small_figures}
+    worst = max(growth, key=growth.get)
+    stdout.write(
+        f"queries-scale: slowest cold analysis {max(large_figures.values()) * 1000:.0f} ms on "
+        f"{large:,} events, ratio {growth[worst]:.1f} vs the same on {small:,} events "
+        f"({large / small:.1f}x the data; {worst} grows most)"
+    )
+
+
+def _cold_cached_memory(stdout, analyses: dict, events: int) -> dict[str, float]:
+    colds = {}
+    for name, fn in analyses.items():
+
+        def cold(fn=fn):
+            cache_invalidate()
+            return fn()
+
+        with PeakMemory() as memory:
+            cold()
+        colds[name] = median_seconds(cold, 5)
+        fn()
+        cached_s = median_seconds(fn, 20)
+        stdout.write(
+            f"{events:,} events, {name}: cold {colds[name] * 1000:.0f} ms, cached "
+            f"{cached_s * 1000:.1f} ms, peak memory {memory.peak_bytes / 2**20:.0f} MiB"
+        )
+    return colds

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from testing.servers import celery_worker_running, free_port, serve_asgi_in_thread
 
 __all__ = [
+    "PeakMemory",
     "TimedCalls",
     "celery_worker_running",
     "free_port",
@@ -74,3 +75,35 @@ class TimedCalls:
                 self.seconds += time.perf_counter() - started
 
         return timed
+
+
+class PeakMemory:
+    """The most resident memory this process held above its level at the start, sampled every
+    few milliseconds while the block runs (for an embedded engine, that is the query's peak)."""
+
+    def __init__(self, interval: float = 0.005):
+        import psutil
+
+        self.process = psutil.Process()
+        self.interval = interval
+        self.peak_bytes = 0
+
+    def __enter__(self) -> PeakMemory:
+        import threading
+
+        self.base = self.process.memory_info().rss
+        self.peak_bytes = 0
+        self.done = threading.Event()
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.done.is_set():
+            self.peak_bytes = max(self.peak_bytes, self.process.memory_info().rss - self.base)
+            self.done.wait(self.interval)
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.sampler.join()
+        self.peak_bytes = max(self.peak_bytes, self.process.memory_info().rss - self.base)

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 
 from benchmarks.management.commands.bench import AREAS, bench_area
 
-CONTRACT = re.compile(r"^(?P<area>[a-z]+): .+, ratio [-\d.,]+x? vs .+$")
+CONTRACT = re.compile(r"^(?P<area>[a-z-]+): .+, ratio [-\d.,]+x? vs .+$")
 
 
 def test_an_unknown_area_lists_the_areas():

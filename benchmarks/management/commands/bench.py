@@ -17,6 +17,7 @@ AREAS = {
     "console": "benchmarks.deployments:bench_console",
     "ingest": "benchmarks.analytics:bench_ingest",
     "queries": "benchmarks.analytics_queries:bench_queries",
+    "queries-scale": "benchmarks.analytics_queries:bench_queries_scale",
     "generate": "benchmarks.analytics_ml:bench_generate",
     "ml": "benchmarks.analytics_ml:bench_ml",
     "experiments": "benchmarks.experiments:bench_experiments",
