@@ -47,7 +47,7 @@ _META = (
 )
 
 
-def _spec(users: int) -> tuple[GenerationSpec, dt.date, dt.date]:
+def bench_spec(users: int) -> tuple[GenerationSpec, dt.date, dt.date]:
     """The bench history: `users` simulated over the 12 months up to yesterday."""
     end = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     start = (pd.Timestamp(end) - pd.DateOffset(months=12)).date() + dt.timedelta(days=1)
@@ -60,7 +60,7 @@ def _spec(users: int) -> tuple[GenerationSpec, dt.date, dt.date]:
     return spec, start, end
 
 
-def _analyses(start: dt.date, end: dt.date) -> dict:
+def bench_analyses(start: dt.date, end: dt.date) -> dict:
     steps = tuple(Step(s) for s in FUNNEL_STEPS)
     return {
         "retention by month": lambda: retention(
@@ -128,10 +128,10 @@ def bench_queries(stdout, *, quick: bool = False) -> None:
 def _bench_queries(stdout, *, quick: bool) -> None:
     from analytics.product.tests import reference
 
-    spec, start, end = _spec(QUICK_USERS if quick else USERS)
+    spec, start, end = bench_spec(QUICK_USERS if quick else USERS)
     loaded = _load(stdout, spec)
     cache_invalidate()
-    analyses = _analyses(start, end)
+    analyses = bench_analyses(start, end)
     params = {"ts": f"{start.isoformat()} 00:00:00"}
     cols = "uuid, event, user_id, timestamp, properties"
 
@@ -223,9 +223,9 @@ def bench_queries_scale(stdout, *, quick: bool = False) -> None:
     for users, folder in ((base, "bench-chdb"), (base * SCALE, "bench-chdb-scale")):
         with override_settings(CLICKHOUSE_URL=f"chdb://{settings.VAR_DIR / folder}"):
             store_migrate()
-            spec, start, end = _spec(users)
+            spec, start, end = bench_spec(users)
             events = _load(stdout, spec)
-            figures[events] = _cold_cached_memory(stdout, _analyses(start, end), events)
+            figures[events] = _cold_cached_memory(stdout, bench_analyses(start, end), events)
             store().release()
     (small, small_figures), (large, large_figures) = sorted(figures.items())
     growth = {name: large_figures[name] / small_figures[name] for name in small_figures}

@@ -51,11 +51,11 @@ def store_paths(stdout, *, quick: bool = False) -> None:
 
     from django.test.utils import override_settings
 
-    from analytics.simulation import GenerationSpec, generate
+    from analytics.simulation import generate
     from analytics.store import store_for_url
     from analytics.store.cache import cache_invalidate
     from analytics.store.migrate import store_migrate
-    from benchmarks.analytics_queries import _analyses, _spec
+    from benchmarks.analytics_queries import bench_analyses, bench_spec
     from benchmarks.harness import percentile
     from core.embedded import ensure_embedded_redis
     from testing.clickhouse_server import ClickHouseEmulator
@@ -63,10 +63,10 @@ def store_paths(stdout, *, quick: bool = False) -> None:
     ensure_embedded_redis()
     root = settings.VAR_DIR / "bench-store-paths"
     shutil.rmtree(root, ignore_errors=True)
-    spec, start, end = _spec(2_000 if quick else 25_000)
+    spec, start, end = bench_spec(2_000 if quick else 25_000)
     source = store_for_url(f"chdb://{root / 'source'}")
     store_migrate(target=source)
-    generate(GenerationSpec(users=spec.users, months=12, seed=spec.seed, end=spec.end), db=source)
+    generate(spec, db=source)
     columns = "uuid, event, user_id, timestamp, properties, session_id, user_agent, ip"
     batches, offset = [], 0
     while True:
@@ -96,7 +96,7 @@ def store_paths(stdout, *, quick: bool = False) -> None:
             rate = offset / (time.perf_counter() - started)
             with override_settings(CLICKHOUSE_URL=url):
                 times = []
-                for analysis in _analyses(start, end).values():
+                for analysis in bench_analyses(start, end).values():
                     for _ in range(7 if quick else 15):
                         cache_invalidate()
                         began = time.perf_counter()

@@ -138,6 +138,20 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+def time_limit(timeout: float | None) -> float:
+    """A statement's time limit in seconds: `timeout`, or CLICKHOUSE_QUERY_TIMEOUT."""
+    from django.conf import settings
+
+    return settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
+
+
+def table_identifier(table: str) -> str:
+    """`table` if it is a plain (optionally database-qualified) identifier, else ValueError."""
+    if not table.replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"not a table identifier: {table!r}")
+    return table
+
+
 def bind_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     """Query parameters as the text a ClickHouse server reads from `param_<name>`: both stores
     send exactly this, so one filter means the same on both. Times are UTC with milliseconds;
@@ -256,9 +270,22 @@ class AnalyticsStore(ABC):
         """A statement without a result (DDL, ALTER, OPTIMIZE, INSERT ... SELECT); `timeout`
         (seconds) overrides CLICKHOUSE_QUERY_TIMEOUT, as for queries."""
 
-    @abstractmethod
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         """Insert dict rows into `table` (an identifier from the code, never user input)."""
+        if not rows:
+            return 0
+        self.insert_json_each_row(table, rows_to_json_each_row(rows))
+        return len(rows)
+
+    @abstractmethod
+    def insert_json_each_row(self, table: str, payload: bytes) -> None:
+        """Insert pre-serialized JSONEachRow lines in one statement (the bulk path for
+        generators and the events writer), read with the session settings."""
+
+    def column_types(self, sql: str, params: Mapping[str, Any] | None, timeout: float | None):
+        """The ClickHouse type of each column `sql` returns, by name (for `decode_arrow`)."""
+        rows = self.query(f"DESCRIBE ({sql})", params, timeout=timeout)
+        return {row["name"]: row["type"] for row in rows}
 
     @abstractmethod
     def session(self) -> AbstractContextManager[AnalyticsStore]:

@@ -23,7 +23,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,8 @@ from analytics.store.base import (
     decode_arrow,
     decode_rows,
     digest,
-    rows_to_json_each_row,
+    table_identifier,
+    time_limit,
 )
 
 LOCK_WAIT_SECONDS = 60.0
@@ -315,7 +316,7 @@ class EmbeddedStore(AnalyticsStore):
     def _run(
         self, conn, sql: str, fmt: str, params: Mapping[str, Any] | None, timeout: float | None
     ):
-        limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
+        limit = time_limit(timeout)
         try:
             conn.query(f"SET max_execution_time = {float(limit)}")
             return conn.query(sql, fmt, params=bind_params(params) if params else None)
@@ -331,27 +332,16 @@ class EmbeddedStore(AnalyticsStore):
     def query_df(self, sql, params=None, *, timeout=None):
         with self._connection() as conn:
             result = self._run(conn, sql, "Arrow", params, timeout)
-
-        def describe() -> dict[str, str]:
-            rows = self.query(f"DESCRIBE ({sql})", params, timeout=timeout)
-            return {row["name"]: row["type"] for row in rows}
-
-        return decode_arrow(result.bytes(), describe=describe)
+        return decode_arrow(
+            result.bytes(), describe=lambda: self.column_types(sql, params, timeout)
+        )
 
     def command(self, sql, params=None, *, timeout=None) -> None:
         with self._connection() as conn:
             self._run(conn, sql, "CSV", params, timeout)
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        if not rows:
-            return 0
-        self.insert_json_each_row(table, rows_to_json_each_row(rows))
-        return len(rows)
-
     def insert_json_each_row(self, table: str, payload: bytes) -> None:
-        """Insert pre-serialized JSONEachRow lines (the bulk path for generators and writers)."""
-        if not table.replace("_", "").replace(".", "").isalnum():
-            raise ValueError(f"not a table identifier: {table!r}")
+        table_identifier(table)
         with self._connection() as conn:
             try:
                 conn.query(f"INSERT INTO {table} FORMAT JSONEachRow\n" + payload.decode())

@@ -37,7 +37,8 @@ from analytics.store.base import (
     decode_arrow,
     decode_rows,
     digest,
-    rows_to_json_each_row,
+    table_identifier,
+    time_limit,
 )
 
 _SCHEMES = {
@@ -138,28 +139,25 @@ class ServerStore(AnalyticsStore):
 
     def _connect(self):
         import clickhouse_connect
-        from clickhouse_connect.driver.exceptions import ClickHouseError
 
         address = self.address
         timeout = address.send_receive_timeout or settings.CLICKHOUSE_QUERY_TIMEOUT + 30
-        try:
-            return clickhouse_connect.get_client(
-                host=address.host,
-                port=address.port,
-                username=address.username,
-                password=address.password,
-                database=address.database,
-                secure=address.secure,
-                verify=address.verify,
-                compress=address.compress,
-                connect_timeout=address.connect_timeout,
-                send_receive_timeout=timeout,
-                # Threads share the client: no server session, whose queries would serialize.
-                autogenerate_session_id=False,
-                settings={**SESSION_SETTINGS, **address.settings},
-            )
-        except ClickHouseError as exc:
-            raise self._error(exc) from exc
+        # Called inside `_translated`: a refused connection is the store's error too.
+        return clickhouse_connect.get_client(
+            host=address.host,
+            port=address.port,
+            username=address.username,
+            password=address.password,
+            database=address.database,
+            secure=address.secure,
+            verify=address.verify,
+            compress=address.compress,
+            connect_timeout=address.connect_timeout,
+            send_receive_timeout=timeout,
+            # Threads share the client: no server session, whose queries would serialize.
+            autogenerate_session_id=False,
+            settings={**SESSION_SETTINGS, **address.settings},
+        )
 
     def release(self) -> None:
         with self._lock:
@@ -168,8 +166,7 @@ class ServerStore(AnalyticsStore):
             client.close()
 
     def _settings(self, timeout: float | None, *, consistent: bool = False) -> dict:
-        limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
-        chosen = {**self.query_settings, "max_execution_time": limit}
+        chosen = {**self.query_settings, "max_execution_time": time_limit(timeout)}
         if consistent and settings.CLICKHOUSE_REPLICATED:
             # A replica behind the load balancer may not have the last insert yet.
             chosen["select_sequential_consistency"] = 1
@@ -183,82 +180,67 @@ class ServerStore(AnalyticsStore):
             chosen["insert_quorum"] = "auto"
         return chosen
 
-    def _error(self, exc: Exception, *, payload: bytes | None = None, timeout: float = 0):
+    @contextmanager
+    def _translated(self, *, timeout: float | None = None, payload: bytes | None = None):
+        """Client and transport failures as the store's errors (base.classify_error)."""
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        try:
+            yield
+        except ClickHouseError as exc:
+            raise self._error(exc, payload=payload, timeout=time_limit(timeout)) from exc
+        except OSError as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    def _error(self, exc: Exception, *, payload: bytes | None, timeout: float) -> StoreError:
         from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
         message = str(exc)
         code = getattr(exc, "code", None)
-        if code is None and isinstance(exc, DatabaseError):
-            status = next(
-                (s for s in TRANSIENT_HTTP_STATUSES if f"HTTP status {s}" in message), None
-            )
-            if status is not None or isinstance(exc, OperationalError):
-                return StoreUnavailable(message)
-        if code is None and not isinstance(exc, DatabaseError):
-            return StoreUnavailable(message)  # the transport failed: network, TLS, refused
-        if code is None:
-            return StoreError(message)
-        return classify_error(message, code=int(code), payload=payload, timeout=timeout)
+        if code is not None:
+            return classify_error(message, code=int(code), payload=payload, timeout=timeout)
+        transient_status = any(f"HTTP status {s}" in message for s in TRANSIENT_HTTP_STATUSES)
+        # Without a ClickHouse code the request failed on its way: network, TLS, refused, or a
+        # proxy's transient status.
+        if not isinstance(exc, DatabaseError) or isinstance(exc, OperationalError):
+            return StoreUnavailable(message)
+        return StoreUnavailable(message) if transient_status else StoreError(message)
 
-    def _raw(self, sql: str, params, fmt: str, timeout: float | None, consistent=False) -> bytes:
-        from clickhouse_connect.driver.exceptions import ClickHouseError
-
-        limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
-        bound = {name: _Bound(text) for name, text in bind_params(params).items()}
-        try:
-            return self._client().raw_query(
-                sql,
-                parameters=bound or None,
-                settings=self._settings(timeout, consistent=consistent),
-                fmt=fmt,
-            )
-        except ClickHouseError as exc:
-            raise self._error(exc, timeout=limit) from exc
-        except OSError as exc:
-            raise StoreUnavailable(str(exc)) from exc
+    @staticmethod
+    def _bound(params) -> dict | None:
+        return {name: _Bound(text) for name, text in bind_params(params).items()} or None
 
     def query(self, sql, params=None, *, timeout=None, consistent=False) -> list[dict]:
-        return decode_rows(self._raw(sql, params, "JSONEachRow", timeout, consistent))
+        with self._translated(timeout=timeout):
+            data = self._client().raw_query(
+                sql,
+                parameters=self._bound(params),
+                settings=self._settings(timeout, consistent=consistent),
+                fmt="JSONEachRow",
+            )
+        return decode_rows(data)
 
     def query_df(self, sql, params=None, *, timeout=None):
-        def describe() -> dict[str, str]:
-            rows = self.query(f"DESCRIBE ({sql})", params, timeout=timeout)
-            return {row["name"]: row["type"] for row in rows}
-
-        return decode_arrow(self._raw(sql, params, "Arrow", timeout), describe=describe)
+        with self._translated(timeout=timeout):
+            data = self._client().raw_query(
+                sql, parameters=self._bound(params), settings=self._settings(timeout), fmt="Arrow"
+            )
+        return decode_arrow(data, describe=lambda: self.column_types(sql, params, timeout))
 
     def command(self, sql, params=None, *, timeout=None) -> None:
-        from clickhouse_connect.driver.exceptions import ClickHouseError
-
-        limit = settings.CLICKHOUSE_QUERY_TIMEOUT if timeout is None else timeout
-        bound = {name: _Bound(text) for name, text in bind_params(params).items()}
-        try:
-            self._client().command(sql, parameters=bound or None, settings=self._settings(timeout))
-        except ClickHouseError as exc:
-            raise self._error(exc, timeout=limit) from exc
-        except OSError as exc:
-            raise StoreUnavailable(str(exc)) from exc
-
-    def insert(self, table, rows) -> int:
-        if not rows:
-            return 0
-        self.insert_json_each_row(table, rows_to_json_each_row(rows))
-        return len(rows)
+        with self._translated(timeout=timeout):
+            self._client().command(
+                sql, parameters=self._bound(params), settings=self._settings(timeout)
+            )
 
     def insert_json_each_row(self, table: str, payload: bytes) -> None:
-        """Raw JSONEachRow bytes in one request, read with the session settings."""
-        from clickhouse_connect.driver.exceptions import ClickHouseError
-
-        if not table.replace("_", "").replace(".", "").isalnum():
-            raise ValueError(f"not a table identifier: {table!r}")
-        try:
+        with self._translated(payload=payload):
             self._client().raw_insert(
-                table, insert_block=payload, settings=self._insert_settings(), fmt="JSONEachRow"
+                table_identifier(table),
+                insert_block=payload,
+                settings=self._insert_settings(),
+                fmt="JSONEachRow",
             )
-        except ClickHouseError as exc:
-            raise self._error(exc, payload=payload) from exc
-        except OSError as exc:
-            raise StoreUnavailable(str(exc)) from exc
 
     @contextmanager
     def session(self) -> Iterator[ServerStore]:

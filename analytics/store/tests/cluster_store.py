@@ -11,14 +11,13 @@ Nor does one shard show re-sharding, or data crossing the network.
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from analytics.store.base import AnalyticsStore, StoreError, digest, rows_to_json_each_row
+from analytics.store.base import AnalyticsStore, StoreError, bind_params, decode_rows, digest
 
 CONFIG = """<clickhouse>
   <tcp_port>9000</tcp_port>
@@ -52,13 +51,12 @@ class OneShardClusterStore(AnalyticsStore):
     def _run(self, sql: str, fmt: str, params: Mapping[str, Any] | None = None):
         sql = sql.replace(f" ON CLUSTER '{self.cluster}'", "")
         try:
-            return self.conn.query(sql, fmt, params=dict(params) if params else None)
+            return self.conn.query(sql, fmt, params=bind_params(params) if params else None)
         except Exception as exc:
             raise StoreError(str(exc)) from exc
 
     def query(self, sql, params=None, *, timeout=None, consistent=False) -> list[dict]:
-        text = self._run(sql, "JSONEachRow", params).data()
-        return [json.loads(line) for line in text.splitlines() if line]
+        return decode_rows(self._run(sql, "JSONEachRow", params).data())
 
     def query_df(self, sql, params=None, *, timeout=None):
         return self._run(sql, "DataFrame", params)
@@ -66,10 +64,8 @@ class OneShardClusterStore(AnalyticsStore):
     def command(self, sql, params=None, *, timeout=None) -> None:
         self._run(sql, "CSV", params)
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        payload = rows_to_json_each_row(rows).decode()
-        self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{payload}", "CSV")
-        return len(rows)
+    def insert_json_each_row(self, table: str, payload: bytes) -> None:
+        self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{payload.decode()}", "CSV")
 
     @contextmanager
     def session(self) -> Iterator[OneShardClusterStore]:
