@@ -261,10 +261,10 @@ def _unlock(lock_file, wait_file) -> None:
 def _outdated_parts(conn, root: str) -> list[tuple[str, str | None]]:
     try:
         text = conn.query(_OUTDATED_PARTS_SQL, "JSONEachRow").data()
-    except Exception:  # housekeeping must never fail the caller's statement
+        return [(row["path"], row["cover"]) for row in decode_rows(text)]
+    except Exception:  # housekeeping must never fail the caller's statement (nor exit)
         logger.exception("could not list the outdated parts of %s", root)
         return []
-    return [(row["path"], row["cover"]) for row in decode_rows(text)]
 
 
 def _remove_parts(root: str, outdated: list[tuple[str, str | None]]) -> None:
