@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.roles import HasRole, Role
-from deployments import selectors, services
+from deployments import matching, selectors, services
 from deployments.models import (
     DNS_LABEL,
     IMAGE_REPOSITORY,
@@ -34,11 +34,11 @@ def _quantity() -> serializers.RegexField:
 @extend_schema_field(
     {
         "oneOf": [
-            {"type": "integer", "minimum": 1, "maximum": 100},
+            {"type": "integer", "minimum": 0, "maximum": 100},
             {
                 "type": "object",
                 "properties": {
-                    "weight": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "weight": {"type": "integer", "minimum": 0, "maximum": 100},
                     "pause": {
                         "oneOf": [{"type": "number"}, {"type": "string", "enum": ["indefinite"]}],
                         "nullable": True,
@@ -60,8 +60,8 @@ class StepField(serializers.Field):
         if not isinstance(data, dict) or set(data) - {"weight", "pause"}:
             raise serializers.ValidationError("a step is a weight or {weight, pause}")
         weight, pause = data.get("weight"), data.get("pause")
-        if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 100:
-            raise serializers.ValidationError("weight must be an integer from 1 to 100")
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            raise serializers.ValidationError("weight must be an integer from 0 to 100")
         if (
             pause is not None
             and pause != "indefinite"
@@ -87,6 +87,45 @@ def validate_steps(steps: list) -> list:
     if weights and weights[-1] != 100:
         raise serializers.ValidationError("the last step must be 100")
     return steps
+
+
+def _rule_schema(key: str, key_pattern: str, value_key: str, description: str) -> dict:
+    value = {"type": "string", "pattern": matching.VALUE_PATTERN, "maxLength": 256}
+    if value_key == "regex":
+        value = {**value, "format": "regex", "description": "RE2: no backreferences or lookarounds"}
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            key: {"type": "string", "pattern": key_pattern, "maxLength": 64},
+            value_key: value,
+        },
+        "required": [key, value_key],
+        "additionalProperties": False,
+    }
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            _rule_schema("header", matching.HEADER_PATTERN, "exact", "the header equals"),
+            _rule_schema("header", matching.HEADER_PATTERN, "prefix", "the header starts with"),
+            _rule_schema("header", matching.HEADER_PATTERN, "regex", "the header matches"),
+            _rule_schema("cookie", matching.COOKIE_PATTERN, "value", "the cookie has the value"),
+        ]
+    }
+)
+class MatchRuleField(serializers.Field):
+    """One rule sending matching requests to canary (deployments/matching.py)."""
+
+    def to_internal_value(self, data):
+        try:
+            return matching.validate_rules([data])[0]
+        except matching.MatchError as exc:
+            raise serializers.ValidationError(str(exc).removeprefix("rule 1: ")) from None
+
+    def to_representation(self, value):
+        return value
 
 
 class AnalysisInput(serializers.Serializer):
@@ -127,6 +166,21 @@ class RolloutStartInput(serializers.Serializer):
     image_tag = serializers.RegexField(IMAGE_TAG.regex, max_length=128)
     steps = StepsField(required=False)
     analysis = AnalysisInput(required=False)
+    match = serializers.ListField(
+        child=MatchRuleField(),
+        required=False,
+        max_length=matching.MAX_RULES,
+        help_text="requests matching any rule go to canary at every step; with rules a step "
+        "may have weight 0 (only matching requests reach canary)",
+    )
+
+    def validate(self, attrs):
+        steps = attrs.get("steps") or []
+        if not attrs.get("match") and any(step["weight"] == 0 for step in steps):
+            raise serializers.ValidationError(
+                {"steps": ["a step of weight 0 needs match rules (who reaches canary)"]}
+            )
+        return attrs
 
     def validate_service(self, value):
         service = Service.objects.filter(name=value).first()
@@ -187,6 +241,7 @@ class RolloutSummaryOutput(serializers.Serializer):
 class RolloutOutput(RolloutSummaryOutput):
     phase = serializers.CharField()
     steps = serializers.ListField(child=serializers.DictField())
+    match = serializers.ListField(child=MatchRuleField())
     analysis = serializers.DictField()
     judgement = serializers.DictField(source="last_judgement")
     actions = serializers.SerializerMethodField()

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from deployments.cluster import ClusterUnavailable, canary_name, cluster_backend, stable_name
 from deployments.judge import FAIL, NO_DATA
+from deployments.matching import describe
 from deployments.metrics import metrics_backend
 from deployments.models import MetricSample, Phase, Rollout, RolloutStatus, Version
 from deployments.services import (
@@ -165,16 +166,17 @@ class Tick:
             state = self.cluster.deployment_state(self.service.namespace, name)
         if state is not None and state.is_ready(image=self.canary_image, replicas=replicas):
             # Weight moves only once the canary reports its replicas ready.
-            self.cluster.set_canary_weight(self.service, weight)
+            self.cluster.set_canary_weight(self.service, weight, match=rollout.match)
             rollout.current_weight = weight
             rollout.step_started_at = self.now
             rollout.samples_in_step = rollout.consecutive_failures = 0
             rollout.last_sample_at = None
             self.enter(Phase.ANALYZE)
+            matching = f" + requests where {describe(rollout.match)}" if rollout.match else ""
             self.transition(
                 "step",
-                f"step {rollout.current_step + 1}/{len(rollout.steps)}: canary at {weight}% traffic "
-                f"({replicas} pod{'s' if replicas != 1 else ''} ready)",
+                f"step {rollout.current_step + 1}/{len(rollout.steps)}: canary at {weight}% traffic"
+                f"{matching} ({replicas} pod{'s' if replicas != 1 else ''} ready)",
                 step=rollout.current_step,
                 weight=weight,
                 replicas=replicas,

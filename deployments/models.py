@@ -119,6 +119,12 @@ class Rollout(models.Model):
     image_tag = models.CharField(max_length=128, validators=[IMAGE_TAG])
     from_tag = models.CharField(max_length=128, blank=True)
     steps = models.JSONField(default=default_steps)
+    match = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="header/cookie rules whose requests go to canary at every step "
+        "(deployments/matching.py)",
+    )
     analysis = models.JSONField(default=default_analysis)
     status = models.CharField(
         max_length=20, choices=RolloutStatus.choices, default=RolloutStatus.PENDING, db_index=True
@@ -257,6 +263,9 @@ class SimTrafficSplit(models.Model):
     namespace = models.CharField(max_length=63)
     service = models.CharField(max_length=63)
     canary_weight = models.PositiveIntegerField(default=0)
+    match = models.JSONField(
+        default=list, blank=True, help_text="Istio HTTPMatchRequests routed to canary"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

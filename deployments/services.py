@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.consumers import relay_envelope
 from core.errors import DomainError, InvalidRequest
 from core.services import actor_label, audit_record
+from deployments.matching import MatchError, validate_rules
 from deployments.models import (
     UNFINISHED,
     MetricSample,
@@ -207,15 +208,26 @@ def rollout_start(
     by,
     steps: list | None = None,
     analysis: dict | None = None,
+    match: list | None = None,
     retry_of: Rollout | None = None,
 ) -> Rollout:
-    """Save a pending rollout and tick it on commit; 409 when the service has one unfinished."""
+    """Save a pending rollout and tick it on commit; 409 when the service has one unfinished.
+
+    `match` rules (deployments/matching.py) send matching requests to canary at every step;
+    with them a step may have weight 0 (only matching requests reach canary: Flagger's A/B mode).
+    """
     settings_analysis = {
         **default_analysis(),
         **(service.default_analysis or {}),
         **(analysis or {}),
     }
     chosen_steps = normalize_steps(steps or service.default_steps or default_steps())
+    try:
+        match = validate_rules(match)
+    except MatchError as exc:
+        raise InvalidRequest("match", str(exc)) from None
+    if not match and any(step["weight"] == 0 for step in chosen_steps):
+        raise InvalidRequest("steps", "a step of weight 0 needs match rules (who reaches canary)")
     if image_tag == service.stable_tag:
         raise InvalidRequest("image_tag", f"{image_tag!r} is already the stable version")
     try:
@@ -228,6 +240,7 @@ def rollout_start(
                 from_tag=service.stable_tag,
                 steps=chosen_steps,
                 analysis=settings_analysis,
+                match=match,
                 started_by=by if getattr(by, "is_authenticated", False) else None,
                 started_by_label=actor_label(by),
                 retry_of=retry_of,
@@ -334,6 +347,7 @@ def rollout_retry(*, rollout: Rollout, by) -> Rollout:
         by=by,
         steps=rollout.steps,
         analysis=rollout.analysis,
+        match=rollout.match,
         retry_of=rollout,
     )
 

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from core.errors import DomainError, InvalidRequest
 from core.roles import Role, has_role, role_required
 from deployments import selectors
+from deployments.matching import MatchError, describe, rules_from_text
 from deployments.models import FINISHED, RolloutStatus, Service, default_analysis, default_steps
 
 FORM_ANALYSIS_LABELS = {
@@ -54,6 +55,7 @@ def _form_defaults(service: Service) -> dict:
     return {
         "image_tag": "",
         "steps": steps_text(service.default_steps or default_steps()),
+        "match": "",
         **{k: analysis[k] for k in FORM_ANALYSIS},
     }
 
@@ -101,7 +103,8 @@ def rollout_create(request, name):
     if service is None:
         messages.error(request, f"No service named {name}.")
         return redirect("deployments:index")
-    form = {k: request.POST.get(k, "").strip() for k in ("image_tag", "steps", *FORM_ANALYSIS)}
+    fields = ("image_tag", "steps", "match", *FORM_ANALYSIS)
+    form = {k: request.POST.get(k, "").strip() for k in fields}
     errors: dict[str, list[str]] = {}
     payload = {"service": name, "image_tag": form["image_tag"]}
     try:
@@ -109,6 +112,11 @@ def rollout_create(request, name):
             payload["steps"] = parse_steps(form["steps"])
     except InvalidRequest as exc:
         errors["steps"] = [exc.problem]
+    try:
+        if form["match"]:
+            payload["match"] = rules_from_text(form["match"])
+    except MatchError as exc:
+        errors["match"] = [str(exc)]
     analysis = {k: form[k] for k in FORM_ANALYSIS if form[k] != ""}
     if analysis:
         payload["analysis"] = analysis
@@ -149,6 +157,7 @@ def rollout_detail(request, pk):
         "status_message": rollout_status_message(rollout),
         "remaining": selectors.step_remaining_seconds(rollout, now),
         "can_operate": has_role(request.user, Role.ENGINEER),
+        "match": describe(rollout.match),
         "thresholds": {
             "error_rate": rollout.analysis.get("max_error_rate"),
             "p99_ms": rollout.analysis.get("max_p99_ms"),

@@ -191,6 +191,9 @@ ROLLOUT_READY_TIMEOUT_SECONDS = env.float("ROLLOUT_READY_TIMEOUT_SECONDS", defau
 ROLLOUT_STUCK_AFTER_SECONDS = env.float("ROLLOUT_STUCK_AFTER_SECONDS", default=30.0)
 # Simulated cluster: seconds until changed pods are ready.
 SIM_CLUSTER_READY_SECONDS = env.float("SIM_CLUSTER_READY_SECONDS", default=2.0)
+# The simulated cluster's share of requests that match a rollout's header/cookie rules (the
+# "internal users" of an A/B rollout), in % of the traffic outside the weighted canary share.
+SIM_MATCHED_TRAFFIC_PERCENT = env.float("SIM_MATCHED_TRAFFIC_PERCENT", default=5.0)
 # Kubernetes backend: empty URL means in-cluster config, then ~/.kube/config.
 KUBERNETES_API_URL = env.str("KUBERNETES_API_URL", default="")
 KUBERNETES_RETRIES = env.int("KUBERNETES_RETRIES", default=4)

@@ -59,10 +59,18 @@ class ClusterBackend(Protocol):
 
     def deployment_state(self, namespace: str, name: str) -> DeploymentState | None: ...
 
-    def set_canary_weight(self, service, weight: int) -> None:
-        """Route `weight`% of the service's traffic to canary, the rest to stable."""
+    def set_canary_weight(self, service, weight: int, *, match: list[dict] | None = None) -> None:
+        """Route `weight`% of the service's traffic to canary, the rest to stable.
 
-    def get_canary_weight(self, service) -> int: ...
+        Requests matching any `match` rule (deployments/matching.py) go to canary whatever the
+        weight; without rules (the default, and at promotion or rollback) none are special.
+        """
+
+    def get_canary_weight(self, service) -> int:
+        """The weight of the weighted route (requests outside any match rule)."""
+
+    def get_canary_match(self, service) -> list[dict]:
+        """The Istio HTTPMatchRequests routing to canary now ([] when none)."""
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None: ...
 

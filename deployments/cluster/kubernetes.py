@@ -233,23 +233,33 @@ class KubernetesCluster:
             )
             self._custom("create", "virtualservices", ns, body)
 
-    def set_canary_weight(self, service, weight: int) -> None:
-        patch = {"spec": {"http": manifests.http_routes(service, weight)}}
+    def set_canary_weight(self, service, weight: int, *, match: list[dict] | None = None) -> None:
+        # A merge patch replaces the whole `http` list, so the match route comes and goes with it.
+        patch = {"spec": {"http": manifests.http_routes(service, weight, match)}}
         self._custom(
             "patch", "virtualservices", service.namespace, service.name, patch, _content_type=MERGE
         )
 
-    def get_canary_weight(self, service) -> int:
+    def _http_routes(self, service) -> list[dict]:
         vs = self._custom(
             "get", "virtualservices", service.namespace, service.name, missing_ok=True
         )
-        if vs is None:
-            return 0
-        for http in vs.get("spec", {}).get("http", []):
+        return (vs or {}).get("spec", {}).get("http", [])
+
+    def get_canary_weight(self, service) -> int:
+        for http in self._http_routes(service):
+            if http.get("match"):
+                continue  # the match route sends 100% of matching requests, not the split
             for route in http.get("route", []):
                 if route.get("destination", {}).get("subset") == "canary":
                     return int(route.get("weight") or 0)
         return 0
+
+    def get_canary_match(self, service) -> list[dict]:
+        for http in self._http_routes(service):
+            if http.get("match"):
+                return list(http["match"])
+        return []
 
 
 def _image_patch(body: dict, *, replicas: int) -> dict:

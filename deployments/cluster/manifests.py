@@ -7,6 +7,8 @@ reference, labels `app`/`version`/`rollout-id`, annotations for who deployed and
 
 from datetime import UTC, datetime
 
+from deployments.matching import istio_match
+
 ISTIO_GROUP = "networking.istio.io"
 
 
@@ -100,8 +102,22 @@ def host(service) -> str:
     return f"{service.name}.{service.namespace}.svc.cluster.local"
 
 
-def http_routes(service, canary_weight: int) -> list[dict]:
+def http_routes(service, canary_weight: int, match: list[dict] | None = None) -> list[dict]:
+    """Istio routes: requests matching a rule (deployments/matching.py) to canary, then the
+    weighted split for everything else."""
+    routes = []
+    if match:
+        routes.append(
+            {
+                "name": "canary-match",
+                "match": istio_match(match),
+                "route": [
+                    {"destination": {"host": host(service), "subset": "canary"}, "weight": 100}
+                ],
+            }
+        )
     return [
+        *routes,
         {
             "name": "primary",
             "route": [
@@ -114,7 +130,7 @@ def http_routes(service, canary_weight: int) -> list[dict]:
                     "weight": canary_weight,
                 },
             ],
-        }
+        },
     ]
 
 

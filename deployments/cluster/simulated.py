@@ -4,7 +4,8 @@ The model (documented in README, "Simulated cluster"):
 - a Deployment change that adds pods or changes the image is ready `SIM_CLUSTER_READY_SECONDS`
   later; until then the old pods (if the image is unchanged) stay ready, new ones are not;
 - scaling down takes effect at once;
-- the traffic split is one row per service: the canary weight, the rest to stable;
+- the traffic split is one row per service: the canary weight, the rest to stable; with match
+  rules, `SIM_MATCHED_TRAFFIC_PERCENT` of the rest (the "internal users") also goes to canary;
 - each version yields samples (see `sample`): request rate in proportion to its traffic
   share, a healthy error rate of 0.2-0.8 %, a p99 latency of 115-220 ms per service (±8 %), CPU and
   memory in proportion to the load per pod. An image tag containing `fault` has an error rate of
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from deployments.cluster.base import DeploymentState, stable_name
 from deployments.cluster.manifests import deployed_annotations
+from deployments.matching import istio_match
 from deployments.models import SimDeployment, SimTrafficSplit
 
 
@@ -159,9 +161,11 @@ class SimulatedCluster:
     def ensure_routing(self, service) -> None:
         SimTrafficSplit.objects.get_or_create(namespace=service.namespace, service=service.name)
 
-    def set_canary_weight(self, service, weight: int) -> None:
+    def set_canary_weight(self, service, weight: int, *, match: list[dict] | None = None) -> None:
         SimTrafficSplit.objects.update_or_create(
-            namespace=service.namespace, service=service.name, defaults={"canary_weight": weight}
+            namespace=service.namespace,
+            service=service.name,
+            defaults={"canary_weight": weight, "match": istio_match(match or [])},
         )
 
     def get_canary_weight(self, service) -> int:
@@ -169,6 +173,22 @@ class SimulatedCluster:
             namespace=service.namespace, service=service.name
         ).first()
         return split.canary_weight if split else 0
+
+    def get_canary_match(self, service) -> list[dict]:
+        split = SimTrafficSplit.objects.filter(
+            namespace=service.namespace, service=service.name
+        ).first()
+        return list(split.match) if split else []
+
+    def canary_share(self, service) -> float:
+        """% of requests the canary serves: the weight, plus matching requests from the rest."""
+        split = SimTrafficSplit.objects.filter(
+            namespace=service.namespace, service=service.name
+        ).first()
+        if split is None:
+            return 0.0
+        matched = settings.SIM_MATCHED_TRAFFIC_PERCENT if split.match else 0.0
+        return split.canary_weight + (100 - split.canary_weight) * matched / 100
 
     # Samples
     def sample(self, service, version: str, *, at=None) -> dict | None:
@@ -182,8 +202,8 @@ class SimulatedCluster:
         tag = image_tag(dep.image)
         if state.ready_replicas == 0 or "nodata" in tag:
             return None
-        weight = self.get_canary_weight(service)
-        share = weight if version == "canary" else 100 - weight
+        canary_share = self.canary_share(service)
+        share = canary_share if version == "canary" else 100 - canary_share
         if share == 0:
             return None
         base = _seeded(service.namespace, service.name)
