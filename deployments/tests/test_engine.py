@@ -89,10 +89,10 @@ def test_timed_pause_resumes_on_time(service, engineer, drive):
 class BrokenAt25(SimulatedCluster):
     """The simulated cluster with a bug injected: moving traffic to 25 % raises."""
 
-    def set_canary_weight(self, service, weight):
+    def set_canary_weight(self, service, weight, *, match=None):
         if weight == 25:
             raise RuntimeError("injected failure")
-        super().set_canary_weight(service, weight)
+        super().set_canary_weight(service, weight, match=match)
 
 
 def test_unexpected_error_rolls_back_and_ends_failed(service, engineer, drive):
