@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployments.cluster.simulated import SimulatedCluster
 from deployments.cluster.kubernetes import KubernetesCluster
+from deployments.cluster.simulated import SimulatedCluster
 from deployments.matching import MatchError, istio_match, rules_from_text, validate_rules
 from deployments.models import Rollout, RolloutStatus
 from deployments.services import rollout_abort, rollout_start
