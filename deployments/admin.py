@@ -1,13 +1,23 @@
 from django.contrib import admin
 
 from deployments.models import (
+    AlertProvider,
     MetricSample,
     Rollout,
     RolloutEvent,
+    RolloutHook,
     Service,
     SimDeployment,
     SimTrafficSplit,
 )
+
+
+class RolloutHookInline(admin.TabularInline):
+    """Flagger's webhooks: pre-rollout, rollout, confirm-promotion, post-rollout, rollback."""
+
+    model = RolloutHook
+    extra = 0
+    fields = ["name", "type", "url", "timeout_seconds", "retries", "metadata", "enabled"]
 
 
 @admin.register(Service)
@@ -15,6 +25,15 @@ class ServiceAdmin(admin.ModelAdmin):
     list_display = ["name", "namespace", "image", "stable_tag", "replicas"]
     list_filter = ["namespace"]
     search_fields = ["name"]
+    inlines = [RolloutHookInline]
+
+
+@admin.register(AlertProvider)
+class AlertProviderAdmin(admin.ModelAdmin):
+    """Chat notifications of rollouts (start, pause, failure, rollback, promotion)."""
+
+    list_display = ["name", "kind", "namespace", "service", "min_severity", "enabled"]
+    list_filter = ["kind", "min_severity", "enabled"]
 
 
 class RolloutEventInline(admin.TabularInline):

@@ -14,6 +14,7 @@ from deployments.models import (
     DNS_LABEL,
     IMAGE_REPOSITORY,
     IMAGE_TAG,
+    HookType,
     RolloutStatus,
     Service,
 )
@@ -238,10 +239,29 @@ class RolloutSummaryOutput(serializers.Serializer):
     finished_at = serializers.DateTimeField()
 
 
+class HookAnswerOutput(serializers.Serializer):
+    ok = serializers.BooleanField()
+    status = serializers.IntegerField(allow_null=True, help_text="HTTP status; null: no answer")
+    detail = serializers.CharField()
+    attempts = serializers.IntegerField()
+    ms = serializers.FloatField()
+    at = serializers.DateTimeField()
+
+
+class HookOutput(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=HookType.choices)
+    host = serializers.CharField()
+    enabled = serializers.BooleanField()
+    last = HookAnswerOutput(allow_null=True, help_text="the hook's last answer in this rollout")
+
+
 class RolloutOutput(RolloutSummaryOutput):
     phase = serializers.CharField()
     steps = serializers.ListField(child=serializers.DictField())
     match = serializers.ListField(child=MatchRuleField())
+    hooks = serializers.SerializerMethodField()
+    promotion_confirmed = serializers.BooleanField()
     analysis = serializers.DictField()
     judgement = serializers.DictField(source="last_judgement")
     actions = serializers.SerializerMethodField()
@@ -249,6 +269,10 @@ class RolloutOutput(RolloutSummaryOutput):
     latest_samples = serializers.SerializerMethodField()
     started_at = serializers.DateTimeField()
     retry_of = serializers.IntegerField(source="retry_of_id", allow_null=True)
+
+    @extend_schema_field(HookOutput(many=True))
+    def get_hooks(self, obj):
+        return selectors.rollout_hooks(obj)
 
     def get_actions(self, obj) -> list[str]:
         return selectors.rollout_actions(obj)

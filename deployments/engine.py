@@ -14,12 +14,14 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from deployments.cluster import ClusterUnavailable, canary_name, cluster_backend, stable_name
+from deployments.hooks import has_hooks, hooks_run
 from deployments.judge import FAIL, NO_DATA
 from deployments.matching import describe
 from deployments.metrics import metrics_backend
-from deployments.models import MetricSample, Phase, Rollout, RolloutStatus, Version
+from deployments.models import HookType, MetricSample, Phase, Rollout, RolloutStatus, Version
 from deployments.services import (
     rollout_event,
+    rollout_post_hooks_schedule,
     rollout_publish,
     rollout_schedule,
     rollout_status_message,
@@ -27,6 +29,7 @@ from deployments.services import (
 )
 
 log = logging.getLogger(__name__)
+CONTINUE = object()  # a hook outcome that lets the analysis go on to the metrics
 
 
 def rollout_advance(
@@ -131,11 +134,20 @@ class Tick:
         return float(self.rollout.analysis["interval_seconds"])
 
     # moves
-    def start(self) -> float:
+    def start(self) -> float | None:
         rollout = self.rollout
         self.cluster.ensure_routing(self.service)
         stable = self.cluster.ensure_stable(self.service)
         self.cluster.set_canary_weight(self.service, 0)
+        results = hooks_run(rollout, HookType.PRE_ROLLOUT)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            return self.hook_failed(failed, before_start=True)
+        if results:
+            self.transition(
+                "hooks_passed",
+                "pre-rollout hooks passed: " + ", ".join(r.name for r in results),
+            )
         rollout.status, rollout.started_at, rollout.current_step, rollout.current_weight = (
             RolloutStatus.PROGRESSING,
             self.now,
@@ -197,6 +209,9 @@ class Tick:
         )
         if self.now < due - timedelta(milliseconds=50):
             return (due - self.now).total_seconds()
+        outcome = self.analysis_hooks()
+        if outcome is not CONTINUE:
+            return outcome
         from deployments.judge import judge
 
         canary = self.metrics.read(self.service, Version.CANARY)
@@ -279,6 +294,10 @@ class Tick:
         name = stable_name(svc.name)
         state = self.cluster.deployment_state(svc.namespace, name)
         if state is None or state.image != self.canary_image:
+            if not (rollout.promotion_confirmed or rollout.promote_requested):
+                waiting = self.confirm_promotion()
+                if waiting is not None:
+                    return waiting
             self.cluster.update_stable(
                 svc, image=self.canary_image, rollout_id=rollout.pk, by=self.by
             )
@@ -333,3 +352,56 @@ class Tick:
         rollout.finished_at = self.now
         rollout.pause_until = None
         self.transition(status, message)
+        if has_hooks(rollout, HookType.POST_ROLLOUT):
+            rollout_post_hooks_schedule(rollout_id=rollout.pk)
+
+    # hooks (deployments/hooks.py has their semantics)
+    def hook_failed(self, failed: list, *, before_start: bool = False) -> float | None:
+        """A failed pre-rollout or rollout hook counts as a failed sample."""
+        rollout = self.rollout
+        rollout.consecutive_failures += 1
+        limit = int(rollout.analysis.get("failure_limit", 1))
+        why = "; ".join(r.summary() for r in failed)
+        rollout_event(
+            rollout=rollout,
+            kind="hook_failed",
+            message=f"hook failed ({rollout.consecutive_failures}/{limit}): {why}",
+            data={"hooks": [r.name for r in failed]},
+            audit=False,
+        )
+        if rollout.consecutive_failures >= limit:
+            return self.start_rollback(RolloutStatus.ROLLED_BACK, f"hook failed: {why}")
+        if not before_start:
+            rollout.last_sample_at = self.now  # the interval's sample slot is used
+        return self.interval()
+
+    def analysis_hooks(self):
+        """Rollback hooks first (2xx rolls back), then rollout hooks (a failure is a failed
+        sample and skips this interval's metrics). CONTINUE when the metrics should run."""
+        for result in hooks_run(self.rollout, HookType.ROLLBACK):
+            if result.ok:
+                return self.start_rollback(
+                    RolloutStatus.ROLLED_BACK,
+                    f"rollback hook {result.name} asked for a rollback (HTTP {result.status})",
+                )
+        failed = [r for r in hooks_run(self.rollout, HookType.ROLLOUT) if not r.ok]
+        if failed:
+            return self.hook_failed(failed)
+        return CONTINUE
+
+    def confirm_promotion(self) -> float | None:
+        """None when every confirm-promotion hook answers 2xx; else wait an interval and re-ask."""
+        rollout = self.rollout
+        results = hooks_run(rollout, HookType.CONFIRM_PROMOTION)
+        waiting = [r for r in results if not r.ok]
+        if not waiting:
+            if results:
+                self.transition("promotion_confirmed", "confirm-promotion hooks answered 2xx")
+            rollout.promotion_confirmed = True
+            rollout.reason = ""
+            return None
+        reason = "waiting for confirm-promotion: " + "; ".join(r.summary() for r in waiting)
+        if rollout.reason != reason:
+            self.transition("gate_waiting", reason)
+        rollout.reason = reason
+        return self.interval()

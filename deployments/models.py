@@ -139,6 +139,12 @@ class Rollout(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
     last_sample_at = models.DateTimeField(null=True, blank=True)
     last_judgement = models.JSONField(default=dict, blank=True)
+    hook_state = models.JSONField(
+        default=dict, blank=True, help_text="last answer of each hook: {name: {...}}"
+    )
+    promotion_confirmed = models.BooleanField(
+        default=False, help_text="every confirm-promotion hook answered 2xx"
+    )
     abort_requested = models.BooleanField(default=False)
     promote_requested = models.BooleanField(default=False)
     final_status = models.CharField(
@@ -275,3 +281,89 @@ class SimTrafficSplit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.service}: canary {self.canary_weight}%"
+
+
+class HookType(models.TextChoices):
+    """Flagger's webhook types (https://docs.flagger.app/usage/webhooks), same semantics."""
+
+    PRE_ROLLOUT = "pre-rollout", "pre-rollout: before any traffic reaches the canary"
+    ROLLOUT = "rollout", "rollout: every analysis interval, before the metrics (e.g. a load test)"
+    CONFIRM_PROMOTION = "confirm-promotion", "confirm-promotion: a gate before promotion"
+    POST_ROLLOUT = "post-rollout", "post-rollout: after promotion or rollback (result only logged)"
+    ROLLBACK = "rollback", "rollback: asked every interval; 2xx rolls the canary back"
+
+
+class RolloutHook(models.Model):
+    """A webhook the engine calls at one point of every rollout of a service (Flagger's model:
+    HTTP POST with the rollout's context; 2xx means go)."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="hooks")
+    name = models.CharField(max_length=63, validators=[DNS_LABEL])
+    type = models.CharField(max_length=20, choices=HookType.choices)
+    url = models.URLField(max_length=500, help_text="called through the outbound guard")
+    timeout_seconds = models.FloatField(
+        default=10.0, help_text="per attempt, at most 30 (the engine waits for the answer)"
+    )
+    retries = models.PositiveSmallIntegerField(
+        default=1, help_text="extra attempts after a connection error or a 5xx, at most 3"
+    )
+    metadata = models.JSONField(
+        default=dict, blank=True, help_text="sent as `metadata` (e.g. a load test's command)"
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["service", "type", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "name"], name="unique_hook_name"),
+            models.CheckConstraint(
+                condition=models.Q(timeout_seconds__gt=0, timeout_seconds__lte=30),
+                name="hook_timeout_range",
+            ),
+            models.CheckConstraint(condition=models.Q(retries__lte=3), name="hook_retries_max"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}/{self.name} ({self.type})"
+
+
+class Severity(models.TextChoices):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.ERROR: 2}
+
+
+class AlertProvider(models.Model):
+    """Where rollout notifications go (Flagger's AlertProvider, Argo's notification service):
+    a Slack-compatible incoming webhook or a generic JSON webhook, for one service, one
+    namespace or everything, at or above a severity."""
+
+    class Kind(models.TextChoices):
+        SLACK = "slack", "Slack-compatible incoming webhook (also Mattermost, Rocket.Chat)"
+        JSON = "json", "generic JSON webhook"
+
+    name = models.CharField(max_length=63, unique=True, validators=[DNS_LABEL])
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.SLACK)
+    url = models.URLField(max_length=500, help_text="called through the outbound guard")
+    namespace = models.CharField(
+        max_length=63, blank=True, help_text="only rollouts in this namespace (blank: all)"
+    )
+    service = models.ForeignKey(
+        Service,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alert_providers",
+        help_text="only rollouts of this service (blank: all in the namespace)",
+    )
+    min_severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.INFO)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}, {self.min_severity}+)"

@@ -27,7 +27,9 @@ def rollout_actions(rollout: Rollout) -> list[str]:
         actions.insert(0, "resume")
     elif rollout.status == RolloutStatus.PROGRESSING:
         actions.insert(0, "pause")
-    if not rollout.promote_requested and rollout.phase != Phase.PROMOTE:
+    # At the confirm-promotion gate a person's Promote is the confirmation.
+    at_gate = rollout.phase == Phase.PROMOTE and not rollout.promotion_confirmed
+    if not rollout.promote_requested and (rollout.phase != Phase.PROMOTE or at_gate):
         actions.insert(-1, "promote")
     return actions
 
@@ -49,6 +51,23 @@ def event_dict(event: RolloutEvent) -> dict:
         "actor": event.actor_label,
         "data": event.data,
     }
+
+
+def rollout_hooks(rollout: Rollout) -> list[dict]:
+    """The service's hooks with the last answer each gave during this rollout (None: not
+    called yet). URLs are reduced to their host: a hook URL may carry a token."""
+    from urllib.parse import urlsplit
+
+    return [
+        {
+            "name": hook.name,
+            "type": hook.type,
+            "host": urlsplit(hook.url).hostname or "",
+            "enabled": hook.enabled,
+            "last": rollout.hook_state.get(hook.name),
+        }
+        for hook in rollout.service.hooks.order_by("type", "name")
+    ]
 
 
 def latest_samples(rollout: Rollout) -> dict:

@@ -26,6 +26,7 @@ from deployments.models import (
     default_analysis,
     default_steps,
 )
+from deployments.notify import NOTIFIED, providers_for
 
 LIST_GROUP = "rollouts"
 
@@ -121,7 +122,59 @@ def rollout_event(
     if audit:
         audit_record(actor=actor, action=f"rollout.{kind}", target=rollout, detail=message)
     rollout_publish(rollout_id=rollout.pk, messages=[event_message(event)])
+    if kind in NOTIFIED:
+        rollout_notify_schedule(event=event)
     return event
+
+
+def rollout_notify_schedule(*, event: RolloutEvent) -> None:
+    """One task per alert provider that wants the event, enqueued once the event is committed."""
+    provider_ids = [p.pk for p in providers_for(event)]
+    if not provider_ids:
+        return
+
+    def enqueue():
+        from deployments.tasks import send_rollout_notification
+
+        for provider_id in provider_ids:
+            send_rollout_notification.delay(event.pk, provider_id)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def rollout_post_hooks_schedule(*, rollout_id: int) -> None:
+    """Run the post-rollout hooks from a task once the finished rollout is committed."""
+
+    def enqueue():
+        from deployments.tasks import run_post_rollout_hooks
+
+        run_post_rollout_hooks.delay(rollout_id)
+
+    transaction.on_commit(enqueue, robust=True)
+
+
+def rollout_post_hooks(*, rollout_id: int) -> None:
+    """Call the post-rollout hooks of a finished rollout and log their answers (they decide
+    nothing). Idempotent enough: a second run calls the hooks again, as Flagger may."""
+    from deployments.hooks import hooks_run
+
+    rollout = Rollout.objects.select_related("service").get(pk=rollout_id)
+    if not rollout.is_finished:
+        return
+    phase = "Succeeded" if rollout.status == RolloutStatus.PROMOTED else "Failed"
+    results = hooks_run(rollout, "post-rollout", phase=phase)
+    with transaction.atomic():
+        locked = _locked(rollout)
+        locked.hook_state = {**locked.hook_state, **rollout.hook_state}
+        locked.save(update_fields=["hook_state", "updated_at"])
+        for result in results:
+            rollout_event(
+                rollout=locked,
+                kind="hook" if result.ok else "hook_failed",
+                message=result.summary(),
+                data={"hooks": [result.name]},
+                audit=False,
+            )
 
 
 def rollout_schedule(*, rollout: Rollout, delay: float | None) -> None:

@@ -158,6 +158,7 @@ def rollout_detail(request, pk):
         "remaining": selectors.step_remaining_seconds(rollout, now),
         "can_operate": has_role(request.user, Role.ENGINEER),
         "match": describe(rollout.match),
+        "hooks": selectors.rollout_hooks(rollout),
         "thresholds": {
             "error_rate": rollout.analysis.get("max_error_rate"),
             "p99_ms": rollout.analysis.get("max_p99_ms"),

@@ -190,6 +190,8 @@ ROLLOUT_POLL_SECONDS = env.float("ROLLOUT_POLL_SECONDS", default=1.0)
 ROLLOUT_READY_TIMEOUT_SECONDS = env.float("ROLLOUT_READY_TIMEOUT_SECONDS", default=600.0)
 ROLLOUT_STUCK_AFTER_SECONDS = env.float("ROLLOUT_STUCK_AFTER_SECONDS", default=30.0)
 # Simulated cluster: seconds until changed pods are ready.
+# The console's own address, for links in chat notifications.
+CONSOLE_URL = env.str("CONSOLE_URL", default="http://127.0.0.1:8000")
 SIM_CLUSTER_READY_SECONDS = env.float("SIM_CLUSTER_READY_SECONDS", default=2.0)
 # The simulated cluster's share of requests that match a rollout's header/cookie rules (the
 # "internal users" of an A/B rollout), in % of the traffic outside the weighted canary share.
