@@ -283,6 +283,19 @@ class SimTrafficSplit(models.Model):
         return f"{self.namespace}/{self.service}: canary {self.canary_weight}%"
 
 
+def _check_outbound_url(url: str) -> None:
+    """Admin forms refuse a URL the outbound guard would refuse (its form; the addresses are
+    checked again at every call, since DNS answers change)."""
+    from django.core.exceptions import ValidationError
+
+    from core import outbound
+
+    try:
+        outbound.check_url(url)
+    except outbound.OutboundRefused as exc:
+        raise ValidationError({"url": str(exc)}) from None
+
+
 class HookType(models.TextChoices):
     """Flagger's webhook types (https://docs.flagger.app/usage/webhooks), same semantics."""
 
@@ -326,6 +339,9 @@ class RolloutHook(models.Model):
     def __str__(self) -> str:
         return f"{self.service.name}/{self.name} ({self.type})"
 
+    def clean(self):
+        _check_outbound_url(self.url)
+
 
 class Severity(models.TextChoices):
     INFO = "info"
@@ -367,3 +383,6 @@ class AlertProvider(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}, {self.min_severity}+)"
+
+    def clean(self):
+        _check_outbound_url(self.url)

@@ -190,6 +190,12 @@ ROLLOUT_POLL_SECONDS = env.float("ROLLOUT_POLL_SECONDS", default=1.0)
 ROLLOUT_READY_TIMEOUT_SECONDS = env.float("ROLLOUT_READY_TIMEOUT_SECONDS", default=600.0)
 ROLLOUT_STUCK_AFTER_SECONDS = env.float("ROLLOUT_STUCK_AFTER_SECONDS", default=30.0)
 # Simulated cluster: seconds until changed pods are ready.
+# The outbound guard (core/outbound.py): hosts an operator allows on private addresses, e.g. an
+# in-cluster load tester for rollout hooks ("*.svc.cluster.local"). Everything else must resolve
+# to global addresses only. OUTBOUND_ALLOW_LOOPBACK is for the tests' loopback servers only.
+OUTBOUND_PRIVATE_HOSTS = env.list("OUTBOUND_PRIVATE_HOSTS", default=[])
+OUTBOUND_ALLOW_LOOPBACK = False
+
 # The console's own address, for links in chat notifications.
 CONSOLE_URL = env.str("CONSOLE_URL", default="http://127.0.0.1:8000")
 SIM_CLUSTER_READY_SECONDS = env.float("SIM_CLUSTER_READY_SECONDS", default=2.0)

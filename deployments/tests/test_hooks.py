@@ -254,3 +254,18 @@ def test_a_real_worker_notifies_start_and_rollback(celery_worker, service, engin
     )
     assert any(" started: " in t for t in texts)
     assert sum("rolled back" in t for t in texts) == 1
+
+
+def test_admin_refuses_a_url_the_guard_refuses(service):
+    from django.core.exceptions import ValidationError
+
+    hook = RolloutHook(
+        service=service, name="plain", type=HookType.ROLLOUT, url="http://x.example/"
+    )
+    with pytest.raises(ValidationError, match="only https"):
+        hook.full_clean()
+    with pytest.raises(ValidationError, match="credentials"):
+        AlertProvider(name="chat", url="https://u:p@hooks.slack.com/x").full_clean()
+    RolloutHook(
+        service=service, name="ok", type=HookType.ROLLOUT, url="https://loadtest.example/run"
+    ).full_clean()
