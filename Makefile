@@ -28,6 +28,15 @@ $(OLDEST_ENGINE)/.installed: testing/requirements-oldest-engine.txt
 	$(OLDEST_ENGINE)/bin/pip install --quiet -r testing/requirements-oldest-engine.txt
 	touch $@
 
+# GrowthBook's gbstats, the oracle of the experiment statistics' tests, in its own virtual
+# environment: its pins (numpy<2, pandas<2) conflict with the project's.
+GBSTATS_ENV ?= var/gbstats
+
+$(GBSTATS_ENV)/.installed: testing/requirements-gbstats.txt
+	$(PYTHON) -m venv $(GBSTATS_ENV)
+	$(GBSTATS_ENV)/bin/pip install --quiet -r testing/requirements-gbstats.txt
+	touch $@
+
 install: $(VENV)/.installed
 
 install-dev: $(VENV)/.dev-installed
@@ -37,7 +46,7 @@ run: install
 	$(PY) manage.py run
 
 ## test: ruff lint and format check, then the whole test suite
-test: install-dev lint $(OLDEST_ENGINE)/.installed
+test: install-dev lint $(OLDEST_ENGINE)/.installed $(GBSTATS_ENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

@@ -104,7 +104,9 @@ class ExperimentAdmin(admin.ModelAdmin):
                     "secondary_metrics",
                     "guardrail_metrics",
                     ("minimum_detectable_effect", "alpha", "power"),
-                    ("minimum_runtime_days", "sequential_testing"),
+                    ("engine", "minimum_runtime_days"),
+                    "sequential_testing",
+                    ("prior_mean", "prior_stddev", "proper_prior", "risk_threshold"),
                     "power_summary",
                 )
             },

@@ -3,18 +3,25 @@
 import re
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.store.base import QueryTimeout, StoreError
 from core.auth import ApiKeyAuthentication, JsonOnlyNegotiation
+from core.errors import error_body
 from core.roles import HasApiKey
 from experiments.assignment import assignments_for
-from experiments.models import Experiment
+from experiments.models import Experiment, Metric
 from experiments.results import experiment_results_cached
 from experiments.services import exposures_record
 
@@ -161,14 +168,179 @@ class ExperimentListApi(APIView):
         return Response(ExperimentOutput(experiments, many=True).data)
 
 
+def _number(nullable: bool = False, **extra) -> dict:
+    return {"type": "number", "format": "double", "nullable": nullable, **extra}
+
+
+def _object(properties: dict, description: str = "") -> dict:
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+_INTERVAL = {
+    "type": "array",
+    "items": {"type": "number", "format": "double"},
+    "minItems": 2,
+    "maxItems": 2,
+    "nullable": True,
+    "description": "[low, high] of the relative lift",
+}
+_PROBABILITY = _number(True, minimum=0, maximum=1)
+FREQUENTIST_COMPARISON = _object(
+    {
+        "lift": _number(True, description="relative lift vs control (0.03 = +3%)"),
+        "ci": _INTERVAL,
+        "p_value": _PROBABILITY,
+        "p_value_adjusted": {
+            **_PROBABILITY,
+            "description": "Holm-adjusted across goal metrics and variants (guardrails: raw)",
+        },
+    },
+    "frequentist engine (null values: not enough data, a zero baseline or zero variance)",
+)
+BAYESIAN_COMPARISON = _object(
+    {
+        "lift": _number(True, description="posterior mean of the relative lift"),
+        "ci": _INTERVAL,
+        "chance_to_win": _PROBABILITY,
+        "risk": _number(True, minimum=0, description="expected relative loss of shipping it"),
+        "risk_control": _number(
+            True, minimum=0, description="expected relative loss of keeping control"
+        ),
+    },
+    "Bayesian engine (null values: not enough data, a zero baseline or zero variance)",
+)
+_USERS = {"type": "integer", "minimum": 0}
+CONVERSION_SUMMARY = _object({"users": _USERS, "conversions": _USERS}, "conversion metric")
+MEAN_SUMMARY = _object(
+    {"users": _USERS, "mean": _number(), "variance": _number(minimum=0)}, "mean metric"
+)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [FREQUENTIST_COMPARISON, BAYESIAN_COMPARISON],
+        "nullable": True,
+        "description": "null for the control; the experiment's engine's quantities only",
+    }
+)
+class ComparisonField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field({"oneOf": [CONVERSION_SUMMARY, MEAN_SUMMARY]})
+class SummaryField(serializers.JSONField):
+    pass
+
+
+class ResultVariantOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    control = serializers.BooleanField()
+    raw = SummaryField()
+    adjusted = SummaryField(help_text="after CUPED and capping; equal to raw when neither applies")
+    comparison = ComparisonField(allow_null=True)
+
+
+class ResultMetricOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Metric.Kind.values)
+    role = serializers.ChoiceField(choices=["primary", "secondary", "guardrail"])
+    direction = serializers.ChoiceField(choices=Metric.Direction.values)
+    window_days = serializers.IntegerField(min_value=1)
+    variants = ResultVariantOutput(many=True)
+
+
+class SrmOutput(serializers.Serializer):
+    p_value = serializers.FloatField(min_value=0, max_value=1)
+    ok = serializers.BooleanField()
+    users = serializers.DictField(child=serializers.IntegerField(min_value=0))
+    expected_share = serializers.DictField(child=serializers.FloatField(min_value=0))
+    unknown_variant_users = serializers.IntegerField(min_value=0)
+
+
+class DecisionOutput(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["winner", "loser", "flat", "srm", "empty"])
+    variant = serializers.CharField(allow_null=True)
+    guardrail_harmed = serializers.BooleanField()
+    failing_guardrails = serializers.ListField(child=serializers.CharField())
+    reason = serializers.CharField()
+
+
+class PriorOutput(serializers.Serializer):
+    mean = serializers.FloatField()
+    stddev = serializers.FloatField()
+    proper = serializers.BooleanField()
+
+
+class SeriesOutput(serializers.Serializer):
+    rate = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    low = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    high = serializers.ListField(child=serializers.FloatField(allow_null=True))
+
+
+class TimeseriesOutput(serializers.Serializer):
+    days = serializers.ListField(child=serializers.DateField())
+    exposures = serializers.DictField(
+        child=serializers.ListField(child=serializers.IntegerField(min_value=0))
+    )
+    primary = serializers.DictField(child=SeriesOutput())
+
+
+class ResultsOutput(serializers.Serializer):
+    experiment = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Experiment.Status.values)
+    engine = serializers.ChoiceField(choices=Experiment.Engine.values)
+    sequential = serializers.BooleanField(help_text="frequentist sequential testing (always-valid)")
+    alpha = serializers.FloatField()
+    prior = PriorOutput(allow_null=True, help_text="Bayesian engine only")
+    risk_threshold = serializers.FloatField(allow_null=True, help_text="Bayesian engine only")
+    srm = SrmOutput()
+    metrics = ResultMetricOutput(many=True)
+    required_users_per_variant = serializers.IntegerField(allow_null=True)
+    users_per_variant_so_far = serializers.IntegerField(min_value=0)
+    decision = DecisionOutput()
+    verdict = serializers.CharField()
+    computed_at = serializers.DateTimeField()
+    timeseries = TimeseriesOutput()
+
+
+ErrorOutput = inline_serializer(
+    "ExperimentErrorOutput",
+    {"error": serializers.CharField(), "detail": serializers.JSONField()},
+)
+
+
 class ExperimentResultsApi(APIView):
-    """`GET /api/experiments/<key>/results/`: the readout, recomputed at most once a minute."""
+    """`GET /api/experiments/<key>/results/`: the readout by the experiment's engine,
+    recomputed at most once a minute. The dictionary is the readout itself (the page reads
+    the same one); ResultsOutput documents it exactly."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, StoreError):
+            code = "query_timeout" if isinstance(exc, QueryTimeout) else "store_unavailable"
+            return Response(
+                error_body(code, f"the analytics store could not answer ({exc}); try again"),
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return super().handle_exception(exc)
 
     @extend_schema(
         responses={
-            200: OpenApiResponse(description="per metric and variant statistics, SRM, verdict")
+            200: ResultsOutput,
+            401: OpenApiResponse(ErrorOutput, description="not authenticated"),
+            403: OpenApiResponse(ErrorOutput, description="not a staff role"),
+            404: OpenApiResponse(ErrorOutput, description="no experiment with this key"),
+            503: OpenApiResponse(ErrorOutput, description="the analytics store did not answer"),
         },
-        summary="Results of an experiment",
+        summary="Results of an experiment, by its engine (frequentist or Bayesian)",
     )
     def get(self, request, key: str):
         experiment = get_object_or_404(Experiment, key=key)

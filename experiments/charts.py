@@ -73,16 +73,17 @@ def lift_figure(result: dict, variant_names: dict[str, str]) -> dict | None:
     labels, lifts, lows, highs, colors = [], [], [], [], []
     for metric in result["metrics"]:
         for row in metric["variants"]:
-            if row["lift"] is None:
+            c = row["comparison"]
+            if c is None or c["lift"] is None:
                 continue
             labels.append(
-                f"{metric['name']} ({metric['role']}) · {variant_names.get(row['variant'], row['variant'])}"
+                f"{metric['name']} ({metric['role']}) · {variant_names.get(row['key'], row['key'])}"
             )
-            lifts.append(row["lift"])
-            lows.append(row["lift"] - row["ci"][0])
-            highs.append(row["ci"][1] - row["lift"])
-            good = row["ci"][0] > 0 if metric["direction"] == "increase" else row["ci"][1] < 0
-            bad = row["ci"][1] < 0 if metric["direction"] == "increase" else row["ci"][0] > 0
+            lifts.append(c["lift"])
+            lows.append(c["lift"] - c["ci"][0])
+            highs.append(c["ci"][1] - c["lift"])
+            good = c["ci"][0] > 0 if metric["direction"] == "increase" else c["ci"][1] < 0
+            bad = c["ci"][1] < 0 if metric["direction"] == "increase" else c["ci"][0] > 0
             colors.append(charts.POSITIVE if good else charts.NEGATIVE if bad else charts.NEUTRAL)
     if not labels:
         return None
@@ -98,7 +99,9 @@ def lift_figure(result: dict, variant_names: dict[str, str]) -> dict | None:
     )
     fig.add_vline(x=0, line={"color": charts.TEXT, "width": 1, "dash": "dot"})
     layout = charts.layout(
-        title="Relative lift vs control with its interval",
+        title="Relative lift vs control with its "
+        + ("credible" if result["engine"] == "bayesian" else "confidence")
+        + " interval",
         height=max(220, 70 * len(labels) + 80),
         xaxis={"tickformat": "+.1%", "zeroline": False},
         showlegend=False,

@@ -89,6 +89,7 @@ EXPERIMENTS = [
         "days": 21,
         "minimum_runtime_days": 14,
         "audience": "free",  # the pricing page is what free users see
+        "engine": "bayesian",  # the demo shows both engines' readouts
         "outcomes": [
             (
                 Event.SUBSCRIPTION_STARTED,
@@ -153,6 +154,7 @@ def _create(spec: dict, metrics: dict[str, Metric], variant_keys: list[str]) -> 
         hypothesis=spec["hypothesis"],
         primary_metric=metrics[spec["primary"]],
         minimum_runtime_days=spec["minimum_runtime_days"],
+        engine=spec.get("engine", Experiment.Engine.FREQUENTIST),
     )
     experiment.secondary_metrics.set([metrics[k] for k in spec["secondary"]])
     experiment.guardrail_metrics.set([metrics[k] for k in spec["guardrails"]])

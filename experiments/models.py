@@ -15,6 +15,7 @@ from experiments.conditions import ConditionError, condition_validate
 
 FROZEN_WHEN_STARTED = (
     "key",
+    "engine",
     "hash_seed",
     "coverage",
     "namespace",
@@ -22,6 +23,11 @@ FROZEN_WHEN_STARTED = (
     "namespace_end",
 )
 WEIGHT_TOLERANCE = 1e-6
+
+
+def default_engine() -> str:
+    """The project's statistics engine (EXPERIMENTS_ENGINE) for a new experiment."""
+    return settings.EXPERIMENTS_ENGINE
 
 
 def _unit(name: str):
@@ -87,6 +93,10 @@ class Experiment(models.Model):
         STOPPED = "stopped"
         CONCLUDED = "concluded"
 
+    class Engine(models.TextChoices):
+        FREQUENTIST = "frequentist", "frequentist (p-values and confidence intervals)"
+        BAYESIAN = "bayesian", "Bayesian (chance to win, risk and credible intervals)"
+
     key = models.SlugField(
         max_length=80, unique=True, help_text="sent by clients; frozen once started"
     )
@@ -132,7 +142,34 @@ class Experiment(models.Model):
     )
     minimum_runtime_days = models.PositiveIntegerField(default=7)
     sequential_testing = models.BooleanField(
-        default=True, help_text="always-valid intervals: safe to look every hour"
+        default=True,
+        help_text="frequentist: always-valid intervals and p-values, safe to look every hour",
+    )
+    engine = models.CharField(
+        max_length=20,
+        choices=Engine.choices,
+        default=default_engine,
+        help_text="the statistics the page, the API and auto-conclusion use (project default: "
+        "EXPERIMENTS_ENGINE); frozen once started",
+    )
+    prior_mean = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(-1.0), MaxValueValidator(10.0)],
+        help_text="Bayesian: prior mean of the relative lift (0 = no change expected)",
+    )
+    prior_stddev = models.FloatField(
+        default=0.3,
+        validators=[MinValueValidator(0.001), MaxValueValidator(10.0)],
+        help_text="Bayesian: prior standard deviation of the relative lift (GrowthBook: 0.3)",
+    )
+    proper_prior = models.BooleanField(
+        default=True, help_text="Bayesian: use the prior (off: a flat prior, data only)"
+    )
+    risk_threshold = models.FloatField(
+        default=0.0025,
+        validators=[MinValueValidator(0.00001), MaxValueValidator(0.5)],
+        help_text="Bayesian: ship a variant only when its risk (expected relative loss) is "
+        "below this, 0.0025 = 0.25%",
     )
     sequential_tuning = models.FloatField(
         null=True, blank=True, editable=False, help_text="set at start from the planned sample"

@@ -18,121 +18,226 @@ from experiments.models import Experiment, Metric, normalized_weights
 
 @dataclass(frozen=True)
 class Decision:
-    """What the numbers allow: `winner`/`loser` (significant on the primary metric), `flat`
-    (no significant difference), `srm` (untrustworthy), `empty` (no exposures)."""
+    """What the chosen engine's numbers allow: `winner`/`loser` (decisive on the primary
+    metric), `flat` (not decisive), `srm` (untrustworthy), `empty` (no exposures).
+    `failing_guardrails`: guardrail metrics a treatment harms (significantly, or with
+    probability 1 - alpha); `reason` says why, in words, for the page and the audit log."""
 
     kind: str
+    reason: str
     variant: str | None = None
-    guardrail_harmed: bool = False
+    failing_guardrails: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "variant": self.variant,
+            "guardrail_harmed": bool(self.failing_guardrails),
+            "failing_guardrails": list(self.failing_guardrails),
+            "reason": self.reason,
+        }
 
 
 def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
-def _group(metric: Metric, row: selectors.VariantDay | None) -> stats.Group:
+def _statistic(metric: Metric, row: selectors.VariantDay | None) -> stats.Statistic:
     if row is None or row.users == 0:
-        return stats.Group(0, 0.0, 0.0)
+        return stats.Proportion(0, 0.0)
     if metric.kind == Metric.Kind.CONVERSION:
-        return stats.Group.proportion(row.converted, row.users)
-    return stats.Group.from_sums(row.users, row.total, row.total_squares)
+        return stats.Proportion(row.users, float(row.converted))
+    return stats.SampleMean(row.users, row.total, row.total_squares)
+
+
+def _summary(metric: Metric, statistic: stats.Statistic) -> dict:
+    """`raw`/`adjusted` of the API: users and conversions, or users, mean and variance."""
+    if metric.kind == Metric.Kind.CONVERSION:
+        return {"users": statistic.n, "conversions": round(statistic.sum)}
+    return {"users": statistic.n, "mean": statistic.mean, "variance": statistic.variance}
 
 
 def _tuning(experiment: Experiment) -> float:
     return experiment.sequential_tuning or stats.DEFAULT_TUNING
 
 
+def compare(experiment: Experiment, metric: Metric, control, treatment) -> dict:
+    """The comparison of the experiment's engine, and only its quantities."""
+    if experiment.engine == Experiment.Engine.BAYESIAN:
+        b = stats.bayesian(
+            control,
+            treatment,
+            alpha=experiment.alpha,
+            prior_mean=experiment.prior_mean,
+            prior_stddev=experiment.prior_stddev,
+            proper=experiment.proper_prior,
+            decrease_is_good=metric.direction == Metric.Direction.DECREASE,
+        )
+        if b is None:
+            return {
+                "lift": None,
+                "ci": None,
+                "chance_to_win": None,
+                "risk": None,
+                "risk_control": None,
+            }
+        return {
+            "lift": b.lift,
+            "ci": list(b.ci),
+            "chance_to_win": b.chance_to_win,
+            "risk": b.risk,
+            "risk_control": b.risk_control,
+        }
+    f = stats.frequentist(
+        control,
+        treatment,
+        alpha=experiment.alpha,
+        sequential=experiment.sequential_testing,
+        tuning=_tuning(experiment),
+    )
+    if f is None:
+        return {"lift": None, "ci": None, "p_value": None, "p_value_adjusted": None}
+    return {"lift": f.lift, "ci": list(f.ci), "p_value": f.p_value, "p_value_adjusted": f.p_value}
+
+
 def metric_rows(experiment: Experiment, data: selectors.MetricData, variants) -> list[dict]:
     metric = data.metric
     totals = data.totals()
     control = next(v for v in variants if v.is_control)
-    control_group = _group(metric, totals.get(control.key))
+    control_stat = _statistic(metric, totals.get(control.key))
     rows = []
     for variant in variants:
-        group = _group(metric, totals.get(variant.key))
-        row = {"variant": variant.key, "name": variant.name or variant.key, "users": group.n}
-        if metric.kind == Metric.Kind.CONVERSION:
-            row["conversions"] = totals[variant.key].converted if variant.key in totals else 0
-        else:
-            row["mean"] = group.mean
-            row["variance"] = group.variance
-        row["rate"] = group.mean
-        if variant.is_control:
-            comparison = stats.EMPTY
-        else:
-            comparison = stats.compare(
-                control_group,
-                group,
-                kind=metric.kind,
-                alpha=experiment.alpha,
-                sequential=experiment.sequential_testing,
-                tuning=_tuning(experiment),
-                decrease_is_good=metric.direction == Metric.Direction.DECREASE,
-            )
-        row.update(
-            lift=comparison.lift,
-            absolute_lift=comparison.absolute_lift,
-            ci=list(comparison.ci) if comparison.ci else None,
-            p_value=comparison.p_value,
-            p_value_adjusted=comparison.p_value,
-            chance_to_beat_control=comparison.chance_to_beat_control,
-            is_control=variant.is_control,
+        raw = _statistic(metric, totals.get(variant.key))
+        rows.append(
+            {
+                "key": variant.key,
+                "name": variant.name or variant.key,
+                "control": variant.is_control,
+                "raw": _summary(metric, raw),
+                "adjusted": _summary(metric, raw),
+                "comparison": None
+                if variant.is_control
+                else compare(experiment, metric, control_stat, raw),
+            }
         )
-        rows.append(row)
     return rows
+
+
+def _comparisons(metric: dict):
+    return [r["comparison"] for r in metric["variants"] if r["comparison"] is not None]
 
 
 def _holm_adjust(metrics: list[dict]) -> None:
     """Holm across goal metrics (primary, secondary) x treatment variants; guardrails apart."""
     cells = [
-        row
+        c
         for m in metrics
         if m["role"] != "guardrail"
-        for row in m["variants"]
-        if row["p_value"] is not None
+        for c in _comparisons(m)
+        if c["p_value"] is not None
     ]
-    for row, adjusted in zip(cells, stats.holm([r["p_value"] for r in cells]), strict=True):
-        row["p_value_adjusted"] = adjusted
+    for cell, adjusted in zip(cells, stats.holm([c["p_value"] for c in cells]), strict=True):
+        cell["p_value_adjusted"] = adjusted
 
 
 def _good(metric: dict, lift: float) -> bool:
     return lift > 0 if metric["direction"] == Metric.Direction.INCREASE else lift < 0
 
 
-def _significant(row: dict, alpha: float) -> bool:
-    return row["p_value_adjusted"] is not None and row["p_value_adjusted"] < alpha
+class Rule:
+    """The decision rule of an engine on one comparison."""
+
+    def __init__(self, experiment: Experiment):
+        self.bayesian = experiment.engine == Experiment.Engine.BAYESIAN
+        self.alpha = experiment.alpha
+        self.risk_threshold = experiment.risk_threshold
+
+    def ships(self, metric: dict, c: dict) -> bool:
+        """The variant is decisively better on this metric."""
+        if c["lift"] is None:
+            return False
+        if self.bayesian:
+            return c["chance_to_win"] >= 1 - self.alpha and c["risk"] < self.risk_threshold
+        return c["p_value_adjusted"] < self.alpha and _good(metric, c["lift"])
+
+    def loses(self, metric: dict, c: dict) -> bool:
+        """The variant is decisively worse on this metric."""
+        if c["lift"] is None:
+            return False
+        if self.bayesian:
+            return c["chance_to_win"] <= self.alpha and c["risk_control"] < self.risk_threshold
+        return c["p_value_adjusted"] < self.alpha and not _good(metric, c["lift"])
+
+    def harms(self, metric: dict, c: dict) -> bool:
+        """A guardrail is failing: significantly worse (frequentist), or worse with
+        probability at least 1 - alpha (Bayesian)."""
+        if c["lift"] is None:
+            return False
+        if self.bayesian:
+            return c["chance_to_win"] <= self.alpha
+        return c["p_value"] < self.alpha and not _good(metric, c["lift"])
+
+    def describe(self) -> str:
+        if self.bayesian:
+            return (
+                f"chance to win at least {_pct(1 - self.alpha)} and risk under "
+                f"{self.risk_threshold * 100:.2f}%"
+            )
+        return f"Holm-adjusted p-value under {self.alpha:g}"
 
 
-def decide(metrics: list[dict], *, srm_ok: bool, alpha: float, any_users: bool) -> Decision:
+def decide(
+    experiment: Experiment, metrics: list[dict], *, srm_ok: bool, any_users: bool
+) -> Decision:
+    rule = Rule(experiment)
     if not any_users:
-        return Decision("empty")
+        return Decision("empty", "no exposures yet")
     if not srm_ok:
-        return Decision("srm")
+        return Decision("srm", "sample ratio mismatch: the split does not match the weights")
     primary = next((m for m in metrics if m["role"] == "primary"), None)
     if primary is None:
-        return Decision("flat")
-    harmed = {
-        row["variant"]
+        return Decision("flat", "no primary metric")
+    failing = tuple(
+        f"{m['key']} ({r['key']})"
         for m in metrics
         if m["role"] == "guardrail"
-        for row in m["variants"]
-        if row["lift"] is not None and _significant(row, alpha) and not _good(m, row["lift"])
-    }
-    significant = [
-        r for r in primary["variants"] if r["lift"] is not None and _significant(r, alpha)
-    ]
-    winners = [r for r in significant if _good(primary, r["lift"])]
+        for r in m["variants"]
+        if r["comparison"] is not None and rule.harms(m, r["comparison"])
+    )
+    treated = [r for r in primary["variants"] if r["comparison"] is not None]
+    winners = [r for r in treated if rule.ships(primary, r["comparison"])]
     if winners:
-        best = max(winners, key=lambda r: abs(r["lift"]))
-        return Decision("winner", best["variant"], guardrail_harmed=best["variant"] in harmed)
-    if significant:
-        worst = max(significant, key=lambda r: abs(r["lift"]))
-        return Decision("loser", worst["variant"], guardrail_harmed=bool(harmed))
-    return Decision("flat", guardrail_harmed=bool(harmed))
+        best = max(winners, key=lambda r: abs(r["comparison"]["lift"]))
+        reason = f"variant {best['key']} meets the rule on {primary['key']} ({rule.describe()})"
+        return Decision("winner", reason, best["key"], failing)
+    losers = [r for r in treated if rule.loses(primary, r["comparison"])]
+    if losers and len(losers) == len(treated):
+        worst = max(losers, key=lambda r: abs(r["comparison"]["lift"]))
+        reason = f"every variant is decisively worse than control on {primary['key']}"
+        return Decision("loser", reason, worst["key"], failing)
+    reason = f"no variant meets the rule on {primary['key']} yet ({rule.describe()})"
+    return Decision("flat", reason, None, failing)
 
 
-def verdict_text(decision: Decision, metrics: list[dict], *, srm: dict, alpha: float) -> str:
-    level = f"{(1 - alpha) * 100:.0f}% CI"
+def _interval(experiment: Experiment) -> str:
+    kind = "credible" if experiment.engine == Experiment.Engine.BAYESIAN else "confidence"
+    return f"{(1 - experiment.alpha) * 100:.0f}% {kind} interval"
+
+
+def _cell(experiment: Experiment, row: dict) -> str:
+    c = row["comparison"]
+    lo, hi = c["ci"]
+    text = (
+        f"{row['name']} {c['lift'] * 100:+.1f}% ({_interval(experiment)} {_pct(lo)} to {_pct(hi)}"
+    )
+    if experiment.engine == Experiment.Engine.BAYESIAN:
+        return text + f", {_pct(c['chance_to_win'])} chance to win, risk {c['risk'] * 100:.2f}%)"
+    return text + f", p = {c['p_value_adjusted']:.3g})"
+
+
+def verdict_text(
+    experiment: Experiment, decision: Decision, metrics: list[dict], *, srm: dict
+) -> str:
     if decision.kind == "empty":
         return "No exposures yet: results appear once clients call the assignment API."
     if decision.kind == "srm":
@@ -145,30 +250,27 @@ def verdict_text(decision: Decision, metrics: list[dict], *, srm: dict, alpha: f
     if primary is None:
         return "No primary metric is set, so there is nothing to judge."
     name = primary["name"]
-    if decision.kind in ("winner", "loser"):
-        row = next(r for r in primary["variants"] if r["variant"] == decision.variant)
-        change = "increases" if row["lift"] > 0 else "decreases"
-        lo, hi = row["ci"]
-        text = (
-            f"Variant {row['name']} {change} {name} by {_pct(abs(row['lift']))} "
-            f"({level} {_pct(lo)} to {_pct(hi)})."
+    guard = ""
+    if decision.failing_guardrails:
+        guard = (
+            " A guardrail is failing ("
+            + ", ".join(decision.failing_guardrails)
+            + "): no conclusion while it does."
         )
+    if decision.kind in ("winner", "loser"):
+        row = next(r for r in primary["variants"] if r["key"] == decision.variant)
+        change = "increases" if row["comparison"]["lift"] > 0 else "decreases"
+        text = f"Variant {row['name']} {change} {name}: {_cell(experiment, row)}."
         if decision.kind == "loser":
             text += " That is worse than control: keep the control."
-        if decision.guardrail_harmed:
-            text += " A guardrail metric is significantly harmed."
-        return text
-    treated = [r for r in primary["variants"] if r["lift"] is not None]
+        return text + guard
+    treated = [
+        r for r in primary["variants"] if r["comparison"] and r["comparison"]["lift"] is not None
+    ]
     if not treated:
         return f"Not enough data yet to compare {name}."
-    parts = ", ".join(
-        f"{r['name']} {r['lift'] * 100:+.1f}% ({level} {_pct(r['ci'][0])} to {_pct(r['ci'][1])})"
-        for r in treated
-    )
-    text = f"No significant difference on {name} yet: {parts}."
-    if decision.guardrail_harmed:
-        text += " A guardrail metric is significantly harmed."
-    return text
+    parts = ", ".join(_cell(experiment, r) for r in treated)
+    return f"No decisive difference on {name} yet: {parts}." + guard
 
 
 # An experiment's readout is recomputed at most this often (its own edits change the key).
@@ -205,7 +307,7 @@ def experiment_results(experiment: Experiment) -> dict:
     }
     metrics = [
         {
-            "metric": d.metric.key,
+            "key": d.metric.key,
             "name": d.metric.name,
             "kind": d.metric.kind,
             "role": d.role,
@@ -215,25 +317,32 @@ def experiment_results(experiment: Experiment) -> dict:
         }
         for d in metric_data
     ]
-    _holm_adjust(metrics)
-    decision = decide(metrics, srm_ok=srm["ok"], alpha=experiment.alpha, any_users=total_users > 0)
+    if experiment.engine == Experiment.Engine.FREQUENTIST:
+        _holm_adjust(metrics)
+    decision = decide(experiment, metrics, srm_ok=srm["ok"], any_users=total_users > 0)
     required = experiment.power_analysis.get("required_users_per_variant")
+    bayesian = experiment.engine == Experiment.Engine.BAYESIAN
     return {
         "experiment": experiment.key,
         "name": experiment.name,
         "status": experiment.status,
-        "sequential_testing": experiment.sequential_testing,
+        "engine": experiment.engine,
+        "sequential": not bayesian and experiment.sequential_testing,
         "alpha": experiment.alpha,
+        "prior": {
+            "mean": experiment.prior_mean,
+            "stddev": experiment.prior_stddev,
+            "proper": experiment.proper_prior,
+        }
+        if bayesian
+        else None,
+        "risk_threshold": experiment.risk_threshold if bayesian else None,
         "srm": srm,
         "metrics": metrics,
         "required_users_per_variant": required,
         "users_per_variant_so_far": min(users.values()) if users else 0,
-        "decision": {
-            "kind": decision.kind,
-            "variant": decision.variant,
-            "guardrail_harmed": decision.guardrail_harmed,
-        },
-        "verdict": verdict_text(decision, metrics, srm=srm, alpha=experiment.alpha),
+        "decision": decision.as_dict(),
+        "verdict": verdict_text(experiment, decision, metrics, srm=srm),
         "computed_at": timezone.now().isoformat(),
         "timeseries": _timeseries(experiment, exposures, metric_data, variants),
     }
@@ -266,7 +375,7 @@ def _timeseries(experiment, exposures, metric_data, variants) -> dict:
                 acc.converted += row.converted
                 acc.total += row.total
                 acc.total_squares += row.total_squares
-            group = _group(primary.metric, acc)
+            group = _statistic(primary.metric, acc)
             se = math.sqrt(group.variance / group.n) if group.n else 0.0
             rates.append(group.mean if group.n else None)
             lows.append(group.mean - z * se if group.n else None)

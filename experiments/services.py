@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 
@@ -91,41 +92,62 @@ def experiment_stop(*, experiment: Experiment, by, reason: str = "") -> Experime
 
 
 def conclusion_reason(experiment: Experiment, result: dict) -> tuple[bool, str]:
-    """(may conclude, why): minimum runtime passed, SRM clean, and either the sequential test
-    decisive on the primary metric (no guardrail harmed) or the planned sample reached."""
+    """(may conclude, why), by the experiment's engine. Never with a sample ratio mismatch or
+    a failing guardrail, never before the minimum runtime. Frequentist: a sequential test
+    concludes when decisive on the primary metric; a fixed-horizon test only once the
+    planned sample is reached (looking earlier would inflate its error rate). Bayesian: when
+    the decision rule on chance to win and risk is met, or the planned sample is reached."""
     started = experiment.started_at or timezone.now()
     days = (timezone.now() - started).total_seconds() / 86400
     if days < experiment.minimum_runtime_days:
+        ends = started + dt.timedelta(days=experiment.minimum_runtime_days)
         return (
             False,
-            f"minimum runtime not reached ({days:.1f} of {experiment.minimum_runtime_days} days)",
+            f"minimum runtime of {experiment.minimum_runtime_days} days not reached "
+            f"(until {ends:%Y-%m-%d %H:%M} UTC)",
         )
+    decision = result["decision"]
     if not result["srm"]["ok"]:
         return False, "sample ratio mismatch: no conclusion while the split is wrong"
-    decision = result["decision"]["kind"]
+    if decision["failing_guardrails"]:
+        return False, (
+            "a guardrail is failing ("
+            + ", ".join(decision["failing_guardrails"])
+            + "): no conclusion while it does; a person decides"
+        )
+    kind = decision["kind"]
     required = result["required_users_per_variant"]
     reached = bool(required) and result["users_per_variant_so_far"] >= required
-    if experiment.sequential_testing and decision in ("winner", "loser"):
-        if decision == "winner" and result["decision"]["guardrail_harmed"]:
-            return False, "the primary metric is decisive but a guardrail is significantly harmed"
-        return True, "the sequential test is decisive on the primary metric"
+    decisive = kind in ("winner", "loser")
+    if result["engine"] == Experiment.Engine.BAYESIAN and decisive:
+        return True, f"the Bayesian decision rule is met: {decision['reason']}"
+    if result["engine"] == Experiment.Engine.FREQUENTIST and result["sequential"] and decisive:
+        return True, f"the sequential test is decisive: {decision['reason']}"
     if reached:
         return True, f"the planned sample of {required} users per variant is reached"
-    return False, "not decisive yet and the planned sample is not reached"
+    if result["engine"] == Experiment.Engine.FREQUENTIST and not result["sequential"]:
+        return False, (
+            "fixed-horizon test: the result is read only at the planned sample of "
+            f"{required or 'unknown'} users per variant"
+        )
+    return False, f"not decisive yet ({decision['reason']}) and the planned sample is not reached"
 
 
 def experiment_evaluate(*, experiment_id: int) -> Experiment:
-    """Recompute a running experiment's results and conclude it when that is safe.
+    """Recompute a running experiment's results and conclude it when that is safe; every
+    new decision (concluded, or held back and why) goes to the audit log.
     Idempotent: a stopped or concluded experiment is left as it is."""
     experiment = Experiment.objects.get(pk=experiment_id)
     if experiment.status != Experiment.Status.RUNNING:
         return experiment
     result = readout.experiment_results(experiment)
     may_conclude, reason = conclusion_reason(experiment, result)
+    result["conclusion_check"] = {"may_conclude": may_conclude, "reason": reason}
     with transaction.atomic():
         experiment = _locked(experiment)
         if experiment.status != Experiment.Status.RUNNING:
             return experiment
+        previous = (experiment.last_results or {}).get("conclusion_check", {}).get("reason")
         experiment.last_results = result
         experiment.results_computed_at = timezone.now()
         experiment.srm_flagged = not result["srm"]["ok"]
@@ -133,6 +155,13 @@ def experiment_evaluate(*, experiment_id: int) -> Experiment:
         if may_conclude:
             experiment_conclude(experiment=experiment, result=result, reason=reason)
             fields += ["status", "ended_at", "ended_by", "conclusion", "winner"]
+        elif reason != previous:
+            audit_record(
+                actor="monitor:experiments",
+                action="experiment.hold",
+                target=experiment,
+                detail=f"Not concluded ({result['engine']} engine): {reason}.",
+            )
         experiment.save(update_fields=fields)
     return experiment
 
@@ -141,14 +170,16 @@ def experiment_conclude(*, experiment: Experiment, result: dict, reason: str) ->
     """Mark a locked running experiment concluded with its winner (or none); the caller saves."""
     decision = result["decision"]
     winner = None
-    if decision["kind"] == "winner" and not decision["guardrail_harmed"]:
+    if decision["kind"] == "winner" and not decision["failing_guardrails"]:
         winner = experiment.variants.filter(key=decision["variant"]).first()
     experiment.status = Experiment.Status.CONCLUDED
     experiment.ended_at = timezone.now()
     experiment.ended_by = "monitor"
     experiment.winner = winner
     outcome = "" if winner else "No winner: keep the control. "
-    experiment.conclusion = f"{outcome}{result['verdict']} Concluded because {reason}."
+    experiment.conclusion = (
+        f"{outcome}{result['verdict']} Concluded ({result['engine']} engine) because {reason}."
+    )
     audit_record(
         actor="monitor:experiments",
         action="experiment.conclude",

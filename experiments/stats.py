@@ -1,91 +1,246 @@
-"""The statistics of an experiment readout, written out so every step can be checked.
+"""The statistics of an experiment readout: the one place every number comes from.
 
-Cross-checked in tests against statsmodels (z-test, sample size, Holm), scipy (Welch,
-chi-square) and GrowthBook's published gbstats values (delta-method relative lift and the
-sequential confidence sequences of Waudby-Smith et al., GrowthBook's formulation).
+Two engines over the same sufficient statistics, each GrowthBook's formulation (gbstats 0.8):
+
+- `frequentist(control, treatment, ...)`: Welch's t-test on the relative lift with its
+  delta-method variance, fixed horizon, or the always-valid confidence sequence and p-value
+  of Waudby-Smith et al. when `sequential` (safe to look every hour);
+- `bayesian(control, treatment, ...)`: a normal posterior on the relative lift under a
+  Gaussian prior (proper by default), with chance to win, credible interval and risk
+  (expected relative loss of shipping the variant).
+
+Sufficient statistics: `Proportion` (conversions), `SampleMean` (per-user sums), `Ratio`
+(per-user numerator and denominator, delta method), and `Adjusted` (CUPED: a post-exposure
+statistic regressed on the same users' pre-exposure one).
+The tests hold every engine to the gbstats package on the same inputs within 1e-6.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as sps
 
 SRM_THRESHOLD = 0.001
 DEFAULT_TUNING = 5000.0  # GrowthBook's default sequential tuning parameter
+# GrowthBook's default proper prior on the relative lift: mean 0, standard deviation 0.3.
+DEFAULT_PRIOR_MEAN = 0.0
+DEFAULT_PRIOR_STDDEV = 0.3
 
 
 @dataclass(frozen=True)
-class Group:
-    """One variant's per-user sample: size, mean and (sample) variance of the metric."""
+class Proportion:
+    """Users and how many of them converted."""
 
     n: int
-    mean: float
-    variance: float
+    sum: float
 
-    @classmethod
-    def proportion(cls, conversions: int, n: int) -> Group:
-        p = conversions / n if n else 0.0
-        return cls(n=n, mean=p, variance=p * (1 - p))
+    @property
+    def mean(self) -> float:
+        return self.sum / self.n if self.n else 0.0
 
-    @classmethod
-    def from_sums(cls, n: int, total: float, total_squares: float) -> Group:
-        if n == 0:
-            return cls(0, 0.0, 0.0)
-        mean = total / n
-        variance = (total_squares - total * total / n) / (n - 1) if n > 1 else 0.0
-        return cls(n=n, mean=mean, variance=max(variance, 0.0))
+    @property
+    def unadjusted_mean(self) -> float:
+        return self.mean
+
+    @property
+    def sum_squares(self) -> float:
+        return self.sum
+
+    @property
+    def variance(self) -> float:
+        return self.mean * (1 - self.mean)
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """Treatment vs control on one metric. `lift` and `ci` are relative (0.03 = +3%)."""
+class SampleMean:
+    """Users, and the sum and sum of squares of their per-user values."""
 
-    lift: float | None
-    ci: tuple[float, float] | None
-    absolute_lift: float | None
-    p_value: float | None
-    chance_to_beat_control: float | None
-    se_relative: float | None
+    n: int
+    sum: float
+    sum_squares: float
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.n if self.n else 0.0
+
+    @property
+    def unadjusted_mean(self) -> float:
+        return self.mean
+
+    @property
+    def variance(self) -> float:
+        if self.n <= 1:
+            return 0.0
+        return (self.sum_squares - self.sum**2 / self.n) / (self.n - 1)
 
 
-EMPTY = Comparison(None, None, None, None, None, None)
+Base = Proportion | SampleMean
 
 
-def relative_lift_variance(control: Group, treatment: Group) -> float:
-    """Delta-method variance of (mean_t - mean_c) / mean_c."""
-    mc, mt = control.mean, treatment.mean
-    return treatment.variance / (mc**2 * treatment.n) + control.variance * mt**2 / (
-        mc**4 * control.n
+def _covariance(n: int, a: Base, b: Base, sum_of_products: float) -> float:
+    if n <= 1:
+        return 0.0
+    return (sum_of_products - a.sum * b.sum / n) / (n - 1)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Per-user numerator and denominator (e.g. videos rendered and sessions): the metric is
+    sum(numerator) / sum(denominator), its variance per user by the delta method."""
+
+    n: int
+    numerator: Base
+    denominator: Base
+    sum_of_products: float
+
+    @property
+    def mean(self) -> float:
+        return self.numerator.sum / self.denominator.sum if self.denominator.sum else 0.0
+
+    @property
+    def unadjusted_mean(self) -> float:
+        return self.mean
+
+    @property
+    def covariance(self) -> float:
+        return _covariance(self.n, self.numerator, self.denominator, self.sum_of_products)
+
+    @property
+    def variance(self) -> float:
+        dm, mm = self.denominator.mean, self.numerator.mean
+        if dm == 0 or self.n <= 1:
+            return 0.0
+        return (
+            self.numerator.variance / dm**2
+            - 2 * self.covariance * mm / dm**3
+            + mm**2 * self.denominator.variance / dm**4
+        )
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    """CUPED: the post-exposure statistic minus theta times the same users' pre-exposure one.
+    theta is set by the engines from both arms together (`cuped_theta`)."""
+
+    n: int
+    post: Base
+    pre: Base
+    sum_of_products: float
+    theta: float = 0.0
+
+    @property
+    def mean(self) -> float:
+        return self.post.mean - self.theta * self.pre.mean
+
+    @property
+    def unadjusted_mean(self) -> float:
+        return self.post.mean
+
+    @property
+    def covariance(self) -> float:
+        return _covariance(self.n, self.post, self.pre, self.sum_of_products)
+
+    @property
+    def variance(self) -> float:
+        if self.n <= 1:
+            return 0.0
+        return (
+            self.post.variance
+            + self.theta**2 * self.pre.variance
+            - 2 * self.theta * self.covariance
+        )
+
+
+Statistic = Proportion | SampleMean | Ratio | Adjusted
+
+
+def cuped_theta(control: Adjusted, treatment: Adjusted) -> float:
+    """The regression coefficient of post on pre over both arms together (gbstats)."""
+    n = control.n + treatment.n
+
+    def joint(a: Base, b: Base) -> Base:
+        if isinstance(a, Proportion) and isinstance(b, Proportion):
+            return Proportion(n, a.sum + b.sum)
+        return SampleMean(n, a.sum + b.sum, a.sum_squares + b.sum_squares)
+
+    post, pre = joint(control.post, treatment.post), joint(control.pre, treatment.pre)
+    if pre.variance == 0 or post.variance == 0:
+        return 0.0
+    both = Adjusted(n, post, pre, control.sum_of_products + treatment.sum_of_products)
+    return both.covariance / pre.variance
+
+
+def cuped_pair(control: Statistic, treatment: Statistic) -> tuple[Statistic, Statistic]:
+    """Both arms with their common theta set; without pre-period variance, the plain
+    post-exposure statistics (what gbstats does)."""
+    if isinstance(control, Adjusted) and isinstance(treatment, Adjusted):
+        theta = cuped_theta(control, treatment)
+        if theta == 0:
+            return control.post, treatment.post
+        return replace(control, theta=theta), replace(treatment, theta=theta)
+    return control, treatment
+
+
+def _zero_variance(statistic: Statistic) -> bool:
+    return statistic.variance <= 0
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The relative lift of treatment over control with the variance of that estimate."""
+
+    lift: float
+    variance: float
+    n: int
+    dof: float
+
+
+def relative_estimate(control: Statistic, treatment: Statistic) -> Estimate | None:
+    """Relative lift (treatment - control) / control and its delta-method variance; None
+    when it does not exist (an empty arm, a zero baseline, a zero variance)."""
+    control, treatment = cuped_pair(control, treatment)
+    if control.n == 0 or treatment.n == 0:
+        return None
+    if control.mean == 0 or control.unadjusted_mean == 0:
+        return None
+    if _zero_variance(control) or _zero_variance(treatment):
+        return None
+    ma, mb = control.unadjusted_mean, treatment.unadjusted_mean
+    va, vb = control.variance, treatment.variance
+    variance = vb / (ma**2 * treatment.n) + va * mb**2 / (ma**4 * control.n)
+    lift = (treatment.mean - control.mean) / ma
+    dof = (vb / treatment.n + va / control.n) ** 2 / (
+        vb**2 / (treatment.n**2 * (treatment.n - 1)) + va**2 / (control.n**2 * (control.n - 1))
     )
+    return Estimate(lift, variance, control.n + treatment.n, dof)
 
 
-def welch_df(control: Group, treatment: Group) -> float:
-    vc, vt = control.variance / control.n, treatment.variance / treatment.n
-    denominator = vc**2 / (control.n - 1) + vt**2 / (treatment.n - 1)
-    return (vc + vt) ** 2 / denominator if denominator > 0 else float(control.n + treatment.n - 2)
+@dataclass(frozen=True)
+class Frequentist:
+    """Relative lift, its (1 - alpha) confidence interval and two-sided p-value."""
+
+    lift: float
+    ci: tuple[float, float]
+    p_value: float
+    se: float
 
 
-def proportions_z_test(control: Group, treatment: Group) -> float:
-    """Two-sided pooled two-proportion z-test p-value (groups built with Group.proportion)."""
-    pooled = (control.mean * control.n + treatment.mean * treatment.n) / (control.n + treatment.n)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / control.n + 1 / treatment.n))
-    if se == 0:
-        return 1.0
-    z = (treatment.mean - control.mean) / se
-    return float(2 * sps.norm.sf(abs(z)))
+@dataclass(frozen=True)
+class Bayesian:
+    """Posterior mean of the relative lift, its (1 - alpha) credible interval, the chance the
+    variant is better than control (in the metric's good direction), and the risk: the
+    expected relative loss of shipping the variant (and, `risk_control`, of keeping control)."""
 
-
-def welch_t_test(control: Group, treatment: Group) -> float:
-    """Two-sided Welch t-test p-value on the difference of means."""
-    se = math.sqrt(control.variance / control.n + treatment.variance / treatment.n)
-    if se == 0:
-        return 1.0
-    t = (treatment.mean - control.mean) / se
-    return float(2 * sps.t.sf(abs(t), welch_df(control, treatment)))
+    lift: float
+    ci: tuple[float, float]
+    chance_to_win: float
+    risk: float
+    risk_control: float
+    se: float
 
 
 def sequential_rho(alpha: float, tuning: float) -> float:
@@ -116,45 +271,69 @@ def sequential_p_value(*, estimate, variance, n, alpha: float, tuning: float):
     return float(p) if p.ndim == 0 else p
 
 
-def compare(
-    control: Group,
-    treatment: Group,
+def frequentist(
+    control: Statistic,
+    treatment: Statistic,
     *,
-    kind: str,
     alpha: float = 0.05,
     sequential: bool = False,
     tuning: float = DEFAULT_TUNING,
-    decrease_is_good: bool = False,
-) -> Comparison:
-    """Relative lift with its interval, p-value and Bayesian chance to beat control.
-
-    Conversions: pooled two-proportion z-test and a normal interval. Means: Welch's t-test
-    and a t interval with Welch's degrees of freedom. Sequential: GrowthBook's always-valid
-    interval and p-value replace both.
-    """
-    if control.n < 2 or treatment.n < 2 or control.mean == 0:
-        return EMPTY
-    variance = relative_lift_variance(control, treatment)
-    lift = (treatment.mean - control.mean) / control.mean
-    absolute = treatment.mean - control.mean
-    if variance <= 0:
-        return Comparison(lift, (lift, lift), absolute, None, None, 0.0)
-    se = math.sqrt(variance)
-    n = control.n + treatment.n
+) -> Frequentist | None:
+    """gbstats' TwoSidedTTest (Welch) or SequentialTwoSidedTTest on the relative lift."""
+    est = relative_estimate(control, treatment)
+    if est is None:
+        return None
+    se = math.sqrt(est.variance)
     if sequential:
-        half = sequential_half_width(variance=variance, n=n, alpha=alpha, tuning=tuning)
-        p = sequential_p_value(estimate=lift, variance=variance, n=n, alpha=alpha, tuning=tuning)
-    elif kind == "conversion":
-        half = float(sps.norm.ppf(1 - alpha / 2)) * se
-        p = proportions_z_test(control, treatment)
+        half = sequential_half_width(variance=est.variance, n=est.n, alpha=alpha, tuning=tuning)
+        p = sequential_p_value(
+            estimate=est.lift, variance=est.variance, n=est.n, alpha=alpha, tuning=tuning
+        )
     else:
-        half = float(sps.t.ppf(1 - alpha / 2, welch_df(control, treatment))) * se
-        p = welch_t_test(control, treatment)
-    # Flat-prior normal posterior on the relative lift.
-    beats = float(sps.norm.cdf(lift / se))
+        half = float(sps.t.ppf(1 - alpha / 2, est.dof)) * se
+        p = float(2 * sps.t.sf(abs(est.lift) / se, est.dof))
+    return Frequentist(est.lift, (est.lift - half, est.lift + half), float(p), se)
+
+
+def _truncated_mean(mu: float, sigma: float, positive: bool) -> float:
+    """Mean of N(mu, sigma^2) restricted to (0, inf) or to (-inf, 0)."""
+    a = -mu / sigma
+    if positive:
+        return mu + sigma * math.exp(sps.norm.logpdf(a) - sps.norm.logsf(a))
+    return mu - sigma * math.exp(sps.norm.logpdf(a) - sps.norm.logcdf(a))
+
+
+def bayesian(
+    control: Statistic,
+    treatment: Statistic,
+    *,
+    alpha: float = 0.05,
+    prior_mean: float = DEFAULT_PRIOR_MEAN,
+    prior_stddev: float = DEFAULT_PRIOR_STDDEV,
+    proper: bool = True,
+    decrease_is_good: bool = False,
+) -> Bayesian | None:
+    """gbstats' EffectBayesianABTest on the relative lift with a Gaussian prior on it."""
+    est = relative_estimate(control, treatment)
+    if est is None:
+        return None
+    prior_variance = prior_stddev**2
+    precision = 1 / est.variance + (1 / prior_variance if proper else 0.0)
+    if proper:
+        mean = (est.lift / est.variance + prior_mean / prior_variance) / precision
+    else:
+        mean = est.lift
+    sd = math.sqrt(1 / precision)
+    up = float(sps.norm.sf(0, mean, sd))
+    lo_ci, hi_ci = sps.norm.ppf([alpha / 2, 1 - alpha / 2], mean, sd)
+    p_below = float(sps.norm.cdf(0, mean, sd))
+    # Expected loss of keeping control (the gain forgone) and of shipping the variant.
+    risk_control = (1 - p_below) * _truncated_mean(mean, sd, positive=True) if up > 0 else 0.0
+    risk_variant = -p_below * _truncated_mean(mean, sd, positive=False) if p_below > 0 else 0.0
     if decrease_is_good:
-        beats = 1 - beats
-    return Comparison(lift, (lift - half, lift + half), absolute, p, beats, se)
+        up = 1 - up
+        risk_control, risk_variant = risk_variant, risk_control
+    return Bayesian(mean, (float(lo_ci), float(hi_ci)), up, risk_variant, risk_control, sd)
 
 
 def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float:
@@ -179,6 +358,11 @@ def holm(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+def cuped_expected_width_ratio(correlation: float) -> float:
+    """Interval width with CUPED over without, in theory: sqrt(1 - rho^2)."""
+    return math.sqrt(1 - correlation**2)
 
 
 def required_users_per_variant(

@@ -22,3 +22,36 @@ def oldest_engine_missing() -> str:
         f"{OLDEST_ENGINE_PYTHON} (`make test` creates it; CLICKHOUSE_OLDEST_ENGINE_PYTHON "
         "points elsewhere)"
     )
+
+
+# GrowthBook's gbstats, the oracle of experiments/stats.py: its pins (numpy<2, pandas<2)
+# conflict with the project's, so it has its own environment (testing/requirements-gbstats.txt).
+GBSTATS_PYTHON = os.environ.get("GBSTATS_PYTHON") or str(
+    ROOT / "var" / "gbstats" / "bin" / "python"
+)
+
+
+def gbstats_missing() -> str:
+    """Why gbstats cannot run here, or "" when it can."""
+    if Path(GBSTATS_PYTHON).exists():
+        return ""
+    return (
+        f"no interpreter with gbstats at {GBSTATS_PYTHON} (`make var/gbstats/.installed` or "
+        "`make test` creates it; GBSTATS_PYTHON points elsewhere)"
+    )
+
+
+def gbstats_run(cases: list[dict]) -> list[dict | None]:
+    """gbstats' results for these cases (testing/gbstats_oracle.py documents the format)."""
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [GBSTATS_PYTHON, str(ROOT / "testing" / "gbstats_oracle.py")],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout)

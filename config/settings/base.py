@@ -301,6 +301,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "MetricKindEnum": ["conversion", "mean"],
+        "KindEnum": "analytics.insights.models.ModelKind",
+        "ExperimentDecisionKindEnum": ["winner", "loser", "flat", "srm", "empty"],
+    },
 }
 
 # Celery: queue names live in core.queues.Queue, periodic tasks in config/beat.py.
@@ -380,6 +385,12 @@ API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 # Experiments: seconds a process keeps its in-memory copy of the running experiments (the
 # assignment hot path reads no database); starting or stopping one is seen within this time.
 EXPERIMENTS_CACHE_SECONDS = env.float("EXPERIMENTS_CACHE_SECONDS", default=5.0)
+# The statistics engine a new experiment gets unless admin picks the other one.
+EXPERIMENTS_ENGINE = env.str("EXPERIMENTS_ENGINE", default="frequentist")
+if EXPERIMENTS_ENGINE not in ("frequentist", "bayesian"):
+    raise ImproperlyConfigured(
+        f"EXPERIMENTS_ENGINE={EXPERIMENTS_ENGINE!r} is not one of ['bayesian', 'frequentist']"
+    )
 
 # Analytics event capture (analytics/events/): store client IPs in full, or with the last
 # IPv4 octet zeroed (IPv6 cut to /48) by default; the Redis key prefix of the event buffer;

@@ -32,3 +32,11 @@ def number(value, digits: int = 3) -> str:
     if value is None:
         return MISSING
     return f"{value:.{digits}g}" if isinstance(value, float) else f"{value:,}"
+
+
+@register.filter
+def rate(conversions, users) -> str:
+    """Conversions over users as a percentage with two decimals."""
+    if not users:
+        return MISSING
+    return f"{conversions / users * 100:.2f}%"

@@ -144,7 +144,8 @@ def test_results_api_shape(api_client_for, engineer, running, analytics_store):
     assert body["experiment"] == "alpha" and body["status"] == "running"
     assert set(body["srm"]) >= {"p_value", "ok"}
     assert body["metrics"][0]["role"] == "primary"
-    assert body["metrics"][0]["variants"][0]["lift"] is None
+    assert body["engine"] == "frequentist" and body["sequential"] is True
+    assert body["metrics"][0]["variants"][0]["comparison"] is None
     assert "verdict" in body and "required_users_per_variant" in body
     assert api_client_for(engineer).get("/api/experiments/nope/results/").status_code == 404
 
@@ -235,3 +236,87 @@ def test_hot_path_parser_agrees_with_the_documented_serializer(body):
         data["attributes"],
         data.get("experiments"),
     )
+
+
+def _json_schema(node, components):
+    """OpenAPI 3.0 to JSON Schema: references inlined, `nullable: true` a union with null."""
+    if isinstance(node, list):
+        return [_json_schema(n, components) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return _json_schema(components[node["$ref"].rsplit("/", 1)[1]], components)
+    out = {k: _json_schema(v, components) for k, v in node.items() if k != "nullable"}
+    if node.get("nullable"):
+        return {"anyOf": [out, {"type": "null"}]}
+    return out
+
+
+def _results_validator(client):
+    import jsonschema
+
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    operation = schema["paths"]["/api/experiments/{key}/results/"]["get"]
+    assert set(operation["responses"]) == {"200", "401", "403", "404", "503"}
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    return jsonschema.Draft7Validator(_json_schema(body, schema["components"]["schemas"]))
+
+
+@pytest.mark.parametrize("engine", ["frequentist", "bayesian"])
+def test_results_response_is_exactly_what_the_schema_says(
+    engine, api_client_for, pm, running, analytics_store
+):
+    from analytics.catalog import Event
+    from analytics.store.bulk import rows_insert
+    from experiments.tests.conftest import event_row, exposure_row
+    from experiments.tests.factories import MetricFactory
+
+    revenue = MetricFactory(key="rev", kind="mean", event=Event.PAYMENT, value_property="amount")
+    experiment = running(key="shape", engine=engine)
+    experiment.secondary_metrics.set([revenue])
+    at = experiment.started_at
+    rows = []
+    for i in range(400):
+        variant = "treatment" if i % 2 else "control"
+        rows.append(exposure_row("shape", f"s{i}", variant, at))
+        if i % 3 == 0:
+            rows.append(event_row(Event.PROJECT_CREATED, f"s{i}", at, {}))
+            rows.append(event_row(Event.PAYMENT, f"s{i}", at, {"amount": i % 17}))
+    rows_insert(table="events", rows=rows)
+    client = api_client_for(pm)
+    body = client.get("/api/experiments/shape/results/").json()
+    _results_validator(client).validate(body)
+    assert body["engine"] == engine
+    for metric in body["metrics"]:
+        control, treated = metric["variants"]
+        assert control["comparison"] is None
+        keys = set(treated["comparison"])
+        if engine == "bayesian":
+            assert {"chance_to_win", "risk"} <= keys and "p_value" not in keys
+        else:
+            assert "p_value" in keys and not {"chance_to_win", "risk"} & keys
+        summary = (
+            {"users", "conversions"}
+            if metric["kind"] == "conversion"
+            else {
+                "users",
+                "mean",
+                "variance",
+            }
+        )
+        assert set(treated["raw"]) == set(treated["adjusted"]) == summary
+
+
+def test_results_answer_503_when_the_store_is_down(api_client_for, pm, running, monkeypatch):
+    from analytics.store import StoreUnavailable
+    from experiments import api
+
+    running(key="down")
+
+    def down(**kwargs):
+        raise StoreUnavailable("connection refused")
+
+    monkeypatch.setattr(api, "experiment_results_cached", down)  # a store that cannot exist here
+    response = api_client_for(pm).get("/api/experiments/down/results/")
+    assert response.status_code == 503
+    assert response.json()["error"] == "store_unavailable"

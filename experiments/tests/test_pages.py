@@ -75,6 +75,10 @@ def test_results_page_in_a_browser(page, live_asgi, login, pm, running, analytic
     page.goto(f"{live_asgi}/experiments/browser-one/")
     page.wait_for_selector("[data-figure='fig-lift'] .main-svg")
     verdict = page.inner_text("#verdict")
-    assert "treatment increases" in verdict and "95% CI" in verdict
+    assert "treatment increases" in verdict and "95% confidence interval" in verdict
+    assert "frequentist engine" in page.inner_text("#engine").lower()
+    headers = page.locator(".metric-table th").all_inner_texts()
+    assert "p-value" in [h.lower() for h in headers]
+    assert not {"chance to win", "risk"} & {h.lower() for h in headers}
     assert page.locator(".main-svg").count() >= 3
     page.screenshot(path=artifact("experiments-results.png"), full_page=True)

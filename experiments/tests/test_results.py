@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
-from statsmodels.stats.proportion import proportions_ztest
 
 from analytics.catalog import Event
 from analytics.store.bulk import rows_insert
+from experiments import stats
 from experiments.models import Metric
 from experiments.results import experiment_results
 from experiments.tests.conftest import event_row, exposure_row
@@ -97,18 +97,26 @@ def test_conversion_results_match_pandas_and_statsmodels(analytics_store, runnin
     expected = _pandas_per_user(rows, experiment.key, Event.PROJECT_CREATED, 7)
 
     metric = result["metrics"][0]
-    by_variant = {r["variant"]: r for r in metric["variants"]}
+    assert result["engine"] == "frequentist" and result["sequential"] is False
+    by_variant = {r["key"]: r for r in metric["variants"]}
     for variant, group in expected.groupby("variant"):
         row = by_variant[variant]
-        assert row["users"] == len(group)
-        assert row["conversions"] == int(group.value.sum())
-        assert row["rate"] == pytest.approx(group.value.mean())
+        assert row["raw"] == {"users": len(group), "conversions": int(group.value.sum())}
+        assert row["adjusted"] == row["raw"]
         assert result["srm"]["users"][variant] == len(group)
     c, t = by_variant["control"], by_variant["treatment"]
-    _, p = proportions_ztest([t["conversions"], c["conversions"]], [t["users"], c["users"]])
-    assert t["p_value"] == pytest.approx(p, rel=1e-9)
-    assert t["lift"] == pytest.approx(t["rate"] / c["rate"] - 1)
-    assert c["lift"] is None and c["p_value"] is None and c["ci"] is None
+    assert c["control"] is True and c["comparison"] is None
+    # The engine on pandas' counts (the engine itself is held to gbstats in test_stats).
+    ref = stats.frequentist(
+        stats.Proportion(c["raw"]["users"], c["raw"]["conversions"]),
+        stats.Proportion(t["raw"]["users"], t["raw"]["conversions"]),
+    )
+    comparison = t["comparison"]
+    assert set(comparison) == {"lift", "ci", "p_value", "p_value_adjusted"}
+    assert comparison["p_value"] == pytest.approx(ref.p_value, rel=1e-12)
+    rates = {v: g.value.mean() for v, g in expected.groupby("variant")}
+    assert comparison["lift"] == pytest.approx(rates["treatment"] / rates["control"] - 1)
+    assert comparison["ci"][0] < comparison["lift"] < comparison["ci"][1]
     counts = [result["srm"]["users"]["control"], result["srm"]["users"]["treatment"]]
     chi = sps.chisquare(counts).pvalue
     assert result["srm"]["p_value"] == pytest.approx(chi)
@@ -134,24 +142,30 @@ def test_filtered_conversion_and_mean_metric_match_pandas(analytics_store, runni
     rows_insert(table="events", rows=rows)
 
     result = experiment_results(experiment)
-    metrics = {m["metric"]: m for m in result["metrics"]}
+    metrics = {m["key"]: m for m in result["metrics"]}
     assert [m["role"] for m in result["metrics"]] == ["primary", "secondary"]
 
     expected = _pandas_per_user(
         rows, experiment.key, Event.PROJECT_CREATED, 3, filter_=("book_type", "textbook")
     )
     for row in metrics["textbook"]["variants"]:
-        group = expected[expected.variant == row["variant"]]
-        assert row["conversions"] == int(group.value.sum())
+        group = expected[expected.variant == row["key"]]
+        assert row["raw"]["conversions"] == int(group.value.sum())
 
     expected = _pandas_per_user(rows, experiment.key, Event.PAYMENT, 7, value="amount")
     values = {v: g.value.to_numpy() for v, g in expected.groupby("variant")}
-    rows_out = {r["variant"]: r for r in metrics["revenue"]["variants"]}
+    rows_out = {r["key"]: r for r in metrics["revenue"]["variants"]}
     for variant, arr in values.items():
-        assert rows_out[variant]["mean"] == pytest.approx(arr.mean())
-        assert rows_out[variant]["variance"] == pytest.approx(arr.var(ddof=1))
-    welch = sps.ttest_ind(values["treatment"], values["control"], equal_var=False).pvalue
-    assert rows_out["treatment"]["p_value"] == pytest.approx(welch, rel=1e-6)
+        assert rows_out[variant]["raw"]["users"] == len(arr)
+        assert rows_out[variant]["raw"]["mean"] == pytest.approx(arr.mean())
+        assert rows_out[variant]["raw"]["variance"] == pytest.approx(arr.var(ddof=1))
+    c, t = values["control"], values["treatment"]
+    ref = stats.frequentist(
+        stats.SampleMean(len(c), c.sum(), (c * c).sum()),
+        stats.SampleMean(len(t), t.sum(), (t * t).sum()),
+    )
+    assert rows_out["treatment"]["comparison"]["p_value"] == pytest.approx(ref.p_value, rel=1e-6)
+    assert rows_out["treatment"]["comparison"]["ci"] == pytest.approx(list(ref.ci), rel=1e-6)
 
 
 def test_holm_is_applied_across_goal_metrics_not_guardrails(analytics_store, running):
@@ -168,7 +182,7 @@ def test_holm_is_applied_across_goal_metrics_not_guardrails(analytics_store, run
         rows=_generate(experiment.key, experiment.started_at, np.random.default_rng(2)),
     )
     result = experiment_results(experiment)
-    treated = {m["metric"]: m["variants"][1] for m in result["metrics"]}
+    treated = {m["key"]: m["variants"][1]["comparison"] for m in result["metrics"]}
     raw = [treated["created2"]["p_value"], treated["revenue2"]["p_value"]]
     from statsmodels.stats.multitest import multipletests
 

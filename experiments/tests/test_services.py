@@ -237,3 +237,66 @@ def test_variants_of_a_started_experiment_refuse_changes(running):
     variant.weight = 0.9
     with pytest.raises(ValidationError, match="re-randomize"):
         variant.full_clean()
+
+
+def test_bayesian_engine_concludes_by_its_risk_rule_and_says_so(analytics_store, running):
+    experiment = running(days_ago=8, minimum_runtime_days=7, engine="bayesian")
+    _traffic(experiment, control=(3000, 300), treatment=(3000, 450))
+    experiment = experiment_evaluate(experiment_id=experiment.pk)
+    result = experiment.last_results
+    assert result["engine"] == "bayesian" and result["sequential"] is False
+    comparison = result["metrics"][0]["variants"][1]["comparison"]
+    assert "p_value" not in comparison
+    assert comparison["chance_to_win"] > 0.95 and comparison["risk"] < 0.0025
+    assert experiment.status == Experiment.Status.CONCLUDED
+    assert experiment.winner.key == "treatment"
+    assert "Bayesian decision rule is met" in experiment.conclusion
+    assert "chance to win" in experiment.conclusion
+    entry = AuditEntry.objects.get(action="experiment.conclude")
+    assert "bayesian engine" in entry.detail
+
+
+def test_bayesian_risk_above_threshold_holds_and_explains_once(analytics_store, running):
+    experiment = running(days_ago=8, minimum_runtime_days=7, engine="bayesian")
+    _traffic(experiment, control=(800, 80), treatment=(800, 92))
+    experiment_evaluate(experiment_id=experiment.pk)
+    experiment = experiment_evaluate(experiment_id=experiment.pk)
+    assert experiment.status == Experiment.Status.RUNNING
+    assert experiment.last_results["decision"]["kind"] == "flat"
+    (hold,) = AuditEntry.objects.filter(action="experiment.hold")  # same reason: logged once
+    assert "bayesian engine" in hold.detail and "risk under 0.25%" in hold.detail
+
+
+def test_failing_guardrail_blocks_conclusion_even_at_the_planned_sample(analytics_store, running):
+    guard = MetricFactory(key="tickets2", event=Event.SUPPORT_TICKET, direction="decrease")
+    experiment = running(days_ago=8, minimum_runtime_days=7, sequential_testing=False)
+    experiment.guardrail_metrics.set([guard])
+    experiment.power_analysis = {"required_users_per_variant": 2000}
+    experiment.save()
+    _traffic(experiment, control=(2500, 250), treatment=(2500, 255))
+    at = experiment.started_at + dt.timedelta(days=3, hours=2)
+    rows_insert(
+        table="events",
+        rows=[event_row(Event.SUPPORT_TICKET, f"treatment-{i}", at, {}) for i in range(500)]
+        + [event_row(Event.SUPPORT_TICKET, f"control-{i}", at, {}) for i in range(100)],
+    )
+    experiment = experiment_evaluate(experiment_id=experiment.pk)
+    assert experiment.status == Experiment.Status.RUNNING
+    assert experiment.last_results["decision"]["failing_guardrails"] == ["tickets2 (treatment)"]
+    hold = AuditEntry.objects.get(action="experiment.hold")
+    assert "guardrail is failing (tickets2 (treatment))" in hold.detail
+
+
+def test_engine_is_frozen_once_started(running):
+    experiment = Experiment.objects.get(pk=running().pk)
+    experiment.engine = "bayesian"
+    with pytest.raises(ValidationError) as exc:
+        experiment.full_clean()
+    assert "engine" in exc.value.message_dict
+
+
+def test_new_experiments_take_the_project_engine(settings):
+    settings.EXPERIMENTS_ENGINE = "bayesian"
+    assert Experiment().engine == "bayesian"
+    settings.EXPERIMENTS_ENGINE = "frequentist"
+    assert Experiment().engine == "frequentist"
