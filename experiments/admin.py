@@ -18,7 +18,7 @@ from experiments.services import (
 
 @admin.register(Metric)
 class MetricAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "kind", "event", "window_days", "direction")
+    list_display = ("key", "name", "kind", "event", "window_days", "direction", "cuped", "capping")
     list_filter = ("kind", "direction")
     search_fields = ("key", "name", "event")
 

@@ -216,7 +216,15 @@ BAYESIAN_COMPARISON = _object(
     "Bayesian engine (null values: not enough data, a zero baseline or zero variance)",
 )
 _USERS = {"type": "integer", "minimum": 0}
-CONVERSION_SUMMARY = _object({"users": _USERS, "conversions": _USERS}, "conversion metric")
+CONVERSION_SUMMARY = _object(
+    {
+        "users": _USERS,
+        "conversions": _number(
+            minimum=0, description="after CUPED: users x the adjusted rate (not a whole number)"
+        ),
+    },
+    "conversion metric",
+)
 MEAN_SUMMARY = _object(
     {"users": _USERS, "mean": _number(), "variance": _number(minimum=0)}, "mean metric"
 )
@@ -247,6 +255,22 @@ class ResultVariantOutput(serializers.Serializer):
     comparison = ComparisonField(allow_null=True)
 
 
+class CupedOutput(serializers.Serializer):
+    enabled = serializers.BooleanField(help_text="the metric has CUPED on")
+    applied = serializers.BooleanField(help_text="the pre-exposure data had variance to use")
+    pre_period_days = serializers.IntegerField(min_value=1)
+    theta = serializers.FloatField(allow_null=True)
+    variance_reduction = serializers.FloatField(
+        allow_null=True, help_text="1 - variance after CUPED / before, pooled over variants"
+    )
+
+
+class CappingOutput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=Metric.Capping.values)
+    value = serializers.FloatField(allow_null=True, help_text="the metric's setting")
+    cap = serializers.FloatField(allow_null=True, help_text="the cap applied to user values")
+
+
 class ResultMetricOutput(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
@@ -254,6 +278,8 @@ class ResultMetricOutput(serializers.Serializer):
     role = serializers.ChoiceField(choices=["primary", "secondary", "guardrail"])
     direction = serializers.ChoiceField(choices=Metric.Direction.values)
     window_days = serializers.IntegerField(min_value=1)
+    cuped = CupedOutput()
+    capping = CappingOutput()
     variants = ResultVariantOutput(many=True)
 
 

@@ -46,6 +46,8 @@ METRICS = [
         "event": Event.PAYMENT,
         "value_property": "amount",
         "window_days": 7,
+        "capping": Metric.Capping.PERCENTILE,  # a few annual plans would dominate the mean
+        "cap_value": 0.99,
     },
     {
         "key": "support-ticket-7d",

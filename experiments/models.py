@@ -45,6 +45,11 @@ class Metric(models.Model):
         INCREASE = "increase", "increase is good"
         DECREASE = "decrease", "decrease is good"
 
+    class Capping(models.TextChoices):
+        NONE = "none", "no capping"
+        ABSOLUTE = "absolute", "absolute (a fixed cap)"
+        PERCENTILE = "percentile", "percentile of the experiment's users"
+
     key = models.SlugField(max_length=80, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -68,6 +73,24 @@ class Metric(models.Model):
     direction = models.CharField(
         max_length=10, choices=Direction.choices, default=Direction.INCREASE
     )
+    cuped = models.BooleanField(
+        "CUPED",
+        default=True,
+        help_text="variance reduction with the same metric in the 30 days before each user's "
+        "first exposure",
+    )
+    capping = models.CharField(
+        max_length=12,
+        choices=Capping.choices,
+        default=Capping.NONE,
+        help_text="mean metrics: winsorize each user's value (outliers)",
+    )
+    cap_value = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="absolute: the largest value a user counts with; percentile: a fraction, "
+        "e.g. 0.99 caps at the 99th percentile of the experiment's users",
+    )
 
     class Meta:
         ordering = ["key"]
@@ -84,6 +107,18 @@ class Metric(models.Model):
             raise ValidationError(
                 {"value_property": "only mean metrics sum a property; leave it empty"}
             )
+        if self.capping != self.Capping.NONE and self.kind == self.Kind.CONVERSION:
+            raise ValidationError({"capping": "a conversion is 0 or 1 per user: nothing to cap"})
+        if self.capping == self.Capping.NONE and self.cap_value is not None:
+            raise ValidationError({"cap_value": "choose a capping type, or leave this empty"})
+        if self.capping == self.Capping.ABSOLUTE and (
+            self.cap_value is None or self.cap_value <= 0
+        ):
+            raise ValidationError({"cap_value": "give the cap, a number above 0"})
+        if self.capping == self.Capping.PERCENTILE and not (
+            self.cap_value is not None and 0 < self.cap_value < 1
+        ):
+            raise ValidationError({"cap_value": "give the percentile as a fraction, e.g. 0.99"})
 
 
 class Experiment(models.Model):

@@ -7,7 +7,7 @@ monitor all read the same dictionary.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.utils import timezone
 
@@ -42,7 +42,14 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
+def _base(metric: Metric, n: int, total: float, squares: float) -> stats.Base:
+    if metric.kind == Metric.Kind.CONVERSION:
+        return stats.Proportion(n, total)
+    return stats.SampleMean(n, total, squares)
+
+
 def _statistic(metric: Metric, row: selectors.VariantDay | None) -> stats.Statistic:
+    """The raw statistic: no capping, no CUPED."""
     if row is None or row.users == 0:
         return stats.Proportion(0, 0.0)
     if metric.kind == Metric.Kind.CONVERSION:
@@ -50,11 +57,48 @@ def _statistic(metric: Metric, row: selectors.VariantDay | None) -> stats.Statis
     return stats.SampleMean(row.users, row.total, row.total_squares)
 
 
+def _adjusted(metric: Metric, row: selectors.VariantDay | None) -> stats.Statistic:
+    """The statistic the comparison uses: capped values, regressed on the capped
+    pre-exposure values when the metric has CUPED on (theta is set per comparison)."""
+    if row is None or row.users == 0:
+        return stats.Proportion(0, 0.0)
+    post = _base(metric, row.users, row.capped_total, row.capped_squares)
+    if not metric.cuped:
+        return post
+    pre = _base(metric, row.users, row.pre_total, row.pre_squares)
+    return stats.Adjusted(row.users, post, pre, row.cross_products)
+
+
 def _summary(metric: Metric, statistic: stats.Statistic) -> dict:
-    """`raw`/`adjusted` of the API: users and conversions, or users, mean and variance."""
+    """`raw`/`adjusted` of the API: users and conversions, or users, mean and variance
+    (after CUPED the conversions are users x the adjusted rate, not a whole number)."""
     if metric.kind == Metric.Kind.CONVERSION:
-        return {"users": statistic.n, "conversions": round(statistic.sum)}
+        conversions = statistic.mean * statistic.n
+        if isinstance(statistic, stats.Proportion):
+            conversions = round(statistic.sum)
+        return {"users": statistic.n, "conversions": conversions}
     return {"users": statistic.n, "mean": statistic.mean, "variance": statistic.variance}
+
+
+def _joint_cuped(adjusted: list[stats.Statistic]) -> list[stats.Statistic]:
+    """Every variant with the theta of all variants together (the summaries and the variance
+    reduction shown; each comparison sets its own pairwise theta, as gbstats does)."""
+    if not adjusted or not all(isinstance(a, stats.Adjusted) for a in adjusted):
+        return adjusted
+    theta = stats.cuped_theta(*adjusted)
+    if theta == 0:
+        return [a.post for a in adjusted]
+    return [replace(a, theta=theta) for a in adjusted]
+
+
+def _variance_reduction(adjusted: list[stats.Statistic]) -> tuple[float | None, float | None]:
+    """(theta, 1 - variance after CUPED / variance before), pooled over the variants."""
+    cuped = [a for a in adjusted if isinstance(a, stats.Adjusted)]
+    if not cuped:
+        return None, None
+    before = sum(a.post.variance * a.n for a in cuped)
+    after = sum(a.variance * a.n for a in cuped)
+    return cuped[0].theta, (1 - after / before) if before > 0 else None
 
 
 def _tuning(experiment: Experiment) -> float:
@@ -104,23 +148,52 @@ def metric_rows(experiment: Experiment, data: selectors.MetricData, variants) ->
     metric = data.metric
     totals = data.totals()
     control = next(v for v in variants if v.is_control)
-    control_stat = _statistic(metric, totals.get(control.key))
+    control_stat = _adjusted(metric, totals.get(control.key))
+    shown = _joint_cuped([_adjusted(metric, totals.get(v.key)) for v in variants])
     rows = []
-    for variant in variants:
-        raw = _statistic(metric, totals.get(variant.key))
+    for variant, adjusted in zip(variants, shown, strict=True):
         rows.append(
             {
                 "key": variant.key,
                 "name": variant.name or variant.key,
                 "control": variant.is_control,
-                "raw": _summary(metric, raw),
-                "adjusted": _summary(metric, raw),
+                "raw": _summary(metric, _statistic(metric, totals.get(variant.key))),
+                "adjusted": _summary(metric, adjusted),
                 "comparison": None
                 if variant.is_control
-                else compare(experiment, metric, control_stat, raw),
+                else compare(
+                    experiment,
+                    metric,
+                    control_stat,
+                    _adjusted(metric, totals.get(variant.key)),
+                ),
             }
         )
     return rows
+
+
+def metric_adjustments(data: selectors.MetricData, variants) -> dict:
+    """What was done to the raw values: CUPED (theta, variance reduction achieved) and
+    capping (the kind, the setting and the cap applied)."""
+    metric = data.metric
+    totals = data.totals()
+    shown = _joint_cuped([_adjusted(metric, totals.get(v.key)) for v in variants])
+    theta, reduction = _variance_reduction(shown)
+    caps = [t.value_cap for t in totals.values() if t.value_cap is not None]
+    return {
+        "cuped": {
+            "enabled": metric.cuped,
+            "applied": reduction is not None,
+            "pre_period_days": selectors.PRE_PERIOD_DAYS,
+            "theta": theta,
+            "variance_reduction": reduction,
+        },
+        "capping": {
+            "type": metric.capping,
+            "value": metric.cap_value,
+            "cap": max(caps) if caps and metric.capping != Metric.Capping.NONE else None,
+        },
+    }
 
 
 def _comparisons(metric: dict):
@@ -313,6 +386,7 @@ def experiment_results(experiment: Experiment) -> dict:
             "role": d.role,
             "direction": d.metric.direction,
             "window_days": d.metric.window_days,
+            **metric_adjustments(d, variants),
             "variants": metric_rows(experiment, d, variants) if variants else [],
         }
         for d in metric_data
@@ -371,10 +445,7 @@ def _timeseries(experiment, exposures, metric_data, variants) -> dict:
         for day in days:
             row = rows.get(day)
             if row is not None:
-                acc.users += row.users
-                acc.converted += row.converted
-                acc.total += row.total
-                acc.total_squares += row.total_squares
+                acc.add(row)
             group = _statistic(primary.metric, acc)
             se = math.sqrt(group.variance / group.n) if group.n else 0.0
             rates.append(group.mean if group.n else None)

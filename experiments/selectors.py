@@ -7,6 +7,7 @@ and each event uuid once, and takes every user value as a parameter.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 
 from django.utils import timezone
@@ -35,45 +36,63 @@ FROM exposures GROUP BY day, variant ORDER BY day, variant
 
 # One pass, no join: every exposure of the experiment and every event of the metric,
 # grouped per user. Users are grouped by a 64-bit hash of user_id (a much cheaper group key
-# than the string; two of 3 million users share one with probability ~2e-7). The first exposure gives the variant and the start of the window; the
-# metric's events are kept as a set of (uuid, time, amount), so a retried uuid counts once.
-# {value}, {amount} and {filter} are fixed fragments chosen below from the metric's kind,
-# never user text; the metric's event, properties and window are parameters.
+# than the string; two of 3 million users share one with probability ~2e-7). The first
+# exposure gives the variant and the start of the window; the metric's events are kept as a
+# set of (uuid, time, amount), so a retried uuid counts once. Per user: `value` in the window
+# after exposure and `pre` (CUPED) in the PRE_PERIOD_DAYS before it; the outer query caps
+# both (winsorization: a fixed cap, or a percentile of the experiment's users computed here
+# over every exposed user) and sums what the statistics need per exposure day and variant.
+# {value}, {pre}, {cap_value}, {cap_pre}, {amount} and {filter} are fixed fragments chosen
+# below from the metric's definition, never user text; the metric's event, properties,
+# window and cap are parameters.
 METRIC_DAILY_SQL = """
 SELECT toString(toDate(first_at)) AS day, variant, count() AS users,
-       countIf(value > 0) AS converted, sum(value) AS total, sum(value * value) AS total_squares
+       countIf(value > 0) AS converted, sum(value) AS total, sum(value * value) AS total_squares,
+       sum(v) AS capped_total, sum(v * v) AS capped_squares,
+       sum(p) AS pre_total, sum(p * p) AS pre_squares, sum(v * p) AS cross_products,
+       max(value_cap) AS value_cap
 FROM (
-    SELECT variant, first_at, {value} AS value
+    SELECT variant, first_at, value, {cap_value} AS value_cap, least(value, value_cap) AS v,
+           least(pre, {cap_pre}) AS p
     FROM (
-        SELECT user_key,
-               argMinIf(variant, timestamp, is_exposure) AS variant,
-               minIf(timestamp, is_exposure) AS first_at,
-               {collect} AS outcomes
+        SELECT variant, first_at, {value} AS value, {pre} AS pre
         FROM (
-            SELECT cityHash64(user_id) AS user_key, uuid, timestamp,
-                   event = {{exposure_event:String}} AS is_exposure,
-                   experiment_variant AS variant, {amount} AS amount
-            FROM events
-            WHERE (event = {{exposure_event:String}} AND experiment_id = {{experiment:String}}
-                   AND timestamp >= {{start:DateTime64(3)}} AND timestamp < {{end:DateTime64(3)}})
-               OR (event = {{metric_event:String}} {filter}
-                   AND timestamp >= {{start:DateTime64(3)}}
-                   AND timestamp < {{metric_end:DateTime64(3)}})
+            SELECT user_key,
+                   argMinIf(variant, timestamp, is_exposure) AS variant,
+                   minIf(timestamp, is_exposure) AS first_at,
+                   {collect} AS outcomes
+            FROM (
+                SELECT cityHash64(user_id) AS user_key, uuid, timestamp,
+                       event = {{exposure_event:String}} AS is_exposure,
+                       experiment_variant AS variant, {amount} AS amount
+                FROM events
+                WHERE (event = {{exposure_event:String}} AND experiment_id = {{experiment:String}}
+                       AND timestamp >= {{start:DateTime64(3)}}
+                       AND timestamp < {{end:DateTime64(3)}})
+                   OR (event = {{metric_event:String}} {filter}
+                       AND timestamp >= {{metric_start:DateTime64(3)}}
+                       AND timestamp < {{metric_end:DateTime64(3)}})
+            )
+            GROUP BY user_key
+            HAVING countIf(is_exposure) > 0
         )
-        GROUP BY user_key
-        HAVING countIf(is_exposure) > 0
     )
 )
 GROUP BY day, variant ORDER BY day, variant
 """
 
+PRE_PERIOD_DAYS = 30
 _IN_WINDOW = "{t} >= first_at AND {t} < first_at + toIntervalDay({{window:UInt32}})"
+_IN_PRE = "{t} >= first_at - toIntervalDay({{pre_days:UInt32}}) AND {t} < first_at"
 _AMOUNT = "if(is_exposure, 0, JSONExtractFloat(properties, {value_property:String}))"
 _FILTER = (
     "AND (JSONExtractString(properties, {filter_property:String}) = {filter_value:String} "
     "OR JSONExtractRaw(properties, {filter_property:String}) = {filter_value:String})"
 )
-
+_NO_CAP = "inf"
+_CAP_ABSOLUTE = "{cap:Float64}"
+# Over every exposed user of the experiment (the window spans the whole result set).
+_CAP_PERCENTILE = "quantileExact({{cap:Float64}})({column}) OVER ()"
 BASELINE_SQL = """
 SELECT
     (SELECT uniqExact(user_id) FROM events
@@ -91,12 +110,54 @@ FROM (
 
 @dataclass
 class VariantDay:
+    """Users of one exposure day and variant and the sums of their per-user values: raw
+    (`total`, `total_squares`), capped (`capped_*`), the capped pre-exposure value (`pre_*`)
+    and the products of capped value and pre-exposure value; `value_cap` is the cap applied."""
+
     day: str
     variant: str
     users: int
     converted: int = 0
     total: float = 0.0
     total_squares: float = 0.0
+    capped_total: float = 0.0
+    capped_squares: float = 0.0
+    pre_total: float = 0.0
+    pre_squares: float = 0.0
+    cross_products: float = 0.0
+    value_cap: float | None = None
+
+    SUMS = (
+        "converted",
+        "total",
+        "total_squares",
+        "capped_total",
+        "capped_squares",
+        "pre_total",
+        "pre_squares",
+        "cross_products",
+    )
+
+    def add(self, other: VariantDay) -> None:
+        self.users += other.users
+        for name in self.SUMS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        if other.value_cap is not None:
+            self.value_cap = max(self.value_cap or other.value_cap, other.value_cap)
+
+    @classmethod
+    def from_row(cls, row: dict) -> VariantDay:
+        # No cap is an infinite one; JSON carries it as null or a string, Arrow as inf.
+        cap = row["value_cap"]
+        cap = float(cap) if cap is not None else math.inf
+        return cls(
+            row["day"],
+            row["variant"],
+            int(row["users"]),
+            int(row["converted"]),
+            *(float(row[name]) for name in cls.SUMS[1:]),
+            value_cap=cap if math.isfinite(cap) else None,
+        )
 
 
 @dataclass
@@ -110,11 +171,7 @@ class MetricData:
     def totals(self) -> dict[str, VariantDay]:
         out: dict[str, VariantDay] = {}
         for row in self.days:
-            acc = out.setdefault(row.variant, VariantDay("", row.variant, 0))
-            acc.users += row.users
-            acc.converted += row.converted
-            acc.total += row.total
-            acc.total_squares += row.total_squares
+            out.setdefault(row.variant, VariantDay("", row.variant, 0)).add(row)
         return out
 
 
@@ -129,29 +186,67 @@ def experiment_window(experiment: Experiment) -> tuple[dt.datetime, dt.datetime]
     return start, end
 
 
-def _metric_fragments(metric: Metric) -> tuple[str, str, str, str]:
-    """(how outcomes are collected per user, the per-user value, the amount, the filter).
+@dataclass(frozen=True)
+class Fragments:
+    collect: str
+    value: str
+    pre: str
+    cap_value: str
+    cap_pre: str
+    amount: str
+    filter: str
+
+    def sql(self) -> str:
+        return METRIC_DAILY_SQL.format(**self.__dict__)
+
+
+def _per_user(metric: Metric, window: str) -> str:
+    """The per-user value over the outcomes inside `window` (an _IN_WINDOW-like template)."""
+    if metric.kind == Metric.Kind.CONVERSION:
+        return f"toFloat64(arrayExists(t -> {window.format(t='t')}, outcomes))"
+    inside = window.format(t="o.2")
+    if metric.value_property:
+        return f"arraySum(o -> if({inside}, o.3, 0), outcomes)"
+    return f"toFloat64(arrayCount(o -> {inside}, outcomes))"
+
+
+def _cap(metric: Metric, column: str) -> str:
+    if metric.capping == Metric.Capping.ABSOLUTE:
+        return _CAP_ABSOLUTE
+    if metric.capping == Metric.Capping.PERCENTILE:
+        return _CAP_PERCENTILE.format(column=column)
+    return _NO_CAP
+
+
+def _metric_fragments(metric: Metric) -> Fragments:
+    """The SQL fragments of a metric's definition.
 
     A conversion only asks whether some event time falls in the window, so duplicates do not
     matter and a plain array of times is enough; counts and sums keep (uuid, time, amount)
     sets so a retried uuid counts once."""
     filter_sql = _FILTER if metric.filter_property else ""
     if metric.kind == Metric.Kind.CONVERSION:
-        collect = "groupArrayIf(timestamp, NOT is_exposure)"
-        value = f"toFloat64(arrayExists(t -> {_IN_WINDOW.format(t='t')}, outcomes))"
-        return collect, value, "1", filter_sql
-    collect = "groupUniqArrayIf((uuid, timestamp, amount), NOT is_exposure)"
-    in_window = _IN_WINDOW.format(t="o.2")
-    if metric.value_property:
-        value = f"arraySum(o -> if({in_window}, o.3, 0), outcomes)"
-        return collect, value, _AMOUNT, filter_sql
-    return collect, f"toFloat64(arrayCount(o -> {in_window}, outcomes))", "1", filter_sql
+        collect, amount = "groupArrayIf(timestamp, NOT is_exposure)", "1"
+    else:
+        collect = "groupUniqArrayIf((uuid, timestamp, amount), NOT is_exposure)"
+        amount = _AMOUNT if metric.value_property else "1"
+    return Fragments(
+        collect=collect,
+        value=_per_user(metric, _IN_WINDOW),
+        pre=_per_user(metric, _IN_PRE) if metric.cuped else "toFloat64(0)",
+        cap_value=_cap(metric, "value"),
+        cap_pre=_cap(metric, "pre"),
+        amount=amount,
+        filter=filter_sql,
+    )
 
 
 def _metric_params(metric: Metric) -> dict:
     return {
         "metric_event": metric.event,
         "window": metric.window_days,
+        "pre_days": PRE_PERIOD_DAYS,
+        "cap": metric.cap_value or 0.0,
         "value_property": metric.value_property,
         "filter_property": metric.filter_property,
         "filter_value": metric.filter_value,
@@ -181,30 +276,16 @@ def experiment_data(experiment: Experiment) -> tuple[list[VariantDay], list[Metr
     metrics: list[MetricData] = []
     with db.session():
         for metric, role in experiment_metrics(experiment):
-            collect, value, amount, filter_sql = _metric_fragments(metric)
-            sql = METRIC_DAILY_SQL.format(
-                collect=collect, value=value, amount=amount, filter=filter_sql
-            )
             window = dt.timedelta(days=metric.window_days)
-            params = {**base, **_metric_params(metric), "metric_end": ts(end + window)}
-            rows = db.query(sql, params)
-            metrics.append(
-                MetricData(
-                    metric,
-                    role,
-                    [
-                        VariantDay(
-                            r["day"],
-                            r["variant"],
-                            int(r["users"]),
-                            int(r["converted"]),
-                            float(r["total"]),
-                            float(r["total_squares"]),
-                        )
-                        for r in rows
-                    ],
-                )
-            )
+            pre = dt.timedelta(days=PRE_PERIOD_DAYS if metric.cuped else 0)
+            params = {
+                **base,
+                **_metric_params(metric),
+                "metric_start": ts(start - pre),
+                "metric_end": ts(end + window),
+            }
+            rows = db.query(_metric_fragments(metric).sql(), params)
+            metrics.append(MetricData(metric, role, [VariantDay.from_row(r) for r in rows]))
     if metrics:  # every metric's query counts the same exposed users
         exposures = [VariantDay(r.day, r.variant, r.users) for r in metrics[0].days]
     else:

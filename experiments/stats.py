@@ -158,19 +158,19 @@ class Adjusted:
 Statistic = Proportion | SampleMean | Ratio | Adjusted
 
 
-def cuped_theta(control: Adjusted, treatment: Adjusted) -> float:
-    """The regression coefficient of post on pre over both arms together (gbstats)."""
-    n = control.n + treatment.n
+def cuped_theta(*arms: Adjusted) -> float:
+    """The regression coefficient of post on pre over the arms together (gbstats, for two)."""
+    n = sum(a.n for a in arms)
 
-    def joint(a: Base, b: Base) -> Base:
-        if isinstance(a, Proportion) and isinstance(b, Proportion):
-            return Proportion(n, a.sum + b.sum)
-        return SampleMean(n, a.sum + b.sum, a.sum_squares + b.sum_squares)
+    def joint(parts: list[Base]) -> Base:
+        if all(isinstance(p, Proportion) for p in parts):
+            return Proportion(n, sum(p.sum for p in parts))
+        return SampleMean(n, sum(p.sum for p in parts), sum(p.sum_squares for p in parts))
 
-    post, pre = joint(control.post, treatment.post), joint(control.pre, treatment.pre)
+    post, pre = joint([a.post for a in arms]), joint([a.pre for a in arms])
     if pre.variance == 0 or post.variance == 0:
         return 0.0
-    both = Adjusted(n, post, pre, control.sum_of_products + treatment.sum_of_products)
+    both = Adjusted(n, post, pre, sum(a.sum_of_products for a in arms))
     return both.covariance / pre.variance
 
 

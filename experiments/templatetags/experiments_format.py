@@ -31,7 +31,10 @@ def pvalue(value) -> str:
 def number(value, digits: int = 3) -> str:
     if value is None:
         return MISSING
-    return f"{value:.{digits}g}" if isinstance(value, float) else f"{value:,}"
+    if isinstance(value, float):
+        # Large adjusted counts read as counts, not in scientific notation.
+        return f"{value:,.0f}" if abs(value) >= 10**digits else f"{value:.{digits}g}"
+    return f"{value:,}"
 
 
 @register.filter

@@ -82,3 +82,31 @@ def test_results_page_in_a_browser(page, live_asgi, login, pm, running, analytic
     assert not {"chance to win", "risk"} & {h.lower() for h in headers}
     assert page.locator(".main-svg").count() >= 3
     page.screenshot(path=artifact("experiments-results.png"), full_page=True)
+
+
+@pytest.mark.django_db
+def test_bayesian_page_shows_cuped_and_capping_and_no_p_values(pm, running, analytics_store):
+    from experiments.models import Metric
+    from experiments.tests.factories import MetricFactory
+    from experiments.tests.test_results import _cuped_rows
+
+    revenue = MetricFactory(
+        key="rev-page",
+        name="Revenue",
+        kind=Metric.Kind.MEAN,
+        event=Event.PAYMENT,
+        value_property="amount",
+        capping="percentile",
+        cap_value=0.95,
+    )
+    experiment = running(key="bayes-page", days_ago=9, engine="bayesian", primary_metric=revenue)
+    rng = np.random.default_rng(5)
+    rows_insert(table="events", rows=_cuped_rows(experiment.key, experiment.started_at, rng))
+    page = _login(pm).get("/experiments/bayes-page/")
+    body = page.content.decode()
+    metric = page.context["result"]["metrics"][0]
+    reduction = f"{metric['cuped']['variance_reduction'] * 100:.1f}%"
+    assert f'variance reduced by <strong class="variance-reduction">{reduction}</strong>' in body
+    assert "capped at the 95% percentile" in body
+    assert "Bayesian engine" in body and "<th>chance to win</th>" in body
+    assert "<th>p-value</th>" not in body and "Holm" not in body

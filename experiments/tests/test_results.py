@@ -88,7 +88,7 @@ def _pandas_per_user(rows, key, event, window_days, *, filter_=None, value=None)
 
 
 def test_conversion_results_match_pandas_and_statsmodels(analytics_store, running):
-    conv = MetricFactory(key="created", event=Event.PROJECT_CREATED, window_days=7)
+    conv = MetricFactory(key="created", event=Event.PROJECT_CREATED, window_days=7, cuped=False)
     experiment = running(days_ago=12, primary_metric=conv, sequential_testing=False)
     rows = _generate(experiment.key, experiment.started_at, np.random.default_rng(4))
     rows_insert(table="events", rows=rows)
@@ -102,7 +102,7 @@ def test_conversion_results_match_pandas_and_statsmodels(analytics_store, runnin
     for variant, group in expected.groupby("variant"):
         row = by_variant[variant]
         assert row["raw"] == {"users": len(group), "conversions": int(group.value.sum())}
-        assert row["adjusted"] == row["raw"]
+        assert row["adjusted"] == row["raw"]  # neither CUPED nor capping
         assert result["srm"]["users"][variant] == len(group)
     c, t = by_variant["control"], by_variant["treatment"]
     assert c["control"] is True and c["comparison"] is None
@@ -212,3 +212,138 @@ def test_srm_blocks_any_verdict(analytics_store, running):
     assert result["srm"]["ok"] is False
     assert result["decision"]["kind"] == "srm"
     assert result["verdict"].startswith("Sample ratio mismatch")
+
+
+def _pandas_pre_period(rows, per_user, event, *, value=None, days=30):
+    """Each exposed user's metric in the `days` before their first exposure (pandas)."""
+    df = pd.DataFrame(rows).drop_duplicates("uuid")
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    ev = df[df.event == event].assign(props=df["properties"].map(json.loads))
+    merged = ev.merge(
+        per_user[["timestamp"]], left_on="user_id", right_index=True, suffixes=("", "_first")
+    )
+    before = merged[
+        (merged.timestamp < merged.timestamp_first)
+        & (merged.timestamp >= merged.timestamp_first - pd.Timedelta(days=days))
+    ]
+    if value:
+        pre = before.assign(v=before.props.map(lambda p: p[value])).groupby("user_id").v.sum()
+    else:
+        pre = before.groupby("user_id").size().clip(upper=1)
+    return pre.reindex(per_user.index).fillna(0.0)
+
+
+def _cuped_rows(key, started, rng):
+    """Users whose payments after exposure correlate with their payments in the 30 days
+    before it, with a few very large payments (outliers for capping)."""
+    rows = []
+    for i in range(1200):
+        user = f"p{i}"
+        variant = "treatment" if i % 2 else "control"
+        first = started + dt.timedelta(hours=float(rng.uniform(0, 100)))
+        rows.append(exposure_row(key, user, variant, first))
+        habit = float(rng.exponential(30))
+        for _ in range(int(rng.poisson(1.5))):
+            at = first - dt.timedelta(days=float(rng.uniform(0.1, 40)))  # some before 30 days
+            rows.append(
+                event_row(
+                    Event.PAYMENT, user, at, {"amount": round(habit * rng.uniform(0.5, 1.5), 2)}
+                )
+            )
+        for _ in range(int(rng.poisson(1.6 if variant == "treatment" else 1.5))):
+            at = first + dt.timedelta(days=float(rng.uniform(0, 6.9)))
+            amount = habit * rng.uniform(0.5, 1.5) * (50 if rng.random() < 0.01 else 1)
+            rows.append(event_row(Event.PAYMENT, user, at, {"amount": round(amount, 2)}))
+    return rows
+
+
+@pytest.mark.parametrize(
+    "capping,cap_value", [("none", None), ("absolute", 150.0), ("percentile", 0.95)]
+)
+def test_cuped_and_capping_match_pandas(analytics_store, running, capping, cap_value):
+    revenue = MetricFactory(
+        key="rev-cuped",
+        kind=Metric.Kind.MEAN,
+        event=Event.PAYMENT,
+        value_property="amount",
+        capping=capping,
+        cap_value=cap_value,
+    )
+    experiment = running(days_ago=12, primary_metric=revenue, sequential_testing=False)
+    rows = _cuped_rows(experiment.key, experiment.started_at, np.random.default_rng(12))
+    rows_insert(table="events", rows=rows)
+
+    result = experiment_results(experiment)
+    metric = result["metrics"][0]
+    per_user = _pandas_per_user(rows, experiment.key, Event.PAYMENT, 7, value="amount")
+    per_user["pre"] = _pandas_pre_period(rows, per_user, Event.PAYMENT, value="amount")
+    capped = per_user.copy()
+    if capping == "absolute":
+        capped["value"] = capped.value.clip(upper=cap_value)
+        capped["pre"] = capped.pre.clip(upper=cap_value)
+        assert metric["capping"]["cap"] == cap_value
+    elif capping == "percentile":
+        # ClickHouse's quantileExact: the element at floor(level * n) of the sorted values.
+        def exact(x):
+            return np.sort(x.to_numpy())[int(cap_value * len(x))]
+
+        cap, pre_cap = exact(per_user.value), exact(per_user.pre)
+        capped["value"] = capped.value.clip(upper=cap)
+        capped["pre"] = capped.pre.clip(upper=pre_cap)
+        assert metric["capping"]["cap"] == pytest.approx(cap)
+    else:
+        assert metric["capping"]["cap"] is None
+
+    def adjusted(group):
+        v, p = group.value.to_numpy(), group.pre.to_numpy()
+        return stats.Adjusted(
+            len(v),
+            stats.SampleMean(len(v), v.sum(), (v * v).sum()),
+            stats.SampleMean(len(p), p.sum(), (p * p).sum()),
+            float((v * p).sum()),
+        )
+
+    arms = {variant: adjusted(g) for variant, g in capped.groupby("variant")}
+    ref = stats.frequentist(arms["control"], arms["treatment"])
+    by_variant = {r["key"]: r for r in metric["variants"]}
+    for variant, group in per_user.groupby("variant"):
+        assert by_variant[variant]["raw"]["mean"] == pytest.approx(group.value.mean())
+    got = by_variant["treatment"]["comparison"]
+    assert got["lift"] == pytest.approx(ref.lift, rel=1e-9)
+    assert got["ci"] == pytest.approx(list(ref.ci), rel=1e-9)
+    assert got["p_value"] == pytest.approx(ref.p_value, rel=1e-9)
+
+    # CUPED is applied, and the variance reduction shown is 1 - Var(adjusted)/Var(capped),
+    # with theta = Cov(value, pre)/Var(pre) over both arms (numpy on the pandas values).
+    v, p = capped.value.to_numpy(), capped.pre.to_numpy()
+    theta = np.cov(v, p, ddof=1)[0, 1] / p.var(ddof=1)
+    assert metric["cuped"]["applied"] is True
+    assert metric["cuped"]["theta"] == pytest.approx(theta, rel=1e-9)
+    residual = {k: g.value - theta * g.pre for k, g in capped.groupby("variant")}
+    before = sum(g.value.var(ddof=1) * len(g) for _, g in capped.groupby("variant"))
+    after = sum(r.var(ddof=1) * len(r) for r in residual.values())
+    assert metric["cuped"]["variance_reduction"] == pytest.approx(1 - after / before, rel=1e-9)
+    # Outliers hide the pre-period correlation; capped, CUPED removes much more variance.
+    assert metric["cuped"]["variance_reduction"] > (0.1 if capping != "none" else 0.0)
+    for variant, r in residual.items():
+        assert by_variant[variant]["adjusted"]["mean"] == pytest.approx(r.mean(), rel=1e-9)
+        assert by_variant[variant]["adjusted"]["variance"] == pytest.approx(r.var(ddof=1), rel=1e-9)
+
+
+def test_cuped_off_leaves_the_raw_values(analytics_store, running):
+    revenue = MetricFactory(
+        key="rev-plain",
+        kind=Metric.Kind.MEAN,
+        event=Event.PAYMENT,
+        value_property="amount",
+        cuped=False,
+    )
+    experiment = running(days_ago=12, primary_metric=revenue)
+    rows_insert(
+        table="events",
+        rows=_cuped_rows(experiment.key, experiment.started_at, np.random.default_rng(3)),
+    )
+    metric = experiment_results(experiment)["metrics"][0]
+    assert metric["cuped"]["applied"] is False and metric["cuped"]["variance_reduction"] is None
+    for row in metric["variants"]:
+        assert row["adjusted"] == row["raw"]
