@@ -6,4 +6,5 @@ urlpatterns: list = [
     path("", include("analytics.events.api_urls")),
     path("", include("analytics.product.api_urls")),
     path("", include("analytics.insights.api_urls")),
+    path("", include("analytics.cohorts.api_urls")),
 ]

@@ -1,6 +1,7 @@
 """The Django models of the analytics app (app label `analytics`), defined in its sub-packages
 and gathered here so Django finds them."""
 
+from analytics.cohorts.models import Cohort, CohortSize
 from analytics.insights.models import ModelKind, ModelVersion, TrainingRun
 
-__all__ = ["ModelKind", "ModelVersion", "TrainingRun"]
+__all__ = ["Cohort", "CohortSize", "ModelKind", "ModelVersion", "TrainingRun"]

@@ -43,6 +43,12 @@ def beat_schedule() -> dict[str, dict]:
             "task": "devices.prune_devices",
             "schedule": settings.PUSH_PRUNE_SECONDS,
         },
+        # Behavioural cohorts' members and sizes (each run also records the size history).
+        "analytics-compute-cohorts": {
+            "task": "analytics.compute_cohorts",
+            "schedule": float(settings.COHORTS_COMPUTE_SECONDS),
+            "options": {"queue": Queue.ANALYTICS.value, "expires": 600},
+        },
         "analytics-ml-retrain-weekly": {
             "task": "analytics.ml_retrain_all",
             "schedule": crontab(**settings.ML_RETRAIN_CRONTAB),

@@ -13,7 +13,9 @@ app = Celery("book2video")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value) for q in Queue]
 app.autodiscover_tasks()
-app.autodiscover_tasks(["analytics.events", "analytics.insights"])  # sub-packages of analytics
+app.autodiscover_tasks(
+    ["analytics.events", "analytics.insights", "analytics.cohorts"]
+)  # sub-packages of analytics
 
 
 @app.on_after_configure.connect

@@ -305,6 +305,8 @@ SPECTACULAR_SETTINGS = {
         "MetricKindEnum": ["conversion", "mean"],
         "KindEnum": "analytics.insights.models.ModelKind",
         "ExperimentDecisionKindEnum": ["winner", "loser", "flat", "srm", "empty"],
+        "CohortKindEnum": "analytics.cohorts.models.Cohort.Kind",
+        "CohortStateEnum": "analytics.cohorts.models.Cohort.State",
     },
 }
 
@@ -376,6 +378,8 @@ PROMETHEUS_MULTIPROC_DIR = Path(
 WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 # How often beat recomputes the business metrics from the analytics store (seconds).
 BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
+# Seconds between scheduled recomputations of every behavioural cohort (analytics/cohorts).
+COHORTS_COMPUTE_SECONDS = env.int("COHORTS_COMPUTE_SECONDS", default=3600)
 
 # Machine clients (X-Api-Key): requests per second per key, 0 for no limit.
 API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)

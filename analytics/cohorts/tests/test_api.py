@@ -1,0 +1,67 @@
+"""Cohort APIs: roles, 400s naming the field, the CSV upload, members, compute, delete."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from analytics.cohorts.models import Cohort
+
+pytestmark = pytest.mark.django_db
+DEFINITION = {"op": "or", "rules": [{"type": "event", "event": "render", "count": 1, "days": 7}]}
+
+
+def test_create_read_update_compute_delete(
+    analytics_store, pm, api_client_for, django_capture_on_commit_callbacks
+):
+    client = api_client_for(pm)
+    with django_capture_on_commit_callbacks() as queued:
+        created = client.post(
+            "/api/cohorts/", {"name": "recent", "definition": DEFINITION}, format="json"
+        )
+    assert created.status_code == 201, created.json()
+    body = created.json()
+    assert (body["kind"], body["state"], body["size"], body["version"]) == (
+        "dynamic",
+        "queued",
+        None,
+        0,
+    )
+    assert len(queued) == 1  # the first computation, on commit
+    detail = client.get(f"/api/cohorts/{body['id']}/").json()
+    assert detail["history"] == [] and detail["definition"]["rules"][0]["operator"] == "gte"
+    bad = client.patch(
+        f"/api/cohorts/{body['id']}/", {"definition": {"rules": [{"type": "event"}]}}, format="json"
+    )
+    assert bad.status_code == 400
+    assert "definition.rules[0].event" in bad.json()["detail"]
+    assert client.post(f"/api/cohorts/{body['id']}/compute/").status_code == 202
+    assert client.delete(f"/api/cohorts/{body['id']}/").status_code == 204
+    assert client.get(f"/api/cohorts/{body['id']}/").status_code == 404
+
+
+def test_upload_csv_and_page_members(analytics_store, pm, api_client_for):
+    client = api_client_for(pm)
+    upload = SimpleUploadedFile("users.csv", b"user_id\nu2\nu1\n ,x\n", content_type="text/csv")
+    answer = client.post(
+        "/api/cohorts/upload/", {"name": "beta", "file": upload}, format="multipart"
+    )
+    assert answer.status_code == 201, answer.json()
+    body = answer.json()
+    assert (body["accepted"], body["rejected"]) == (2, 1)
+    assert body["problems"] == [{"line": 4, "problem": "empty user id"}]
+    members = client.get(f"/api/cohorts/{body['cohort']['id']}/members/?page_size=1&page=2").json()
+    assert members["users"] == ["u2"] and members["size"] == 2
+    again = client.post("/api/cohorts/static/", {"name": "beta", "user_ids": ["u1"]}, format="json")
+    assert again.status_code == 400 and "name" in again.json()["detail"]
+    empty = client.post(
+        "/api/cohorts/static/", {"name": "none", "user_ids": [5, ""]}, format="json"
+    )
+    assert empty.status_code == 400 and "user_ids" in empty.json()["detail"]
+    assert client.post(f"/api/cohorts/{body['cohort']['id']}/compute/").status_code == 409
+
+
+def test_engineers_read_but_do_not_write(analytics_store, engineer, api_client_for):
+    client = api_client_for(engineer)
+    assert client.get("/api/cohorts/").status_code == 200
+    answer = client.post("/api/cohorts/", {"name": "x", "definition": DEFINITION}, format="json")
+    assert answer.status_code == 403
+    assert Cohort.objects.count() == 0
