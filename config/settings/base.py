@@ -123,16 +123,24 @@ CACHES = {
     }
 }
 
+# channels_redis waits for a message with a 5 s blocking read (BZPOPMIN, its `brpop_timeout`);
+# redis-py's default socket timeout is also 5 s, so an idle consumer's read raced it and the
+# socket dropped with "Timeout reading". The socket timeout must stay above the blocking read:
+# it still catches a dead server, just a few seconds later.
+CHANNEL_LAYER_SOCKET_TIMEOUT = env.float("CHANNEL_LAYER_SOCKET_TIMEOUT", default=15.0)
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        # More than redis-py's default 100 connections, which many sockets closing at once exceed.
-        # redis-py's 5 s socket timeout is kept although it equals the layer's 5 s blocking read
-        # (an idle consumer can end with "Timeout reading"; the pages reconnect and resync):
-        # a longer timeout, or a shorter read, left cancelled receives running, and a closing
-        # event loop waited for them forever (test_runtime's websocket tests hung).
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # More than redis-py's default 100 connections, which many sockets
+                    # closing at once exceed.
+                    "max_connections": 1000,
+                    "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
+                }
+            ],
             "prefix": "channels",
         },
     }

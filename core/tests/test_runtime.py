@@ -71,6 +71,9 @@ async def test_websocket_refuses_anonymous():
     connected, code = await communicator.connect()
     assert not connected
     assert code == 4403
+    # A server sends websocket.disconnect after a close; without it the app instance stays
+    # in the channel layer's blocking read until the event loop shuts down.
+    await communicator.disconnect()
 
 
 def _django(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:

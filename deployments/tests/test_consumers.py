@@ -1,6 +1,7 @@
 """Websocket consumers with WebsocketCommunicator over the real ASGI app and Redis channel layer."""
 
 import asyncio
+import os
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -61,8 +62,9 @@ def publish_sample(rollout, version):
 
 async def test_anonymous_is_refused(rollout):
     for path in (f"/ws/rollouts/{rollout.pk}/", "/ws/rollouts/"):
-        _, connected, code = await connect(path)
+        ws, connected, code = await connect(path)
         assert not connected and code == 4403
+        await ws.disconnect()  # what a server sends after the close
 
 
 async def test_product_user_gets_a_snapshot(pm, rollout):
@@ -131,3 +133,20 @@ async def test_disconnect_leaves_the_group(pm, rollout):
     await ws.disconnect()
     await asyncio.sleep(0.1)
     assert await members() == before
+
+
+# An engineer watches a paused rollout for minutes. CI's first run shortens the wait
+# (ROLLOUT_WS_IDLE_TEST_SECONDS); the default covers five minutes, sixty blocking reads of the
+# channel layer, each of which used to race redis-py's socket timeout.
+IDLE_SECONDS = float(os.environ.get("ROLLOUT_WS_IDLE_TEST_SECONDS", "300"))
+
+
+async def test_idle_socket_stays_open_and_gets_the_next_message(pm, rollout):
+    ws, _, _ = await connect(f"/ws/rollouts/{rollout.pk}/", pm)
+    assert (await ws.receive_json_from(timeout=5))["type"] == "snapshot"
+    # receive_nothing raises the consumer's exception if the app ends while idle.
+    assert await ws.receive_nothing(timeout=IDLE_SECONDS, interval=1.0)
+    await sync_to_async(publish_sample)(rollout, "canary")
+    sample = await ws.receive_json_from(timeout=5)
+    assert sample["type"] == "sample" and sample["version"] == "canary"
+    await ws.disconnect()
