@@ -1,5 +1,6 @@
 """`bench experiments`: assignment API throughput and p99 against a trivial JSON view, and
-results on millions of exposure and conversion events.
+results on millions of exposure and conversion events; `bench experiments --aa`: the
+false-positive rates of both engines on simulated A/A experiments peeked at every hour.
 
 Assignment: one client process per core (at most 2) drives the full Django stack (API key
 authentication, validation, hashing, exposure capture into the Redis buffer) through the
@@ -12,6 +13,7 @@ table, then the readout's SQL and statistics timed against a bare scan of the sa
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -20,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import connections, transaction
 from django.test import Client
@@ -211,11 +214,98 @@ def bench_results(stdout, *, quick: bool) -> tuple[float, float]:
     return took, scan
 
 
-def bench_experiments(stdout, *, quick: bool = False) -> None:
+def bench_experiments(stdout, *, quick: bool = False, aa: bool = False) -> None:
+    if aa:
+        bench_aa(stdout, quick=quick)
+        return
     took, scan = bench_results(stdout, quick=quick)
     rps, p99, ref_rps, _ = bench_assignment(stdout, quick=quick)
     stdout.write(f"results: {took:.2f} s, ratio {took / scan:.1f} vs a bare scan of the events")
     stdout.write(
         f"experiments: {rps:,.0f} assignments/s (p99 {p99 * 1000:.1f} ms), "
         f"ratio {rps / ref_rps:.2f} vs trivial JSON view"
+    )
+
+
+def _aa_looks(rng, *, experiments: int, hours: int, users_per_hour: float, rate: float):
+    """Cumulative users and conversions per arm at every hourly look of A/A experiments
+    (both arms convert at `rate`): arrays of shape (experiments, hours)."""
+    arrivals = rng.poisson(users_per_hour, size=(2, experiments, hours))
+    conversions = rng.binomial(arrivals, rate)
+    return np.cumsum(arrivals, axis=2), np.cumsum(conversions, axis=2)
+
+
+def bench_aa(stdout, *, quick: bool) -> None:
+    """A/A experiments looked at every hour for 30 days, through each engine's own decision
+    rule, with the library's formulas (experiments.stats) on every look at once.
+
+    Frequentist: the share of experiments that ever show p < alpha; sequential (the engine)
+    against a fixed-horizon Welch test peeked at the same hours (the reference). Bayesian:
+    the share whose decision rule (chance to win >= 1 - alpha and risk under the threshold)
+    ever ships the variant, against chance to win >= 1 - alpha alone."""
+    from experiments import stats
+
+    experiments = 200 if quick else 1000
+    hours, users_per_hour, rate, alpha = 30 * 24, 50.0, 0.10, 0.05
+    tuning = 2 * users_per_hour * hours  # planned at the 30-day sample, as experiment_start does
+    rng = np.random.default_rng(20261205)
+    t = time.perf_counter()
+    n, x = _aa_looks(
+        rng, experiments=experiments, hours=hours, users_per_hour=users_per_hour, rate=rate
+    )
+    (nc, nt), (xc, xt) = n, x
+    ok = (nc >= 100) & (nt >= 100) & (xc > 0) & (xt > 0)  # what the engines need to answer
+    mc, mt = xc / np.maximum(nc, 1), xt / np.maximum(nt, 1)
+    mc_safe = np.where(ok, mc, 0.5)
+    lift, variance = stats.relative_lift(
+        mc_safe, mc * (1 - mc), np.maximum(nc, 1), mt, mt * (1 - mt), np.maximum(nt, 1)
+    )
+    variance = np.where(ok, variance, 1.0)
+    sequential_p = stats.sequential_p_value(
+        estimate=lift, variance=variance, n=nc + nt, alpha=alpha, tuning=tuning
+    )
+    vc, vt = mc * (1 - mc) / np.maximum(nc, 1), mt * (1 - mt) / np.maximum(nt, 1)
+    dof = (vc + vt) ** 2 / np.maximum(
+        vc**2 / np.maximum(nc - 1, 1) + vt**2 / np.maximum(nt - 1, 1), 1e-300
+    )
+    fixed_p = 2 * stats.sps.t.sf(np.abs(lift) / np.sqrt(variance), dof)
+    post = stats.posterior(lift=lift, variance=variance, alpha=alpha)
+    threshold = 0.0025
+    ships = (post.chance_to_win >= 1 - alpha) & (post.risk < threshold) & ok
+    sequential_fpr = ((sequential_p < alpha) & ok).any(axis=1).mean()
+    fixed_fpr = ((fixed_p < alpha) & ok).any(axis=1).mean()
+    fixed_end = ((fixed_p[:, -1] < alpha) & ok[:, -1]).mean()
+    false_ship = ships.any(axis=1).mean()
+    # What auto-conclusion does: looks only after the minimum runtime (7 days by default).
+    after_minimum = ships[:, 7 * 24 :].any(axis=1).mean()
+    sequential_after = ((sequential_p < alpha) & ok)[:, 7 * 24 :].any(axis=1).mean()
+    ctw_only = ((post.chance_to_win >= 1 - alpha) & ok).any(axis=1).mean()
+    took = time.perf_counter() - t
+    mc_error = 2 * math.sqrt(alpha * (1 - alpha) / experiments)
+    stdout.write(
+        f"A/A: {experiments:,} experiments per engine, {hours} hourly looks (30 days), "
+        f"{users_per_hour:.0f} users per arm per hour, {rate:.0%} conversion in both arms; "
+        f"{took:.1f} s"
+    )
+    stdout.write(
+        f"frequentist, sequential (tuned to {tuning:,.0f} users): {sequential_fpr:.1%} of A/A "
+        f"experiments ever significant (nominal {alpha:.0%}; Monte Carlo error +-{mc_error:.1%})"
+    )
+    stdout.write(
+        f"frequentist, fixed horizon: {fixed_end:.1%} significant when read once at day 30, "
+        f"{fixed_fpr:.1%} when peeked at every hour"
+    )
+    stdout.write(
+        f"Bayesian (prior sd 0.3): decision rule (chance to win >= {1 - alpha:.0%} and risk < "
+        f"{threshold:.2%}) ever ships the variant in {false_ship:.1%}; chance to win >= "
+        f"{1 - alpha:.0%} alone at some look in {ctw_only:.1%}"
+    )
+    stdout.write(
+        f"auto-conclusion looks only after the 7-day minimum runtime: sequential "
+        f"{sequential_after:.1%}, Bayesian decision rule {after_minimum:.1%}"
+    )
+    stdout.write(
+        f"experiments: sequential false-positive rate {sequential_fpr:.1%} under hourly peeking, "
+        f"ratio {sequential_fpr / fixed_fpr:.2f} vs {fixed_fpr:.1%} for a fixed-horizon test "
+        f"peeked at; Bayesian false-ship rate {false_ship:.1%}"
     )

@@ -199,6 +199,16 @@ class Estimate:
     dof: float
 
 
+def relative_lift(mean_c, var_c, n_c, mean_t, var_t, n_t, *, adjusted_c=None, adjusted_t=None):
+    """(relative lift, its delta-method variance): scalars or numpy arrays. `adjusted_*` are
+    the CUPED-adjusted means when they differ from the plain ones (the denominator stays the
+    plain control mean, as in gbstats)."""
+    adjusted_c = mean_c if adjusted_c is None else adjusted_c
+    adjusted_t = mean_t if adjusted_t is None else adjusted_t
+    variance = var_t / (mean_c**2 * n_t) + var_c * mean_t**2 / (mean_c**4 * n_c)
+    return (adjusted_t - adjusted_c) / mean_c, variance
+
+
 def relative_estimate(control: Statistic, treatment: Statistic) -> Estimate | None:
     """Relative lift (treatment - control) / control and its delta-method variance; None
     when it does not exist (an empty arm, a zero baseline, a zero variance)."""
@@ -209,10 +219,17 @@ def relative_estimate(control: Statistic, treatment: Statistic) -> Estimate | No
         return None
     if _zero_variance(control) or _zero_variance(treatment):
         return None
-    ma, mb = control.unadjusted_mean, treatment.unadjusted_mean
     va, vb = control.variance, treatment.variance
-    variance = vb / (ma**2 * treatment.n) + va * mb**2 / (ma**4 * control.n)
-    lift = (treatment.mean - control.mean) / ma
+    lift, variance = relative_lift(
+        control.unadjusted_mean,
+        va,
+        control.n,
+        treatment.unadjusted_mean,
+        vb,
+        treatment.n,
+        adjusted_c=control.mean,
+        adjusted_t=treatment.mean,
+    )
     dof = (vb / treatment.n + va / control.n) ** 2 / (
         vb**2 / (treatment.n**2 * (treatment.n - 1)) + va**2 / (control.n**2 * (control.n - 1))
     )
@@ -295,12 +312,49 @@ def frequentist(
     return Frequentist(est.lift, (est.lift - half, est.lift + half), float(p), se)
 
 
-def _truncated_mean(mu: float, sigma: float, positive: bool) -> float:
-    """Mean of N(mu, sigma^2) restricted to (0, inf) or to (-inf, 0)."""
-    a = -mu / sigma
-    if positive:
-        return mu + sigma * math.exp(sps.norm.logpdf(a) - sps.norm.logsf(a))
-    return mu - sigma * math.exp(sps.norm.logpdf(a) - sps.norm.logcdf(a))
+@dataclass(frozen=True)
+class Posterior:
+    """The Bayesian engine's quantities; every field a float or a numpy array."""
+
+    mean: object
+    sd: object
+    low: object
+    high: object
+    chance_to_win: object
+    risk: object
+    risk_control: object
+
+
+def posterior(
+    *,
+    lift,
+    variance,
+    alpha: float = 0.05,
+    prior_mean: float = DEFAULT_PRIOR_MEAN,
+    prior_stddev: float = DEFAULT_PRIOR_STDDEV,
+    proper: bool = True,
+    decrease_is_good: bool = False,
+) -> Posterior:
+    """The normal posterior of the relative lift given its estimate and variance (scalars or
+    numpy arrays, e.g. every look of many simulated experiments at once)."""
+    lift = np.asarray(lift, dtype=float)
+    variance = np.asarray(variance, dtype=float)
+    prior_variance = prior_stddev**2
+    precision = 1 / variance + (1 / prior_variance if proper else 0.0)
+    mean = (lift / variance + prior_mean / prior_variance) / precision if proper else lift
+    sd = np.sqrt(1 / precision)
+    z = mean / sd
+    p_below = sps.norm.cdf(-z)
+    # Expected loss of keeping control (the gain forgone) and of shipping the variant:
+    # E[max(lift, 0)] and E[max(-lift, 0)] under the posterior.
+    risk_control = mean * sps.norm.cdf(z) + sd * sps.norm.pdf(z)
+    risk_variant = risk_control - mean
+    chance = 1 - p_below
+    if decrease_is_good:
+        chance = p_below
+        risk_control, risk_variant = risk_variant, risk_control
+    half = float(sps.norm.ppf(1 - alpha / 2)) * sd
+    return Posterior(mean, sd, mean - half, mean + half, chance, risk_variant, risk_control)
 
 
 def bayesian(
@@ -317,23 +371,23 @@ def bayesian(
     est = relative_estimate(control, treatment)
     if est is None:
         return None
-    prior_variance = prior_stddev**2
-    precision = 1 / est.variance + (1 / prior_variance if proper else 0.0)
-    if proper:
-        mean = (est.lift / est.variance + prior_mean / prior_variance) / precision
-    else:
-        mean = est.lift
-    sd = math.sqrt(1 / precision)
-    up = float(sps.norm.sf(0, mean, sd))
-    lo_ci, hi_ci = sps.norm.ppf([alpha / 2, 1 - alpha / 2], mean, sd)
-    p_below = float(sps.norm.cdf(0, mean, sd))
-    # Expected loss of keeping control (the gain forgone) and of shipping the variant.
-    risk_control = (1 - p_below) * _truncated_mean(mean, sd, positive=True) if up > 0 else 0.0
-    risk_variant = -p_below * _truncated_mean(mean, sd, positive=False) if p_below > 0 else 0.0
-    if decrease_is_good:
-        up = 1 - up
-        risk_control, risk_variant = risk_variant, risk_control
-    return Bayesian(mean, (float(lo_ci), float(hi_ci)), up, risk_variant, risk_control, sd)
+    post = posterior(
+        lift=est.lift,
+        variance=est.variance,
+        alpha=alpha,
+        prior_mean=prior_mean,
+        prior_stddev=prior_stddev,
+        proper=proper,
+        decrease_is_good=decrease_is_good,
+    )
+    return Bayesian(
+        float(post.mean),
+        (float(post.low), float(post.high)),
+        float(post.chance_to_win),
+        float(post.risk),
+        float(post.risk_control),
+        float(post.sd),
+    )
 
 
 def srm_p_value(observed: Sequence[int], weights: Sequence[float]) -> float:

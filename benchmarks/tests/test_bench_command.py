@@ -31,3 +31,15 @@ def test_bench_store_quick_ends_with_the_contract_line(analytics_store):
     match = CONTRACT.match(last)
     assert match, last
     assert match["area"] == "store"
+
+
+@pytest.mark.django_db
+def test_bench_experiments_aa_quick_reports_both_engines():
+    out = io.StringIO()
+    call_command("bench", "experiments", "--aa", "--quick", stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    match = CONTRACT.match(lines[-1])
+    assert match and match["area"] == "experiments", lines[-1]
+    assert "sequential false-positive rate" in lines[-1] and "Bayesian false-ship" in lines[-1]
+    with pytest.raises(CommandError):
+        call_command("bench", "store", "--aa")

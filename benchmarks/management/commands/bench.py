@@ -37,11 +37,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("area", help=f"one of: {', '.join(sorted(AREAS))}")
         parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+        parser.add_argument(
+            "--aa",
+            action="store_true",
+            help="experiments: A/A simulations of both engines instead of the timings",
+        )
 
-    def handle(self, *args, area, quick, **options):
+    def handle(self, *args, area, quick, aa=False, **options):
         if area not in AREAS:
             raise CommandError(f"unknown area {area!r}; known areas: {', '.join(sorted(AREAS))}")
+        if aa and area != "experiments":
+            raise CommandError("--aa applies to the experiments area only")
         # Benchmarks that need users or rollouts use the configured database: bring its schema
         # up to date first, as `run` does, so a fresh checkout can bench straight away.
         call_command("migrate", interactive=False, verbosity=0)
-        bench_area(area)(self.stdout, quick=quick)
+        extra = {"aa": True} if aa else {}
+        bench_area(area)(self.stdout, quick=quick, **extra)
