@@ -30,6 +30,8 @@ urlpatterns = [
     path("api/", include("core.api_urls")),
     path("api/", include("operations.api_urls")),
     path("api/", include("deployments.api_urls")),
+    # PostHog SDKs' capture and start-up paths at the root, where those SDKs call them.
+    path("", include("analytics.events.wire_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path(
         "api/docs/",

@@ -7,7 +7,18 @@ classes (the default needs a staff role), and machine endpoints use `X-Api-Key`.
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 
-PUBLIC_PREFIXES = ("/login/", "/health", "/ready", "/static/", "/api/", "/ws/", "/metrics")
+# PostHog SDKs' wire endpoints sit at the root, where those SDKs call them (README, SDKs).
+SDK_WIRE_PATHS = ("/batch/", "/capture/", "/e/", "/i/v0/e/", "/track/", "/decide/", "/flags/")
+PUBLIC_PREFIXES = (
+    "/login/",
+    "/health",
+    "/ready",
+    "/static/",
+    "/api/",
+    "/ws/",
+    "/metrics",
+    *SDK_WIRE_PATHS,
+)
 
 
 class LoginRequiredMiddleware:

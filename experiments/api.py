@@ -3,14 +3,16 @@
 import re
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    OpenApiParameter,
     OpenApiResponse,
     extend_schema,
     extend_schema_field,
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import AuthenticationFailed, ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -23,6 +25,7 @@ from core.roles import HasApiKey
 from experiments.assignment import assignments_for
 from experiments.models import Experiment, Metric
 from experiments.results import experiment_results_cached
+from experiments.sdk import CACHE_CONTROL, sdk_payload
 from experiments.services import exposures_record
 
 
@@ -371,3 +374,96 @@ class ExperimentResultsApi(APIView):
     def get(self, request, key: str):
         experiment = get_object_or_404(Experiment, key=key)
         return Response(experiment_results_cached(experiment=experiment))
+
+
+def _client_key(raw: str):
+    """The active key named in the URL; 401 otherwise. GrowthBook SDKs put the client key in
+    the path, never in a header."""
+    from core.models import ApiKey
+
+    key = ApiKey.objects.filter(key_hash=ApiKey.hash_key(raw), is_active=True).first()
+    if key is None:
+        raise AuthenticationFailed("the client key is not a valid, active key")
+    return key
+
+
+_FEATURE = {
+    "type": "object",
+    "required": ["defaultValue", "rules"],
+    "properties": {
+        "defaultValue": {
+            "type": "string",
+            "nullable": True,
+            "description": "null: users outside the experiment get no variant",
+        },
+        "rules": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "description": "a GrowthBook experiment rule (running experiment: id, key, "
+                "name, seed, hashAttribute 'id', hashVersion 2, variations (variant keys), "
+                "weights, coverage, meta, phase, and condition and namespace when set) or a "
+                "force rule (concluded experiment: id, force = winner or control key)",
+                "additionalProperties": True,
+            },
+        },
+    },
+}
+SDK_PAYLOAD_SCHEMA = {
+    "type": "object",
+    "required": ["status", "features", "experiments"],
+    "properties": {
+        "status": {"type": "integer", "enum": [200]},
+        "features": {
+            "type": "object",
+            "additionalProperties": _FEATURE,
+            "description": "one feature per running or concluded experiment, keyed by its key",
+        },
+        "experiments": {"type": "array", "items": {"type": "object"}, "maxItems": 0},
+    },
+}
+
+
+class SdkFeaturesApi(APIView):
+    """`GET /api/features/<client_key>`: the GrowthBook SDK payload (the path every GrowthBook
+    SDK fetches from its `apiHost`)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonOnlyNegotiation
+
+    def get_authenticate_header(self, request) -> str:
+        return "Api-Key"  # a refused key answers 401, not DRF's 403 for views without auth
+
+    @extend_schema(
+        auth=[],
+        parameters=[
+            OpenApiParameter(
+                "client_key",
+                OpenApiTypes.STR,
+                OpenApiParameter.PATH,
+                description="a publishable API key (GrowthBook's clientKey)",
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="the ETag of a payload the SDK holds; 304 when unchanged",
+            ),
+        ],
+        responses={
+            200: OpenApiResponse(SDK_PAYLOAD_SCHEMA, description="the SDK payload"),
+            304: OpenApiResponse(description="unchanged since the ETag given"),
+            401: OpenApiResponse(ErrorOutput, description="not a valid, active key"),
+        },
+        summary="GrowthBook SDK payload: running experiments as features",
+    )
+    def get(self, request, client_key: str):
+        _client_key(client_key)
+        body, etag = sdk_payload()
+        headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+        if etag in request.headers.get("If-None-Match", ""):
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(body, headers=headers)

@@ -7,6 +7,7 @@ from experiments import api
 urlpatterns = [
     path("experiments/", api.ExperimentListApi.as_view(), name="api-experiments"),
     path("experiments/assign/", api.ExperimentAssignApi.as_view(), name="api-experiments-assign"),
+    path("features/<str:client_key>", api.SdkFeaturesApi.as_view(), name="api-sdk-features"),
     path(
         "experiments/<slug:key>/results/",
         api.ExperimentResultsApi.as_view(),

@@ -245,3 +245,36 @@ def _operators_validate(value: dict, *, where: str) -> None:
                 raise ConditionError(f"{where}.$regex is not a valid pattern: {exc}") from None
         if op == "$not" and _is_operator_object(expected):
             _operators_validate(expected, where=f"{where}.$not")
+
+
+def condition_for_sdk(condition: dict) -> dict:
+    """The same condition as GrowthBook's SDKs evaluate it: our version-aware comparisons on
+    VERSION_ATTRIBUTES become GrowthBook's explicit `$v*` operators (an SDK compares plain
+    `$gte` on strings as text), so local evaluation and the server agree."""
+    out: dict = {}
+    for key, value in condition.items():
+        if key in ("$or", "$nor", "$and"):
+            out[key] = [condition_for_sdk(c) for c in value]
+        elif key == "$not":
+            out[key] = condition_for_sdk(value)
+        elif key in VERSION_ATTRIBUTES:
+            out[key] = _version_value(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _version_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"$veq": value}
+    if not _is_operator_object(value):
+        return value
+    out = {}
+    for op, expected in value.items():
+        if op in _COMPARE:
+            out["$v" + op[1:]] = expected
+        elif op == "$not":
+            out[op] = _version_value(expected)
+        else:
+            out[op] = expected
+    return out

@@ -7,20 +7,24 @@ below only describe the API in the OpenAPI schema and validate GET's query param
 
 from __future__ import annotations
 
+import datetime as dt
 import zlib
 
 import msgspec
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.events.posthog import WireProblem, decoded_body, sent_at_from_query, wire_batch
 from analytics.events.schema import MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
 from analytics.events.services import BufferUnavailable, events_capture
 from analytics.events.throttling import ApiKeyRateThrottle
-from core.auth import ApiKeyAuthentication
+from core.auth import ApiKeyAuthentication, JsonOnlyNegotiation
 from core.errors import error_body
 from core.roles import HasApiKey, IsStaffRole
 
@@ -233,3 +237,141 @@ class EventsApi(APIView):
         return Response(
             EventListOutputSerializer({"count": page.count, "results": page.results}).data
         )
+
+
+# --- PostHog SDK wire endpoints --------------------------------------------------------------
+
+_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Content-Encoding",
+    "Access-Control-Max-Age": "86400",
+}
+
+
+def capture_key(request, token: str):
+    """The active key a PostHog SDK sent as its project token, counted against its rate."""
+    from core.models import ApiKey
+
+    key = ApiKey.objects.filter(key_hash=ApiKey.hash_key(token), is_active=True).first()
+    if key is None:
+        raise AuthenticationFailed("the project token is not a valid, active key")
+    request.auth = key
+    throttle = ApiKeyRateThrottle()
+    if not throttle.allow_request(request, None):
+        raise Throttled(wait=throttle.wait())
+    return key
+
+
+def _wire_error(status_code: int, code: str, field: str, problem: str) -> Response:
+    return Response(error_body(code, {field: [problem]}), status=status_code, headers=_CORS)
+
+
+@extend_schema(exclude=True)  # an SDK wire endpoint (README, SDKs), not the public API
+class PosthogCaptureApi(APIView):
+    """`POST /batch/`, `/capture/`, `/e/`, `/i/v0/e/`, `/track/`: PostHog SDKs' capture.
+
+    The project token (a publishable key) comes in the body (`api_key`, `token`,
+    `properties.token`) or the query (`token`, `api_key`). The events go through the same
+    validation, buffer and partial-batch answers as `POST /api/events/`. Answers tell an SDK
+    what to do: 200 (kept; rejected events named), 4xx (drop: retrying cannot help), 429 and
+    503 (retry later; PostHog SDKs retry these with backoff)."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonOnlyNegotiation
+
+    def options(self, request, *args, **kwargs):
+        return Response(status=204, headers=_CORS)
+
+    def post(self, request):
+        query = request.query_params
+        try:
+            raw = read_body(request)
+            body = decoded_body(
+                raw,
+                compression=(query.get("compression") or "").lower(),
+                content_type=request.META.get("CONTENT_TYPE", ""),
+                limit=MAX_BODY_BYTES,
+            )
+            now = dt.datetime.now(dt.UTC)
+            wire = wire_batch(body, now=now, sent_at=sent_at_from_query(query.get("_")))
+        except _BodyProblem as problem:
+            return _wire_error(problem.status_code, problem.code, problem.field, problem.problem)
+        except WireProblem as problem:
+            code = {413: "too_large", 415: "unsupported_media_type"}.get(problem.status, "invalid")
+            return _wire_error(problem.status, code, problem.field, problem.problem)
+        token = wire.token or query.get("token") or query.get("api_key")
+        if not token:
+            return _wire_error(401, "not_authenticated", "api_key", "no project token sent")
+        try:
+            key = capture_key(request, token)
+        except AuthenticationFailed as exc:
+            return _wire_error(401, "not_authenticated", "api_key", str(exc.detail))
+        except Throttled as exc:
+            response = _wire_error(429, "rate_limited", "api_key", str(exc.detail))
+            response["Retry-After"] = str(exc.wait or 1)
+            return response
+        try:
+            result = events_capture(
+                events=wire.events,
+                api_key=key,
+                ip=request.META.get("REMOTE_ADDR"),
+                user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            )
+        except BufferUnavailable as exc:
+            return Response(
+                error_body("unavailable", str(exc)),
+                status=503,
+                headers={"Retry-After": "5", **_CORS},
+            )
+        body = result.as_dict()
+        if not result.accepted:
+            return Response(
+                {**error_body("invalid", "no valid event in the body"), **body},
+                status=status.HTTP_400_BAD_REQUEST,
+                headers=_CORS,
+            )
+        return Response({"status": 1, **body}, headers=_CORS)
+
+
+# What PostHog SDKs read at start-up: no feature flags, no session recording, no site apps,
+# gzip-js accepted. The SDKs run with their defaults (README, SDKs).
+DECIDE_ANSWER = {
+    "config": {"enable_collect_everything": True},
+    "editorParams": {},
+    "featureFlags": {},
+    "featureFlagPayloads": {},
+    "flags": {},
+    "errorsWhileComputingFlags": False,
+    "quotaLimited": [],
+    "sessionRecording": False,
+    "capturePerformance": False,
+    "autocapture_opt_out": False,
+    "autocaptureExceptions": False,
+    "heatmaps": False,
+    "surveys": False,
+    "siteApps": [],
+    "toolbarParams": {},
+    "supportedCompression": ["gzip", "gzip-js"],
+}
+
+
+@extend_schema(exclude=True)  # an SDK wire endpoint (README, SDKs), not the public API
+class PosthogDecideApi(APIView):
+    """`GET|POST /decide/` and `/flags/`: PostHog SDKs' configuration and flags call."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonOnlyNegotiation
+
+    def options(self, request, *args, **kwargs):
+        return Response(status=204, headers=_CORS)
+
+    def get(self, request):
+        return Response(DECIDE_ANSWER, headers=_CORS)
+
+    def post(self, request):
+        return Response(DECIDE_ANSWER, headers=_CORS)

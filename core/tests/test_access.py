@@ -17,7 +17,18 @@ pytestmark = pytest.mark.django_db
 # static files, and the JSON 404 catch-all for unknown /api/ paths.
 # /metrics is open when METRICS_TOKEN is unset (in-cluster scraping behind a network policy);
 # test_metrics.py checks that it refuses without the bearer token when one is set.
-PUBLIC = {"health", "ready", "login/", "api/schema/", "api/", "metrics"}
+# PostHog SDKs' wire paths carry their key inside the body, so a body is read before the key
+# is checked (analytics/events/tests/test_posthog.py checks the 401s); /decide/ and /flags/
+# answer a fixed configuration that holds nothing.
+PUBLIC = {"health", "ready", "login/", "api/schema/", "api/", "metrics"} | {
+    "batch/",
+    "capture/",
+    "e/",
+    "i/v0/e/",
+    "track/",
+    "decide/",
+    "flags/",
+}
 REFUSED = {302, 401, 403, 405}
 
 

@@ -1,0 +1,169 @@
+"""PostHog's capture wire formats, turned into our events (the capture path stays ours).
+
+PostHog SDKs (posthog-js, posthog-react-native, posthog-python, ...) send to `/batch/`,
+`/capture/`, `/e/`, `/i/v0/e/` or `/track/` one of:
+
+- `{"api_key": ..., "batch": [event, ...], "sent_at": ...}` (server SDKs, `/batch/`);
+- an event object, or a list of them, with the project token in `properties.token`
+  (posthog-js), possibly gzip-compressed (`?compression=gzip-js` or `Content-Encoding: gzip`)
+  or form-encoded `data=<base64 JSON>` (`compression=base64`);
+
+where an event is `{"event", "distinct_id" | properties.distinct_id, "properties",
+"timestamp" | "offset", "uuid", "$set", "$set_once"}`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import zlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import msgspec
+
+from analytics.events.schema import MAX_BATCH
+
+_decode_json = msgspec.json.Decoder().decode
+# Properties that say how the event travelled rather than what happened.
+_TRANSPORT = ("token", "distinct_id", "$set", "$set_once")
+
+
+class WireProblem(Exception):
+    """The body is not a PostHog capture body: (field, problem)."""
+
+    def __init__(self, field: str, problem: str, status: int = 400):
+        super().__init__(f"{field}: {problem}")
+        self.field, self.problem, self.status = field, problem, status
+
+
+@dataclass
+class WireBatch:
+    token: str | None
+    events: list[dict]  # ours, for events_capture (invalid ones left for it to name)
+
+
+def _inflate(raw: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        raise WireProblem("body", "not valid gzip") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise WireProblem("body", f"larger than {limit} bytes", 413)
+    return out
+
+
+def decoded_body(raw: bytes, *, compression: str, content_type: str, limit: int) -> Any:
+    """The JSON a PostHog SDK sent, whatever its encoding (gzip-js, base64 form, plain)."""
+    if compression in ("gzip", "gzip-js") or raw[:2] == b"\x1f\x8b":
+        raw = _inflate(raw, limit)
+    elif compression == "lz64":
+        raise WireProblem("compression", "lz64 is not supported; use gzip-js (the default)", 415)
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(raw.decode("latin-1"))
+        if "data" not in form:
+            raise WireProblem("data", "form body without data")
+        data = form["data"][0]
+        if compression == "base64" or not data.lstrip().startswith(("{", "[")):
+            try:
+                raw = base64.b64decode(data + "=" * (-len(data) % 4))
+            except (binascii.Error, ValueError):
+                raise WireProblem("data", "not valid base64") from None
+        else:
+            raw = data.encode()
+    try:
+        return _decode_json(raw)
+    except msgspec.DecodeError:
+        raise WireProblem("body", "not valid JSON") from None
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
+def _event(item: Any, *, now: dt.datetime, skew: dt.timedelta | None) -> Any:
+    """One PostHog event as ours. Anything unusable is passed on as it is, so capture's
+    validation rejects it by index and names the field."""
+    if not isinstance(item, dict):
+        return item
+    props = item.get("properties")
+    props = dict(props) if isinstance(props, dict) else {}
+    distinct_id = item.get("distinct_id", props.get("distinct_id", item.get("$distinct_id")))
+    out: dict[str, Any] = {"event": item.get("event")}
+    out["user_id"] = str(distinct_id) if isinstance(distinct_id, int | float | str) else None
+    if isinstance(item.get("uuid"), str):
+        out["uuid"] = item["uuid"]
+    for key in ("$set", "$set_once"):
+        value = item.get(key, props.get(key))
+        if isinstance(value, dict) and value:
+            props[key] = value
+    for key in _TRANSPORT[:2]:
+        props.pop(key, None)
+    at = _parse_time(item.get("timestamp"))
+    offset = item.get("offset")
+    if at is not None:
+        # The device clock may be off: shift by how far its send time was from our receipt.
+        if skew is not None:
+            at = at + skew
+    elif isinstance(offset, int | float) and not isinstance(offset, bool) and offset >= 0:
+        at = now - dt.timedelta(milliseconds=offset)
+    if at is not None:
+        out["timestamp"] = at
+    if isinstance(props.get("$session_id"), str):
+        out["session_id"] = props["$session_id"]
+    if isinstance(props.get("$current_url"), str):
+        out["page_url"] = props["$current_url"]
+    if isinstance(props.get("$raw_user_agent"), str):
+        out["user_agent"] = props["$raw_user_agent"]
+    out["properties"] = props
+    return out
+
+
+def wire_batch(body: Any, *, now: dt.datetime, sent_at: str | None = None) -> WireBatch:
+    """Our events from a decoded PostHog body; the token is the body's `api_key`/`token` or
+    the first event's `properties.token`."""
+    if isinstance(body, dict) and "batch" in body:
+        items = body["batch"]
+        token = body.get("api_key") or body.get("token")
+        sent_at = body.get("sent_at") or sent_at
+    elif isinstance(body, dict):
+        items = [body]
+        token = body.get("api_key") or body.get("token")
+        sent_at = body.get("sent_at") or sent_at
+    elif isinstance(body, list):
+        items, token = body, None
+    else:
+        raise WireProblem("body", "expected an event, a list of events or {batch: [...]}")
+    if not isinstance(items, list):
+        raise WireProblem("batch", "expected a list of events")
+    if not items:
+        raise WireProblem("batch", "empty")
+    if len(items) > MAX_BATCH:
+        raise WireProblem("batch", f"at most {MAX_BATCH} events")
+    if not token:
+        for item in items:
+            props = item.get("properties") if isinstance(item, dict) else None
+            token = props.get("token") if isinstance(props, dict) else None
+            if token:
+                break
+    sent = _parse_time(sent_at) if isinstance(sent_at, str) else None
+    skew = (now - sent) if sent is not None else None
+    events = [_event(item, now=now, skew=skew) for item in items]
+    return WireBatch(token=token if isinstance(token, str) else None, events=events)
+
+
+def sent_at_from_query(value: str | None) -> str | None:
+    """posthog-js puts its send time in `_` (Unix milliseconds)."""
+    if not value or not value.isdigit():
+        return None
+    at = dt.datetime.fromtimestamp(int(value) / 1000, tz=dt.UTC)
+    return at.isoformat()

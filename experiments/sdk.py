@@ -1,0 +1,85 @@
+"""The GrowthBook SDK payload: every running experiment as a feature the SDKs evaluate locally.
+
+A feature's key is the experiment's key and its value is our variant key, so
+`gb.eval_feature("<experiment key>")` in any GrowthBook SDK answers what
+`/api/experiments/assign/` answers for the same user and attributes (same hash, version 2;
+same namespace hash; same targeting, with version comparisons spelled as GrowthBook's `$v*`).
+Users outside an experiment get the feature's default value, null.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from experiments.conditions import condition_for_sdk
+from experiments.models import Experiment, normalized_weights
+
+# The attribute the server hashes: `/assign` always hashes its `user_id`, and SDKs are given
+# the same value as the `id` attribute (see README, SDKs).
+HASH_ATTRIBUTE = "id"
+# The payload changes only when an experiment starts, stops or concludes; SDKs revalidate
+# with If-None-Match and get a 304 meanwhile.
+CACHE_CONTROL = "public, max-age=30, stale-while-revalidate=3600"
+
+
+def _experiment_rule(experiment: Experiment, variants: list) -> dict:
+    rule: dict = {
+        "id": f"exp-{experiment.pk}",
+        "key": experiment.key,
+        "name": experiment.name,
+        "seed": experiment.seed,
+        "hashAttribute": HASH_ATTRIBUTE,
+        "hashVersion": 2,
+        "variations": [v.key for v in variants],
+        "weights": normalized_weights([v.weight for v in variants]),
+        "coverage": experiment.coverage,
+        "meta": [{"key": v.key, "name": v.name or v.key} for v in variants],
+        # Our experiments are never re-phased: a started experiment's split is frozen.
+        "phase": "0",
+    }
+    if experiment.conditions:
+        rule["condition"] = condition_for_sdk(experiment.conditions)
+    if experiment.namespace:
+        rule["namespace"] = [
+            experiment.namespace,
+            experiment.namespace_start,
+            experiment.namespace_end,
+        ]
+    return rule
+
+
+def _concluded_value(experiment: Experiment, variants: list) -> str | None:
+    if experiment.winner_id is not None:
+        return next((v.key for v in variants if v.pk == experiment.winner_id), None)
+    return next((v.key for v in variants if v.is_control), None)
+
+
+def sdk_features() -> dict:
+    """`features` of the payload: running experiments as experiment rules, concluded ones as
+    their winner (or control) forced for everyone; drafts and stopped ones are absent."""
+    experiments = Experiment.objects.filter(
+        status__in=[Experiment.Status.RUNNING, Experiment.Status.CONCLUDED]
+    ).prefetch_related("variants")
+    features: dict = {}
+    for experiment in sorted(experiments, key=lambda e: e.key):
+        variants = list(experiment.variants.all())
+        if not variants:
+            continue
+        if experiment.status == Experiment.Status.RUNNING:
+            rules = [_experiment_rule(experiment, variants)]
+        else:
+            value = _concluded_value(experiment, variants)
+            rules = [{"id": f"exp-{experiment.pk}", "force": value}]
+        features[experiment.key] = {"defaultValue": None, "rules": rules}
+    return features
+
+
+def sdk_payload() -> tuple[dict, str]:
+    """(the payload GrowthBook SDKs read from `/api/features/<client_key>`, its ETag)."""
+    features = sdk_features()
+    body = {"status": 200, "features": features, "experiments": []}
+    digest = hashlib.sha256(
+        json.dumps(features, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()[:32]
+    return body, f'"{digest}"'
