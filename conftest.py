@@ -115,10 +115,27 @@ def admin_user(make_user):
 
 @pytest.fixture
 def api_key(db):
-    """A machine-client key: (ApiKey, raw key)."""
+    """A secret machine-client key (every scope): (ApiKey, raw key)."""
     from core.services import api_key_create
 
-    return api_key_create(name="test-client", by=None)
+    return api_key_create(name="test-client", kind="secret", by=None)
+
+
+@pytest.fixture
+def publishable_key(db):
+    """A publishable key, as shipped inside an app: (ApiKey, raw key)."""
+    from core.services import api_key_create
+
+    return api_key_create(name="test-app", kind="publishable", by=None)
+
+
+@pytest.fixture
+def publishable_client(publishable_key):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=publishable_key[1])
+    return client
 
 
 @pytest.fixture

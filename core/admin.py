@@ -1,7 +1,9 @@
 """Admin for the audit log (read-only) and the machine clients' API keys."""
 
+from django import forms
 from django.contrib import admin, messages
 
+from core.api_keys import Scope
 from core.models import ApiKey, AuditEntry
 from core.services import api_key_create, api_key_revoke
 
@@ -27,21 +29,40 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
 
+class ApiKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=[(s.value, s.value) for s in Scope],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="narrows what the kind allows; none ticked: everything the kind allows "
+        "(a publishable key never gets notifications or settings)",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ("name", "kind", "scopes", "is_active", "rate_limit_per_second")
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyForm
     list_display = (
         "name",
+        "kind",
         "prefix",
+        "scope_list",
         "is_active",
         "rate_limit_per_second",
         "created_at",
         "last_used_at",
     )
-    list_filter = ("is_active",)
+    list_filter = ("is_active", "kind")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "key_hash", "created_at", "created_by", "last_used_at")
     fields = (
         "name",
+        "kind",
+        "scopes",
         "is_active",
         "rate_limit_per_second",
         "prefix",
@@ -51,17 +72,28 @@ class ApiKeyAdmin(admin.ModelAdmin):
     )
     actions = ["revoke"]
 
+    @admin.display(description="scopes held")
+    def scope_list(self, obj: ApiKey) -> str:
+        return ", ".join(obj.granted_scopes) or "none"
+
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields + (("name",) if obj else ())
+        # The kind is fixed at creation: a leaked publishable key must not become secret.
+        return self.readonly_fields + (("name", "kind") if obj else ())
 
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
+            from core.auth import ApiKeyAuthentication
+
+            ApiKeyAuthentication.forget(obj.key_hash)
             return
-        key, raw = api_key_create(name=obj.name, by=request.user)
-        if obj.rate_limit_per_second is not None:
-            key.rate_limit_per_second = obj.rate_limit_per_second
-            key.save(update_fields=["rate_limit_per_second"])
+        key, raw = api_key_create(
+            name=obj.name,
+            kind=obj.kind,
+            scopes=list(obj.scopes or []),
+            rate_limit_per_second=obj.rate_limit_per_second,
+            by=request.user,
+        )
         obj.pk = key.pk
         obj.__dict__.update({k: v for k, v in key.__dict__.items() if not k.startswith("_")})
         messages.warning(request, f"New key for {key.name} (shown once, copy it now): {raw}")

@@ -1,19 +1,15 @@
 """`X-Api-Key` authentication for machine clients (the product's apps, the video pipeline)."""
 
-import time
-from datetime import timedelta
-
-from django.conf import settings
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.permissions import BasePermission
+from rest_framework.throttling import BaseThrottle
 
-from core.models import ApiKey
+from core import api_keys
 
 HEADER = "HTTP_X_API_KEY"
-_TOUCH_EVERY = timedelta(minutes=1)
 
 
 class JsonOnlyNegotiation(BaseContentNegotiation):
@@ -30,33 +26,17 @@ class JsonOnlyNegotiation(BaseContentNegotiation):
 class ApiKeyAuthentication(BaseAuthentication):
     """Authenticates `X-Api-Key: <key>`; request.user and request.auth are the ApiKey.
 
-    Machine endpoints are hot paths (events, assignment, registration), so each process looks a
-    key up at most once per API_KEY_CACHE_SECONDS. A key revoked in another process is refused
-    within that time; in the revoking process at once. Only key hashes are held, never keys.
+    The lookup (cached per process for API_KEY_CACHE_SECONDS; a key revoked in another process
+    is refused within that time, in the revoking process at once) is core.api_keys.lookup.
     """
-
-    _known: dict[str, tuple[float, ApiKey | None]] = {}
 
     def authenticate(self, request):
         raw = request.META.get(HEADER)
         if raw is None:
             return None
-        digest = ApiKey.hash_key(raw.strip())
-        now = time.monotonic()
-        hit = self._known.get(digest)
-        if hit is None or hit[0] <= now:
-            if len(self._known) > 10_000:  # bounded against floods of random keys
-                self._known.clear()
-            key = ApiKey.objects.filter(key_hash=digest, is_active=True).first()
-            hit = (now + settings.API_KEY_CACHE_SECONDS, key)
-            self._known[digest] = hit
-        key = hit[1]
+        key = api_keys.lookup(raw)
         if key is None:
-            raise AuthenticationFailed("X-Api-Key is not a valid, active key")
-        wall = timezone.now()
-        if key.last_used_at is None or wall - key.last_used_at > _TOUCH_EVERY:
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=wall)
-            key.last_used_at = wall
+            raise api_keys.InvalidApiKey("X-Api-Key is not a valid, active key")
         return key, key
 
     def authenticate_header(self, request) -> str:
@@ -65,10 +45,42 @@ class ApiKeyAuthentication(BaseAuthentication):
     @classmethod
     def forget(cls, key_hash: str | None = None) -> None:
         """Drop cached lookups (one key's, or all) in this process."""
-        if key_hash is None:
-            cls._known.clear()
-        else:
-            cls._known.pop(key_hash, None)
+        api_keys.forget(key_hash)
+
+
+class ApiKeyRateThrottle(BaseThrottle):
+    """Per-key requests per second (ApiKey.rate_limit_per_second, else API_KEY_RATE_LIMIT);
+    429 with Retry-After. On by default for every request authenticated by a key."""
+
+    def allow_request(self, request, view) -> bool:
+        from core.models import ApiKey
+
+        if not isinstance(request.auth, ApiKey):
+            return True
+        self._wait = api_keys.rate_limit_wait(request.auth)
+        return self._wait is None
+
+    def wait(self) -> float:
+        return self._wait or 1.0
+
+
+def HasScope(scope: api_keys.Scope) -> type[BasePermission]:  # noqa: N802
+    """DRF permission: an API key (X-Api-Key) holding `scope`; 403 JSON naming the scope
+    otherwise (a publishable key on a secret-only endpoint, or a scope not granted)."""
+
+    class _HasScope(BasePermission):
+        message = f"this endpoint needs an X-Api-Key with the scope {scope.value}"
+
+        def has_permission(self, request, view) -> bool:
+            from core.models import ApiKey
+
+            if not isinstance(request.auth, ApiKey):
+                return False
+            api_keys.require_scope(request.auth, scope)
+            return True
+
+    _HasScope.__name__ = f"HasScope_{scope.name}"
+    return _HasScope
 
 
 class ApiKeyOnlyMixin:

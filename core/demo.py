@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured
 
+from core.api_keys import KeyKind
 from core.models import ApiKey
 from core.roles import Role
 from core.services import api_key_create
@@ -15,7 +16,7 @@ DEMO_USERS = [
     ("engineer", "Erin", "Engineer", Role.ENGINEER),
     ("pm", "Priya", "Product", Role.PRODUCT),
 ]
-DEMO_KEY_NAME = "demo"
+DEMO_KEY_NAMES = {KeyKind.PUBLISHABLE: "demo-publishable", KeyKind.SECRET: "demo-secret"}
 
 
 def require_demo_mode() -> None:
@@ -46,26 +47,36 @@ def seed_users() -> list:
     return users
 
 
-def demo_api_key() -> str:
-    """The raw demo key, kept under var/ so every `make run` can print the same one."""
+def demo_api_key(kind: str = KeyKind.SECRET) -> str:
+    """The raw demo key of `kind`, kept under var/ so every `make run` prints the same one."""
     require_demo_mode()
-    path = settings.VAR_DIR / "demo_api_key"
+    name = DEMO_KEY_NAMES[kind]
+    path = settings.VAR_DIR / f"demo_api_key_{kind}"
     if (
         path.exists()
         and ApiKey.objects.filter(
-            name=DEMO_KEY_NAME, key_hash=ApiKey.hash_key(path.read_text().strip())
+            name=name, kind=kind, key_hash=ApiKey.hash_key(path.read_text().strip())
         ).exists()
     ):
         return path.read_text().strip()
-    ApiKey.objects.filter(name=DEMO_KEY_NAME).delete()
-    _key, raw = api_key_create(name=DEMO_KEY_NAME, by=None)
+    ApiKey.objects.filter(name=name).delete()
+    _key, raw = api_key_create(name=name, kind=kind, by=None)
     path.write_text(raw)
     path.chmod(0o600)
     return raw
+
+
+def demo_key_lines() -> list[str]:
+    """One labelled line per demo key, for `seed_demo` and `make run`."""
+    return [
+        f"demo publishable key (apps, web pages; X-Api-Key): {demo_api_key(KeyKind.PUBLISHABLE)}",
+        f"demo secret key (servers only; X-Api-Key): {demo_api_key(KeyKind.SECRET)}",
+    ]
 
 
 def seed(*, stdout) -> None:
     """The demo logins and the demo API key (the first of `seed_demo`'s steps)."""
     users = seed_users()
     stdout.write(f"demo users: {', '.join(u.username for u in users)} (password: demo)")
-    demo_api_key()
+    for line in demo_key_lines():
+        stdout.write(line)

@@ -5,6 +5,8 @@ import hashlib
 from django.conf import settings
 from django.db import models
 
+from core.api_keys import KeyKind, key_scopes
+
 
 class AuditEntry(models.Model):
     """Who did what to which object, when and why. Written only by `audit_record`."""
@@ -39,6 +41,17 @@ class ApiKey(models.Model):
         max_length=12, help_text="first characters of the key, to recognise it"
     )
     key_hash = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(
+        max_length=12,
+        choices=KeyKind.choices,
+        default=KeyKind.PUBLISHABLE,
+        help_text="publishable: safe inside apps; secret: servers only (notifications, settings)",
+    )
+    scopes = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="narrows the kind's scopes (core.api_keys.Scope values); empty: all of them",
+    )
     is_active = models.BooleanField(default=True)
     rate_limit_per_second = models.PositiveIntegerField(
         null=True, blank=True, help_text="requests per second; empty uses API_KEY_RATE_LIMIT"
@@ -69,3 +82,7 @@ class ApiKey(models.Model):
     @property
     def username(self) -> str:
         return f"api-key:{self.name}"
+
+    @property
+    def granted_scopes(self) -> list[str]:
+        return sorted(s.value for s in key_scopes(self))

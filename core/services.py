@@ -5,6 +5,7 @@ import secrets
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models
 
+from core.api_keys import RAW_PREFIX, KeyKind, parse_scopes
 from core.models import ApiKey, AuditEntry
 
 
@@ -41,14 +42,35 @@ def audit_record(
 
 
 def api_key_create(
-    *, name: str, by: AbstractBaseUser | None = None, raw_key: str | None = None
+    *,
+    name: str,
+    kind: str = KeyKind.PUBLISHABLE,
+    scopes: list[str] | None = None,
+    rate_limit_per_second: int | None = None,
+    by: AbstractBaseUser | None = None,
+    raw_key: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key and return it with its raw value, which is shown once and never stored."""
-    raw = raw_key or f"b2v_{secrets.token_urlsafe(32)}"
+    """Create a key and return it with its raw value, which is shown once and never stored.
+    Publishable keys start `b2v_pk_`, secret ones `b2v_sk_` (recognisable in a leak scan)."""
+    if kind not in KeyKind.values:
+        raise ValueError(f"kind must be one of {', '.join(KeyKind.values)}")
+    scopes = parse_scopes(",".join(scopes or []))
+    raw = raw_key or f"{RAW_PREFIX[kind]}{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
-        name=name, prefix=raw[:12], key_hash=ApiKey.hash_key(raw), created_by=by
+        name=name,
+        kind=kind,
+        scopes=scopes,
+        rate_limit_per_second=rate_limit_per_second,
+        prefix=raw[:12],
+        key_hash=ApiKey.hash_key(raw),
+        created_by=by,
     )
-    audit_record(actor=by, action="api_key.create", target=key)
+    audit_record(
+        actor=by,
+        action="api_key.create",
+        target=key,
+        detail=f"{kind}; scopes {', '.join(key.granted_scopes) or 'none'}",
+    )
     return key, raw
 
 

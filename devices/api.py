@@ -6,9 +6,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import ApiKeyOnlyMixin
+from core.api_keys import Scope
+from core.auth import ApiKeyOnlyMixin, HasScope
 from core.errors import InvalidRequest, error_body
-from core.roles import HasApiKey, IsStaffRole
+from core.models import ApiKey
+from core.roles import IsStaffRole
 from devices import selectors, services
 from devices.models import Device, Notification, NotificationType, Platform
 from devices.providers import ProviderNotConfigured
@@ -17,14 +19,20 @@ from devices.vapid import vapid_public_key
 MAX_DATA_BYTES = 2048  # push payloads are capped at 4 KB by every provider, title and body included
 
 
-class MachineApi(ApiKeyOnlyMixin, APIView):
-    permission_classes = [HasApiKey]
+ERRORS = {
+    400: OpenApiResponse(description="a field of the body is invalid (named in detail)"),
+    401: OpenApiResponse(description="no valid X-Api-Key"),
+    403: OpenApiResponse(description="the key's kind or scopes do not allow this"),
+    429: OpenApiResponse(description="rate limit of the key; see Retry-After"),
+}
 
 
-class MachineOrStaffApi(APIView):
-    """Machine clients with a key, or staff (session/token) reading the same data."""
+class DevicesApi(ApiKeyOnlyMixin, APIView):
+    permission_classes = [HasScope(Scope.DEVICES)]
 
-    permission_classes = [HasApiKey | IsStaffRole]
+
+class NotificationsApi(ApiKeyOnlyMixin, APIView):
+    permission_classes = [HasScope(Scope.NOTIFICATIONS)]
 
 
 class SubscriptionKeys(serializers.Serializer):
@@ -38,6 +46,9 @@ class Subscription(serializers.Serializer):
 
 
 class DeviceOutput(serializers.Serializer):
+    """registration_secret is given once, when the device is new or moved: the app keeps it to
+    prove it holds the registration (moving it to another user, unregistering it)."""
+
     # A plain serializer: a ModelSerializer rebuilds its fields on every registration call.
     id = serializers.IntegerField()
     user_id = serializers.CharField()
@@ -49,9 +60,10 @@ class DeviceOutput(serializers.Serializer):
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     last_seen_at = serializers.DateTimeField()
+    registration_secret = serializers.CharField(allow_null=True, default=None)
 
 
-class DeviceRegisterApi(MachineApi):
+class DeviceRegisterApi(DevicesApi):
     class DeviceRegisterInputSerializer(serializers.Serializer):
         user_id = serializers.CharField(max_length=64)
         platform = serializers.ChoiceField(choices=Platform.values)
@@ -61,13 +73,16 @@ class DeviceRegisterApi(MachineApi):
         os_version = serializers.CharField(max_length=40, required=False, default="")
         locale = serializers.CharField(max_length=20, required=False, default="")
         timezone = serializers.CharField(max_length=64, required=False, default="")
+        registration_secret = serializers.CharField(max_length=100, required=False, default=None)
 
     @extend_schema(
         request=DeviceRegisterInputSerializer,
-        responses={201: DeviceOutput, 200: DeviceOutput},
+        responses={201: DeviceOutput, 200: DeviceOutput, **ERRORS},
         summary="Register (or refresh) a push token or Web Push subscription",
         description="Idempotent upsert by token or endpoint: 201 when new, 200 when it updated "
-        "an existing device (reactivating it, or moving it to another user).",
+        "an existing device (reactivating it, or moving it to another user). Moving a device "
+        "bound to another user with a publishable key needs the registration_secret answered "
+        "when it was registered (Web Push: the same subscription auth secret); else 403.",
     )
     def post(self, request):
         data = self.DeviceRegisterInputSerializer(data=request.data)
@@ -80,10 +95,12 @@ class DeviceRegisterApi(MachineApi):
         )
 
 
-class DeviceUnregisterApi(MachineApi):
+class DeviceUnregisterApi(DevicesApi):
     class DeviceUnregisterInputSerializer(serializers.Serializer):
         token = serializers.CharField(max_length=512, required=False)
         endpoint = serializers.CharField(max_length=1024, required=False)
+        registration_secret = serializers.CharField(max_length=100, required=False, default=None)
+        auth = serializers.CharField(max_length=64, required=False, default=None)
 
         def validate(self, attrs):
             if bool(attrs.get("token")) == bool(attrs.get("endpoint")):
@@ -92,14 +109,20 @@ class DeviceUnregisterApi(MachineApi):
 
     @extend_schema(
         request=DeviceUnregisterInputSerializer,
-        responses={200: DeviceOutput, 404: OpenApiResponse(description="unknown device")},
+        responses={
+            200: DeviceOutput,
+            404: OpenApiResponse(description="unknown device"),
+            **ERRORS,
+        },
         summary="Deactivate a device (reason: unregistered)",
+        description="With a publishable key, the device's registration_secret (Web Push: the "
+        "subscription's auth secret) is needed; else 403.",
     )
     def post(self, request):
         data = self.DeviceUnregisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            device = services.device_unregister(**data.validated_data)
+            device = services.device_unregister(**data.validated_data, by=request.auth)
         except Device.DoesNotExist:
             from django.http import Http404
 
@@ -107,9 +130,14 @@ class DeviceUnregisterApi(MachineApi):
         return Response(DeviceOutput(device).data)
 
 
-class VapidPublicKeyApi(MachineOrStaffApi):
+class VapidPublicKeyApi(APIView):
+    permission_classes = [HasScope(Scope.DEVICES) | IsStaffRole]
+
     @extend_schema(
-        responses=inline_serializer("VapidKey", {"public_key": serializers.CharField()}),
+        responses={
+            200: inline_serializer("VapidKey", {"public_key": serializers.CharField()}),
+            **{code: ERRORS[code] for code in (401, 403, 429)},
+        },
         summary="The VAPID application server key for PushManager.subscribe",
     )
     def get(self, request):
@@ -119,7 +147,7 @@ class VapidPublicKeyApi(MachineOrStaffApi):
             return Response(error_body("not_configured", str(exc)), status=503)
 
 
-class NotificationCreateApi(MachineApi):
+class NotificationCreateApi(NotificationsApi):
     class NotificationCreateInputSerializer(serializers.Serializer):
         user_id = serializers.CharField(max_length=64)
         type = serializers.ChoiceField(choices=NotificationType.values)
@@ -141,9 +169,9 @@ class NotificationCreateApi(MachineApi):
 
     @extend_schema(
         request=NotificationCreateInputSerializer,
-        responses={202: NotificationCreateOutputSerializer},
-        summary="Ask for a notification to a user's devices",
-        description="A repeated idempotency_key answers with the first notification "
+        responses={202: NotificationCreateOutputSerializer, **ERRORS},
+        summary="Ask for a notification to a user's devices (secret keys only)",
+        description="A repeated idempotency_key (per key) answers with the first notification "
         "(duplicate: true) and sends nothing again.",
     )
     def post(self, request):
@@ -188,8 +216,22 @@ class NotificationOutput(serializers.ModelSerializer):
         ]
 
 
-class NotificationDetailApi(MachineOrStaffApi):
-    @extend_schema(responses=NotificationOutput, summary="A notification and its deliveries")
+class NotificationDetailApi(APIView):
+    """Staff read every notification; a secret key reads only the ones it created."""
+
+    permission_classes = [HasScope(Scope.NOTIFICATIONS) | IsStaffRole]
+
+    @extend_schema(
+        responses={
+            200: NotificationOutput,
+            404: OpenApiResponse(description="no such notification (or another key's)"),
+            **{code: ERRORS[code] for code in (401, 403, 429)},
+        },
+        summary="A notification and its deliveries",
+    )
     def get(self, request, pk: int):
-        notification = get_object_or_404(selectors.notification_with_deliveries(), pk=pk)
+        found = selectors.notification_with_deliveries()
+        if isinstance(request.auth, ApiKey):
+            found = found.filter(api_key=request.auth)
+        notification = get_object_or_404(found, pk=pk)
         return Response(NotificationOutput(notification).data)

@@ -42,6 +42,9 @@ class Device(models.Model):
         max_length=20, choices=DeactivationReason.choices, blank=True
     )
     deactivation_detail = models.CharField(max_length=300, blank=True)
+    # SHA-256 of the registration secret handed to the app when it registered the device:
+    # with a publishable key, moving the device to another user or unregistering it needs it.
+    secret_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-last_seen_at"]
@@ -140,11 +143,16 @@ class Notification(models.Model):
     type = models.CharField(max_length=40, choices=NotificationType.choices)
     data = models.JSONField(default=dict, blank=True)
     send_at = models.DateTimeField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # NULL (not "") when absent, so the per-key unique constraint ignores it.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(
         max_length=20, choices=NotificationStatus.choices, default=NotificationStatus.QUEUED
     )
     requested_by = models.CharField(max_length=200, blank=True)
+    # The key that asked for it: only that key reads it back (others get 404).
+    api_key = models.ForeignKey(
+        "platform_site.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # A staff "send test notification" goes to this one device instead of all the user's.
     target_device = models.ForeignKey(
         Device, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -156,6 +164,12 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "send_at"])]
+        constraints = [
+            # Idempotency keys are per API key: one client cannot reach another's notification.
+            models.UniqueConstraint(
+                fields=["api_key", "idempotency_key"], name="one_notification_per_key_idempotency"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk} for user {self.user_id}"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import secrets
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass
@@ -43,6 +46,43 @@ class DeviceInactive(DomainError):
     code = "device_inactive"
 
 
+class NotYourDevice(DomainError):
+    """A publishable key tried to move or unregister a registration it cannot prove it holds."""
+
+    status_code = 403
+    code = "forbidden"
+
+
+def _trusted(by) -> bool:
+    """Staff, the system and secret keys may move any device; publishable keys must prove
+    possession of the registration."""
+    from core.api_keys import KeyKind
+    from core.models import ApiKey
+
+    return not isinstance(by, ApiKey) or by.kind == KeyKind.SECRET
+
+
+def _secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _holds(device: Device, *, registration_secret: str | None, auth: str | None) -> bool:
+    """Proof of possession: the registration secret handed out at registration, or (Web Push)
+    the subscription's auth secret, which only the subscribing browser knows."""
+    if (
+        registration_secret
+        and device.secret_hash
+        and hmac.compare_digest(_secret_hash(registration_secret), device.secret_hash)
+    ):
+        return True
+    return bool(
+        auth
+        and device.platform == Platform.WEB
+        and device.auth
+        and hmac.compare_digest(auth.encode(), device.auth.encode())
+    )
+
+
 # --- registry ---------------------------------------------------------------------------
 
 
@@ -56,10 +96,15 @@ def device_register(
     os_version: str = "",
     locale: str = "",
     timezone_name: str = "",
+    registration_secret: str | None = None,
     by=None,
 ) -> tuple[Device, bool]:
     """Upsert a device by its token or endpoint: (device, created). Re-registering reactivates
-    it; registering it under another user moves it (the old link ends, audited)."""
+    it; registering it under another user moves it (the old link ends, audited).
+
+    A move asked by a publishable key needs proof of possession (`registration_secret`, or for
+    Web Push the subscription's own auth secret), else NotYourDevice. A new or moved device
+    gets a fresh secret, set on `device.registration_secret` (shown once, stored hashed)."""
     if platform not in Platform.values:
         raise InvalidRequest("platform", f"must be one of {', '.join(Platform.values)}")
     fields = {
@@ -81,22 +126,42 @@ def device_register(
             raise InvalidRequest("token", f"is required for platform {platform}")
         lookup = {"token": check_token(platform, token)}
     try:
-        return _device_upsert(lookup=lookup, fields=fields, by=by)
+        return _device_upsert(lookup=lookup, fields=fields, by=by, proof=registration_secret)
     except IntegrityError:
         # Two first registrations of one token raced; the loser updates the winner's row.
-        return _device_upsert(lookup=lookup, fields=fields, by=by)
+        return _device_upsert(lookup=lookup, fields=fields, by=by, proof=registration_secret)
 
 
 @transaction.atomic
-def _device_upsert(*, lookup: dict, fields: dict, by) -> tuple[Device, bool]:
+def _device_upsert(*, lookup: dict, fields: dict, by, proof: str | None) -> tuple[Device, bool]:
     now = timezone.now()
     device = Device.objects.select_for_update().filter(**lookup).first()
+    new_secret = secrets.token_urlsafe(24)
     if device is None:
         with transaction.atomic():  # savepoint: a racing insert raises here, not later
-            device = Device.objects.create(**lookup, **fields, last_seen_at=now)
+            device = Device.objects.create(
+                **lookup, **fields, last_seen_at=now, secret_hash=_secret_hash(new_secret)
+            )
         DeviceLink.objects.create(device=device, user_id=device.user_id, started_at=now)
+        device.registration_secret = new_secret
         return device, True
     moved = device.user_id != fields["user_id"]
+    # A subscription's keys change only with a new endpoint: changing them in place (which
+    # would break the browser's pushes) needs the same proof as a move.
+    rekeyed = device.platform == Platform.WEB and fields.get("auth") != device.auth
+    if (
+        (moved or rekeyed)
+        and not _trusted(by)
+        and not _holds(device, registration_secret=proof, auth=fields.get("auth"))
+    ):
+        raise NotYourDevice(
+            "this token or subscription is registered to another user; moving it needs a "
+            "secret key or the registration_secret given when it was registered"
+        )
+    device.registration_secret = None
+    if moved or not device.secret_hash:
+        device.secret_hash = _secret_hash(new_secret)
+        device.registration_secret = new_secret
     if moved:
         DeviceLink.objects.filter(device=device, ended_at__isnull=True).update(ended_at=now)
     if moved or not device.is_active:  # deactivation ended the link; a new one starts
@@ -119,9 +184,28 @@ def _device_upsert(*, lookup: dict, fields: dict, by) -> tuple[Device, bool]:
     return device, False
 
 
-def device_unregister(*, token: str | None = None, endpoint: str | None = None) -> Device:
-    """The app gave up its token or subscription. Raises Device.DoesNotExist when unknown."""
+def device_unregister(
+    *,
+    token: str | None = None,
+    endpoint: str | None = None,
+    registration_secret: str | None = None,
+    auth: str | None = None,
+    by=None,
+) -> Device:
+    """The app gave up its token or subscription. Raises Device.DoesNotExist when unknown.
+
+    A publishable key must prove possession (registration_secret, or the Web Push auth
+    secret) of a device registered with a secret; else NotYourDevice."""
     device = Device.objects.get(token=token) if token else Device.objects.get(endpoint=endpoint)
+    if (
+        not _trusted(by)
+        and (device.secret_hash or device.platform == Platform.WEB)
+        and not _holds(device, registration_secret=registration_secret, auth=auth)
+    ):
+        raise NotYourDevice(
+            "unregistering this device needs its registration_secret (or, for Web Push, the "
+            "subscription's auth secret) or a secret key"
+        )
     return device_deactivate(device=device, reason=DeactivationReason.UNREGISTERED)
 
 
@@ -183,8 +267,13 @@ def notification_create(
 
     if type not in NotificationType.values:
         raise InvalidRequest("type", f"must be one of {', '.join(NotificationType.values)}")
+    from core.models import ApiKey
+
+    api_key = by if isinstance(by, ApiKey) else None
     if idempotency_key:
-        existing = Notification.objects.filter(idempotency_key=idempotency_key).first()
+        existing = Notification.objects.filter(
+            idempotency_key=idempotency_key, api_key=api_key
+        ).first()
         if existing is not None:
             return existing, False
     now = timezone.now()
@@ -199,10 +288,11 @@ def notification_create(
                 idempotency_key=idempotency_key or None,
                 status=NotificationStatus.SCHEDULED if scheduled else NotificationStatus.QUEUED,
                 requested_by=actor_label(by) if by is not None else "",
+                api_key=api_key,
             )
     except IntegrityError:
         # The same key arrived twice at once: the first one stored wins.
-        return Notification.objects.get(idempotency_key=idempotency_key), False
+        return Notification.objects.get(idempotency_key=idempotency_key, api_key=api_key), False
     if not scheduled:
         # Scheduled ones are picked up by the periodic `devices.send_due` at send_at: a Celery
         # countdown that long would outlive the Redis visibility timeout and run twice.

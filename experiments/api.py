@@ -12,16 +12,16 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import AuthenticationFailed, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.store.base import QueryTimeout, StoreError
-from core.auth import ApiKeyAuthentication, JsonOnlyNegotiation
+from core.api_keys import Scope, authenticate_publishable
+from core.auth import ApiKeyAuthentication, HasScope, JsonOnlyNegotiation
 from core.errors import error_body
-from core.roles import HasApiKey
 from experiments.assignment import assignments_for
 from experiments.models import Experiment, Metric
 from experiments.results import experiment_results_cached
@@ -96,7 +96,7 @@ class ExperimentAssignApi(APIView):
     """`POST /api/experiments/assign/`: the variants of the running experiments a user is in."""
 
     authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasApiKey]
+    permission_classes = [HasScope(Scope.EXPERIMENTS_ASSIGN)]
     parser_classes = [JSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JsonOnlyNegotiation
@@ -377,14 +377,9 @@ class ExperimentResultsApi(APIView):
 
 
 def _client_key(raw: str):
-    """The active key named in the URL; 401 otherwise. GrowthBook SDKs put the client key in
-    the path, never in a header."""
-    from core.models import ApiKey
-
-    key = ApiKey.objects.filter(key_hash=ApiKey.hash_key(raw), is_active=True).first()
-    if key is None:
-        raise AuthenticationFailed("the client key is not a valid, active key")
-    return key
+    """The active publishable key named in the URL (GrowthBook SDKs put the client key in the
+    path, never in a header): 401 unknown, 403 secret or without the scope, 429 over its rate."""
+    return authenticate_publishable(raw, scope=Scope.EXPERIMENTS_PAYLOAD)
 
 
 _FEATURE = {
@@ -457,6 +452,10 @@ class SdkFeaturesApi(APIView):
             200: OpenApiResponse(SDK_PAYLOAD_SCHEMA, description="the SDK payload"),
             304: OpenApiResponse(description="unchanged since the ETag given"),
             401: OpenApiResponse(ErrorOutput, description="not a valid, active key"),
+            403: OpenApiResponse(
+                ErrorOutput, description="a secret key, or a key without experiments:payload"
+            ),
+            429: OpenApiResponse(ErrorOutput, description="rate limit of the key; Retry-After"),
         },
         summary="GrowthBook SDK payload: running experiments as features",
     )

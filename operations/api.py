@@ -10,8 +10,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.auth import AlertWebhookAuthentication
-from core.roles import HasApiKey, IsStaffRole
+from core.api_keys import Scope
+from core.auth import AlertWebhookAuthentication, HasScope
+from core.roles import IsStaffRole
 from operations.models import Alert, AlertStatus, PlatformSetting
 from operations.services import ReceivedAlert, alert_receive
 
@@ -120,7 +121,7 @@ class AlertWebhookApi(APIView):
 class PlatformSettingApi(APIView):
     """A pipeline setting (such as the AI tier), read by the video pipeline with its API key."""
 
-    permission_classes = [HasApiKey | IsStaffRole]
+    permission_classes = [HasScope(Scope.SETTINGS) | IsStaffRole]
 
     class PlatformSettingOutputSerializer(serializers.ModelSerializer):
         class Meta:

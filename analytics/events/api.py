@@ -14,7 +14,7 @@ import msgspec
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed, Throttled
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -23,10 +23,10 @@ from analytics.events.posthog import WireProblem, decoded_body, sent_at_from_que
 from analytics.events.schema import MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
 from analytics.events.services import BufferUnavailable, events_capture
-from analytics.events.throttling import ApiKeyRateThrottle
-from core.auth import ApiKeyAuthentication, JsonOnlyNegotiation
+from core.api_keys import Scope, authenticate_publishable
+from core.auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasScope, JsonOnlyNegotiation
 from core.errors import error_body
-from core.roles import HasApiKey, IsStaffRole
+from core.roles import IsStaffRole
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 _decode_json = msgspec.json.Decoder().decode
@@ -172,7 +172,11 @@ class EventsApi(APIView):
         return [TokenAuthentication(), SessionAuthentication()]
 
     def get_permissions(self):
-        return [HasApiKey()] if getattr(self, "_capture", False) else [IsStaffRole()]
+        return (
+            [HasScope(Scope.EVENTS_CAPTURE)()]
+            if getattr(self, "_capture", False)
+            else [IsStaffRole()]
+        )
 
     def get_throttles(self):
         return [ApiKeyRateThrottle()] if getattr(self, "_capture", False) else []
@@ -250,16 +254,10 @@ _CORS = {
 
 
 def capture_key(request, token: str):
-    """The active key a PostHog SDK sent as its project token, counted against its rate."""
-    from core.models import ApiKey
-
-    key = ApiKey.objects.filter(key_hash=ApiKey.hash_key(token), is_active=True).first()
-    if key is None:
-        raise AuthenticationFailed("the project token is not a valid, active key")
+    """The active publishable key a PostHog SDK sent as its project token, counted against its
+    rate (core.api_keys.authenticate_publishable)."""
+    key = authenticate_publishable(token, scope=Scope.EVENTS_CAPTURE)
     request.auth = key
-    throttle = ApiKeyRateThrottle()
-    if not throttle.allow_request(request, None):
-        raise Throttled(wait=throttle.wait())
     return key
 
 
@@ -309,6 +307,8 @@ class PosthogCaptureApi(APIView):
             key = capture_key(request, token)
         except AuthenticationFailed as exc:
             return _wire_error(401, "not_authenticated", "api_key", str(exc.detail))
+        except PermissionDenied as exc:
+            return _wire_error(403, "forbidden", "api_key", str(exc.detail))
         except Throttled as exc:
             response = _wire_error(429, "rate_limited", "api_key", str(exc.detail))
             response["Retry-After"] = str(exc.wait or 1)

@@ -293,6 +293,8 @@ REST_FRAMEWORK = {
         "core.auth.ApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.roles.IsStaffRole"],
+    # Per-API-key requests per second on every endpoint a key reaches (429 with Retry-After).
+    "DEFAULT_THROTTLE_CLASSES": ["core.auth.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -389,8 +391,10 @@ BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 # Seconds between scheduled recomputations of every behavioural cohort (analytics/cohorts).
 COHORTS_COMPUTE_SECONDS = env.int("COHORTS_COMPUTE_SECONDS", default=3600)
 
-# Machine clients (X-Api-Key): requests per second per key, 0 for no limit.
-API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=0)
+# Machine clients (X-Api-Key): requests per second per key unless the key sets its own, 0 for
+# no limit. A publishable key is shared by every install of an app, so the figure is the
+# app's whole traffic, not one user's.
+API_KEY_RATE_LIMIT = env.int("API_KEY_RATE_LIMIT", default=200)
 # Seconds a process reuses an API key lookup; a revoked key is refused within this time.
 API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
 

@@ -26,11 +26,27 @@ def test_seed_demo_is_idempotent_and_creates_demo_logins():
 
 
 @pytest.mark.django_db
-def test_demo_api_key_is_stable_across_runs():
+def test_demo_api_keys_are_stable_across_runs_one_of_each_kind():
     from core.demo import demo_api_key
 
-    assert demo_api_key() == demo_api_key()
-    assert ApiKey.objects.filter(name="demo").count() == 1
+    for kind in ("publishable", "secret"):
+        raw = demo_api_key(kind)
+        assert demo_api_key(kind) == raw
+        assert raw.startswith({"publishable": "b2v_pk_", "secret": "b2v_sk_"}[kind])
+        assert ApiKey.objects.get(key_hash=ApiKey.hash_key(raw)).kind == kind
+    assert ApiKey.objects.filter(name__startswith="demo-").count() == 2
+
+
+@pytest.mark.django_db
+def test_seed_demo_prints_one_labelled_key_of_each_kind():
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    lines = out.getvalue().splitlines()
+    publishable = [line for line in lines if line.startswith("demo publishable key")]
+    secret = [line for line in lines if line.startswith("demo secret key")]
+    assert len(publishable) == 1 and len(secret) == 1
+    assert publishable[0].rsplit(" ", 1)[1].startswith("b2v_pk_")
+    assert secret[0].rsplit(" ", 1)[1].startswith("b2v_sk_")
 
 
 def test_bench_refuses_unknown_area_listing_known_ones():

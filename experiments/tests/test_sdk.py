@@ -10,6 +10,13 @@ from experiments.assignment import assignments_for
 from experiments.models import Experiment
 from experiments.tests.factories import ExperimentFactory
 
+
+@pytest.fixture
+def api_key(publishable_key):
+    """SDKs carry a publishable key (a secret key is refused outside X-Api-Key)."""
+    return publishable_key
+
+
 COUNTRIES = ["US", "CA", "DE", "FR", "BR", "IN", None]
 TIERS = ["free", "pro", "team", None]
 VERSIONS = ["1.9.2", "1.10.0", "2.0.0", "2.1.0-beta", "2.1.0", "2.10.1", None]

@@ -13,6 +13,13 @@ import pytest
 from analytics.events.api import DECIDE_ANSWER
 from analytics.events.services import events_flush
 
+
+@pytest.fixture
+def api_key(publishable_key):
+    """SDKs carry a publishable key (a secret key is refused outside X-Api-Key)."""
+    return publishable_key
+
+
 pytestmark = pytest.mark.django_db
 PATHS = ["/batch/", "/capture/", "/e/", "/i/v0/e/", "/track/"]
 

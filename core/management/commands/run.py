@@ -96,10 +96,7 @@ class Command(BaseCommand):
             f"book2video console: http://{shown}:{port}/  (ready in {seconds:.1f} s; Ctrl-C stops it)"
         ]
         if settings.DEMO_MODE:
-            from core.demo import demo_api_key
+            from core.demo import demo_key_lines
 
-            lines += [
-                "demo logins: admin / demo, engineer / demo, pm / demo",
-                f"demo API key (X-Api-Key): {demo_api_key()}",
-            ]
+            lines += ["demo logins: admin / demo, engineer / demo, pm / demo", *demo_key_lines()]
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
