@@ -170,3 +170,11 @@ def test_drf_create_token_prints_a_40_hex_token(engineer):
     assert re.fullmatch(
         rf"Generated token [0-9a-f]{{40}} for user {engineer.username}", out.getvalue().strip()
     )
+
+
+def test_sdk_paths_refuse_a_secret_key_in_the_url_or_body(api_key, publishable_key, client):
+    assert client.get(f"/api/features/{api_key[1]}").status_code == 403
+    assert client.get(f"/api/features/{publishable_key[1]}").status_code == 200
+    body = {"api_key": api_key[1], "batch": [{"event": "x", "distinct_id": "u"}]}
+    refused = client.post("/batch/", body, content_type="application/json")
+    assert refused.status_code == 403 and refused.json()["error"] == "forbidden"
