@@ -229,7 +229,8 @@ CONVERSION_SUMMARY = _object(
     "conversion metric",
 )
 MEAN_SUMMARY = _object(
-    {"users": _USERS, "mean": _number(), "variance": _number(minimum=0)}, "mean metric"
+    {"users": _USERS, "mean": _number(), "variance": _number(minimum=0)},
+    "mean metric, or ratio metric (mean: the ratio of sums; variance: per user, delta method)",
 )
 
 

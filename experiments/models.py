@@ -40,6 +40,7 @@ class Metric(models.Model):
     class Kind(models.TextChoices):
         CONVERSION = "conversion", "conversion (did the user do the event)"
         MEAN = "mean", "mean (per-user sum or count)"
+        RATIO = "ratio", "ratio (sum or count of the event over count of a denominator event)"
 
     class Direction(models.TextChoices):
         INCREASE = "increase", "increase is good"
@@ -64,6 +65,12 @@ class Metric(models.Model):
         blank=True,
         help_text="mean metrics: the numeric property summed per user (e.g. amount); "
         "empty counts the events",
+    )
+    denominator_event = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="ratio metrics: the event counted as the denominator, e.g. session_start "
+        "(videos rendered per session)",
     )
     window_days = models.PositiveIntegerField(
         default=7,
@@ -98,7 +105,16 @@ class Metric(models.Model):
     def __str__(self) -> str:
         return self.name or self.key
 
+    @property
+    def has_cuped(self) -> bool:
+        """CUPED applies (not to ratio metrics: gbstats has no regression-adjusted ratio)."""
+        return self.cuped and self.kind != self.Kind.RATIO
+
     def clean(self) -> None:
+        if (self.kind == self.Kind.RATIO) != bool(self.denominator_event):
+            raise ValidationError(
+                {"denominator_event": "a ratio metric needs its denominator event; only ratios"}
+            )
         if bool(self.filter_property) != bool(self.filter_value):
             raise ValidationError(
                 {"filter_value": "give both the filter property and its value, or neither"}

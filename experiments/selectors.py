@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.utils import timezone
 
@@ -42,28 +42,31 @@ FROM exposures GROUP BY day, variant ORDER BY day, variant
 # after exposure and `pre` (CUPED) in the PRE_PERIOD_DAYS before it; the outer query caps
 # both (winsorization: a fixed cap, or a percentile of the experiment's users computed here
 # over every exposed user) and sums what the statistics need per exposure day and variant.
-# {value}, {pre}, {cap_value}, {cap_pre}, {amount} and {filter} are fixed fragments chosen
-# below from the metric's definition, never user text; the metric's event, properties,
-# window and cap are parameters.
+# A ratio metric also collects its denominator's events (`d` per user, same window).
+# The fragments in braces are fixed SQL chosen below from the metric's definition, never user
+# text; the metric's events, properties, window and cap are parameters.
 METRIC_DAILY_SQL = """
 SELECT toString(toDate(first_at)) AS day, variant, count() AS users,
        countIf(value > 0) AS converted, sum(value) AS total, sum(value * value) AS total_squares,
        sum(v) AS capped_total, sum(v * v) AS capped_squares,
        sum(p) AS pre_total, sum(p * p) AS pre_squares, sum(v * p) AS cross_products,
+       sum(d) AS den_total, sum(d * d) AS den_squares, sum(v * d) AS num_den_products,
        max(value_cap) AS value_cap
 FROM (
     SELECT variant, first_at, value, {cap_value} AS value_cap, least(value, value_cap) AS v,
-           least(pre, {cap_pre}) AS p
+           least(pre, {cap_pre}) AS p, d
     FROM (
-        SELECT variant, first_at, {value} AS value, {pre} AS pre
+        SELECT variant, first_at, {value} AS value, {pre} AS pre, {den} AS d
         FROM (
             SELECT user_key,
                    argMinIf(variant, timestamp, is_exposure) AS variant,
                    minIf(timestamp, is_exposure) AS first_at,
-                   {collect} AS outcomes
+                   {collect} AS outcomes,
+                   {collect_den} AS denominators
             FROM (
                 SELECT cityHash64(user_id) AS user_key, uuid, timestamp,
                        event = {{exposure_event:String}} AS is_exposure,
+                       {is_metric} AS is_metric, {is_denominator} AS is_denominator,
                        experiment_variant AS variant, {amount} AS amount
                 FROM events
                 WHERE (event = {{exposure_event:String}} AND experiment_id = {{experiment:String}}
@@ -72,6 +75,7 @@ FROM (
                    OR (event = {{metric_event:String}} {filter}
                        AND timestamp >= {{metric_start:DateTime64(3)}}
                        AND timestamp < {{metric_end:DateTime64(3)}})
+                   {or_denominator}
             )
             GROUP BY user_key
             HAVING countIf(is_exposure) > 0
@@ -84,7 +88,10 @@ GROUP BY day, variant ORDER BY day, variant
 PRE_PERIOD_DAYS = 30
 _IN_WINDOW = "{t} >= first_at AND {t} < first_at + toIntervalDay({{window:UInt32}})"
 _IN_PRE = "{t} >= first_at - toIntervalDay({{pre_days:UInt32}}) AND {t} < first_at"
-_AMOUNT = "if(is_exposure, 0, JSONExtractFloat(properties, {value_property:String}))"
+_AMOUNT = "if(is_metric, JSONExtractFloat(properties, {value_property:String}), 0)"
+_OR_DENOMINATOR = """OR (event = {denominator_event:String}
+                       AND timestamp >= {metric_start:DateTime64(3)}
+                       AND timestamp < {metric_end:DateTime64(3)})"""
 _FILTER = (
     "AND (JSONExtractString(properties, {filter_property:String}) = {filter_value:String} "
     "OR JSONExtractRaw(properties, {filter_property:String}) = {filter_value:String})"
@@ -125,6 +132,9 @@ class VariantDay:
     pre_total: float = 0.0
     pre_squares: float = 0.0
     cross_products: float = 0.0
+    den_total: float = 0.0
+    den_squares: float = 0.0
+    num_den_products: float = 0.0
     value_cap: float | None = None
 
     SUMS = (
@@ -136,6 +146,9 @@ class VariantDay:
         "pre_total",
         "pre_squares",
         "cross_products",
+        "den_total",
+        "den_squares",
+        "num_den_products",
     )
 
     def add(self, other: VariantDay) -> None:
@@ -195,6 +208,11 @@ class Fragments:
     cap_pre: str
     amount: str
     filter: str
+    is_metric: str = "NOT is_exposure"
+    is_denominator: str = "0"
+    collect_den: str = "0"
+    den: str = "toFloat64(0)"
+    or_denominator: str = ""
 
     def sql(self) -> str:
         return METRIC_DAILY_SQL.format(**self.__dict__)
@@ -226,24 +244,37 @@ def _metric_fragments(metric: Metric) -> Fragments:
     sets so a retried uuid counts once."""
     filter_sql = _FILTER if metric.filter_property else ""
     if metric.kind == Metric.Kind.CONVERSION:
-        collect, amount = "groupArrayIf(timestamp, NOT is_exposure)", "1"
+        collect, amount = "groupArrayIf(timestamp, is_metric)", "1"
     else:
-        collect = "groupUniqArrayIf((uuid, timestamp, amount), NOT is_exposure)"
+        collect = "groupUniqArrayIf((uuid, timestamp, amount), is_metric)"
         amount = _AMOUNT if metric.value_property else "1"
-    return Fragments(
+    fragments = Fragments(
         collect=collect,
         value=_per_user(metric, _IN_WINDOW),
-        pre=_per_user(metric, _IN_PRE) if metric.cuped else "toFloat64(0)",
+        pre=_per_user(metric, _IN_PRE) if metric.has_cuped else "toFloat64(0)",
         cap_value=_cap(metric, "value"),
         cap_pre=_cap(metric, "pre"),
         amount=amount,
         filter=filter_sql,
+    )
+    if metric.kind != Metric.Kind.RATIO:
+        return fragments
+    # The WHERE also passes denominator events, so numerator events are named explicitly.
+    in_window = _IN_WINDOW.format(t="o.2")
+    return replace(
+        fragments,
+        is_metric=f"(event = {{metric_event:String}} {filter_sql})",
+        is_denominator="(event = {denominator_event:String})",
+        collect_den="groupUniqArrayIf((uuid, timestamp), is_denominator)",
+        den=f"toFloat64(arrayCount(o -> {in_window}, denominators))",
+        or_denominator=_OR_DENOMINATOR,
     )
 
 
 def _metric_params(metric: Metric) -> dict:
     return {
         "metric_event": metric.event,
+        "denominator_event": metric.denominator_event,
         "window": metric.window_days,
         "pre_days": PRE_PERIOD_DAYS,
         "cap": metric.cap_value or 0.0,
@@ -277,7 +308,7 @@ def experiment_data(experiment: Experiment) -> tuple[list[VariantDay], list[Metr
     with db.session():
         for metric, role in experiment_metrics(experiment):
             window = dt.timedelta(days=metric.window_days)
-            pre = dt.timedelta(days=PRE_PERIOD_DAYS if metric.cuped else 0)
+            pre = dt.timedelta(days=PRE_PERIOD_DAYS if metric.has_cuped else 0)
             params = {
                 **base,
                 **_metric_params(metric),

@@ -312,7 +312,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
-        "MetricKindEnum": ["conversion", "mean"],
+        "MetricKindEnum": ["conversion", "mean", "ratio"],
         "KindEnum": "analytics.insights.models.ModelKind",
         "ExperimentDecisionKindEnum": ["winner", "loser", "flat", "srm", "empty"],
         "CohortKindEnum": "analytics.cohorts.models.Cohort.Kind",

@@ -347,3 +347,70 @@ def test_cuped_off_leaves_the_raw_values(analytics_store, running):
     assert metric["cuped"]["applied"] is False and metric["cuped"]["variance_reduction"] is None
     for row in metric["variants"]:
         assert row["adjusted"] == row["raw"]
+
+
+def test_ratio_metric_matches_pandas(analytics_store, running):
+    """Projects created per session (delta method): numerator and denominator per user in the
+    window after exposure, from pandas, through the same engine (held to gbstats)."""
+    ratio = MetricFactory(
+        key="projects-per-session",
+        kind=Metric.Kind.RATIO,
+        event=Event.PROJECT_CREATED,
+        denominator_event=Event.SESSION_START,
+    )
+    experiment = running(days_ago=12, primary_metric=ratio)
+    rng = np.random.default_rng(21)
+    rows = []
+    for i in range(1000):
+        user, variant = f"r{i}", ("treatment" if i % 2 else "control")
+        first = experiment.started_at + dt.timedelta(hours=float(rng.uniform(0, 100)))
+        rows.append(exposure_row(experiment.key, user, variant, first))
+        for _ in range(int(rng.poisson(3))):
+            at = first + dt.timedelta(days=float(rng.uniform(-3, 9)))  # some outside the window
+            rows.append(event_row(Event.SESSION_START, user, at, {}))
+            if rng.random() < (0.5 if variant == "treatment" else 0.4):
+                rows.append(event_row(Event.PROJECT_CREATED, user, at, {}))
+    rows_insert(table="events", rows=rows)
+
+    metric = experiment_results(experiment)["metrics"][0]
+    arms = {}
+    for variant in ("control", "treatment"):
+        n_counts = _window_counts(rows, experiment.key, Event.PROJECT_CREATED, variant)
+        d_counts = _window_counts(rows, experiment.key, Event.SESSION_START, variant)
+        arms[variant] = stats.Ratio(
+            len(n_counts),
+            stats.SampleMean(len(n_counts), n_counts.sum(), (n_counts**2).sum()),
+            stats.SampleMean(len(d_counts), d_counts.sum(), (d_counts**2).sum()),
+            float((n_counts * d_counts).sum()),
+        )
+    by_variant = {r["key"]: r for r in metric["variants"]}
+    for variant, arm in arms.items():
+        assert by_variant[variant]["raw"]["mean"] == pytest.approx(arm.mean, rel=1e-12)
+        assert by_variant[variant]["raw"]["variance"] == pytest.approx(arm.variance, rel=1e-9)
+    ref = stats.frequentist(arms["control"], arms["treatment"], sequential=True)
+    got = by_variant["treatment"]["comparison"]
+    assert got["lift"] == pytest.approx(ref.lift, rel=1e-9)
+    assert got["ci"] == pytest.approx(list(ref.ci), rel=1e-9)
+    assert metric["cuped"]["enabled"] is False  # gbstats has no CUPED for ratios
+
+
+def _window_counts(rows, key, event, variant, window_days=7):
+    """Events of `event` per exposed user of `variant` in the window after first exposure."""
+    df = pd.DataFrame(rows).drop_duplicates("uuid")
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    props = df["properties"].map(json.loads)
+    exp = df[
+        (df.event == Event.EXPERIMENT_ASSIGNMENT)
+        & (props.map(lambda p: p.get("experiment_id")) == key)
+    ]
+    exp = exp.assign(variant=props[exp.index].map(lambda p: p["variant"]))
+    first = exp.sort_values("timestamp").groupby("user_id").first()
+    first = first[first.variant == variant]
+    ev = df[df.event == event].merge(
+        first[["timestamp"]], left_on="user_id", right_index=True, suffixes=("", "_first")
+    )
+    inside = ev[
+        (ev.timestamp >= ev.timestamp_first)
+        & (ev.timestamp < ev.timestamp_first + pd.Timedelta(days=window_days))
+    ]
+    return inside.groupby("user_id").size().reindex(first.index).fillna(0).to_numpy(dtype=float)
