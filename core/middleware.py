@@ -8,7 +8,16 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 
 # PostHog SDKs' wire endpoints sit at the root, where those SDKs call them (README, SDKs).
-SDK_WIRE_PATHS = ("/batch/", "/capture/", "/e/", "/i/v0/e/", "/track/", "/decide/", "/flags/")
+SDK_WIRE_PATHS = (
+    "/batch/",
+    "/capture/",
+    "/e/",
+    "/i/v0/e/",
+    "/track/",
+    "/decide/",
+    "/flags/",
+    "/array/",
+)
 PUBLIC_PREFIXES = (
     "/login/",
     "/health",

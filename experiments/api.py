@@ -420,6 +420,16 @@ SDK_PAYLOAD_SCHEMA = {
 }
 
 
+# Browsers fetch the payload from the app's origin; the payload is as public as the key.
+SDK_CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, OPTIONS",
+    "Access-Control-Allow-Headers": "If-None-Match, Cache-Control",
+    "Access-Control-Expose-Headers": "ETag",
+    "Access-Control-Max-Age": "86400",
+}
+
+
 class SdkFeaturesApi(APIView):
     """`GET /api/features/<client_key>`: the GrowthBook SDK payload (the path every GrowthBook
     SDK fetches from its `apiHost`)."""
@@ -428,6 +438,9 @@ class SdkFeaturesApi(APIView):
     permission_classes: list = []
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JsonOnlyNegotiation
+
+    def options(self, request, *args, **kwargs):
+        return Response(status=status.HTTP_204_NO_CONTENT, headers=SDK_CORS)
 
     def get_authenticate_header(self, request) -> str:
         return "Api-Key"  # a refused key answers 401, not DRF's 403 for views without auth
@@ -463,7 +476,7 @@ class SdkFeaturesApi(APIView):
     def get(self, request, client_key: str):
         _client_key(client_key)
         body, etag = sdk_payload()
-        headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
+        headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, **SDK_CORS}
         if etag in request.headers.get("If-None-Match", ""):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         return Response(body, headers=headers)

@@ -58,3 +58,25 @@ def celery_worker_running(*, concurrency: int = 2, queues=None, **options) -> It
         **{"shutdown_timeout": 30, **options},
     ) as worker:
         yield worker
+
+
+@contextlib.contextmanager
+def static_directory_served(directory) -> Iterator[str]:
+    """Serve a directory over HTTP on a free loopback port (an app's own origin in browser
+    tests); yields its base URL."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

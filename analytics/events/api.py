@@ -375,3 +375,33 @@ class PosthogDecideApi(APIView):
 
     def post(self, request):
         return Response(DECIDE_ANSWER, headers=_CORS)
+
+
+# posthog-js's remote configuration (`/array/<token>/config`): the same defaults.
+REMOTE_CONFIG = {
+    "supportedCompression": ["gzip", "gzip-js"],
+    "hasFeatureFlags": False,
+    "sessionRecording": False,
+    "capturePerformance": False,
+    "autocapture_opt_out": False,
+    "autocaptureExceptions": False,
+    "heatmaps": False,
+    "surveys": False,
+    "siteApps": [],
+}
+
+
+@extend_schema(exclude=True)  # an SDK wire endpoint (README, SDKs), not the public API
+class PosthogRemoteConfigApi(APIView):
+    """`GET /array/<token>/config`: posthog-js's start-up configuration."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JsonOnlyNegotiation
+
+    def options(self, request, *args, **kwargs):
+        return Response(status=204, headers=_CORS)
+
+    def get(self, request, token: str):
+        return Response({"token": token, **REMOTE_CONFIG}, headers=_CORS)

@@ -20,4 +20,9 @@ urlpatterns = [
 ] + [
     path("decide/", api.PosthogDecideApi.as_view(), name="posthog-decide"),
     path("flags/", api.PosthogDecideApi.as_view(), name="posthog-flags"),
+    path(
+        "array/<str:token>/config",
+        api.PosthogRemoteConfigApi.as_view(),
+        name="posthog-remote-config",
+    ),
 ]

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 # test_metrics.py checks that it refuses without the bearer token when one is set.
 # PostHog SDKs' wire paths carry their key inside the body, so a body is read before the key
 # is checked (analytics/events/tests/test_posthog.py checks the 401s); /decide/ and /flags/
-# answer a fixed configuration that holds nothing.
+# (and posthog-js's /array/<token>/config) answer a fixed configuration that holds nothing.
 PUBLIC = {"health", "ready", "login/", "api/schema/", "api/", "metrics"} | {
     "batch/",
     "capture/",
@@ -28,6 +28,7 @@ PUBLIC = {"health", "ready", "login/", "api/schema/", "api/", "metrics"} | {
     "track/",
     "decide/",
     "flags/",
+    "array/<str:token>/config",
 }
 REFUSED = {302, 401, 403, 405}
 

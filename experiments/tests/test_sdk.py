@@ -22,8 +22,7 @@ TIERS = ["free", "pro", "team", None]
 VERSIONS = ["1.9.2", "1.10.0", "2.0.0", "2.1.0-beta", "2.1.0", "2.10.1", None]
 
 
-@pytest.fixture
-def experiments(running):
+def running_mix(running) -> list:
     """Running experiments covering every rule field: uneven weights, coverage, a custom seed,
     targeting (with version comparisons that differ from text order), and two namespaces."""
     return [
@@ -49,7 +48,12 @@ def experiments(running):
     ]
 
 
-def _attributes(rng: random.Random) -> dict:
+@pytest.fixture
+def experiments(running):
+    return running_mix(running)
+
+
+def random_attributes(rng: random.Random) -> dict:
     attrs = {
         "country": rng.choice(COUNTRIES),
         "tier": rng.choice(TIERS),
@@ -82,7 +86,7 @@ def test_local_evaluation_matches_server_assignment_for_thousands_of_users(
     for i in range(3000):
         # ids as apps send them: uuids, numbers, emails, non-ASCII
         user_id = rng.choice([f"user-{i}", str(10_000 + i), f"u{i}@example.com", f"ü-{i}-名"])
-        attributes = _attributes(rng)
+        attributes = random_attributes(rng)
         server, _ = assignments_for(user_id, attributes)
         assert _sdk_assignments(features, user_id, attributes) == server, (user_id, attributes)
         for key, variant in server.items():
