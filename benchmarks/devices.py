@@ -129,7 +129,9 @@ def bench_webpush(stdout, n: int) -> tuple[float, float]:
     service.origin = f"http://127.0.0.1:{port}"
     try:
         time.sleep(0.5)
-        with override_settings(PUSH_BACKEND="live", WEBPUSH_ALLOW_HTTP_LOOPBACK=True):
+        with override_settings(
+            PUSH_BACKEND="live", WEBPUSH_ALLOW_HTTP_LOOPBACK=True, OUTBOUND_ALLOW_LOOPBACK=True
+        ):
             ids = _make_devices(n, web=service)
             delivered, seconds = _fan_out(ids)
             statuses = dict(

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from core import outbound
 from core.errors import InvalidRequest
 
 # APNs device tokens are hex (32 bytes today, Apple allows longer); FCM registration tokens
@@ -47,10 +48,20 @@ def is_loopback(host: str) -> bool:
 
 
 def check_endpoint(endpoint: str) -> str:
-    parts = urlsplit(endpoint)
-    if not parts.hostname:
+    """An https URL on a push service of WEBPUSH_ALLOWED_HOSTS (core/outbound.py checks it again,
+    with the addresses the name resolves to, at every send)."""
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host:
         raise InvalidRequest("subscription.endpoint", "is not an absolute URL")
     if parts.scheme == "https":
+        try:
+            outbound.check_url(endpoint, allowed_hosts=settings.WEBPUSH_ALLOWED_HOSTS)
+        except outbound.OutboundRefused as exc:
+            raise InvalidRequest("subscription.endpoint", str(exc)) from None
         return endpoint
     if parts.scheme == "http" and is_loopback(parts.hostname):
         if settings.WEBPUSH_ALLOW_HTTP_LOOPBACK:

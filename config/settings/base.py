@@ -350,6 +350,18 @@ ML_RETRAIN_CRONTAB = env.dict(
 
 # Web Push (VAPID) and live provider endpoints; see devices/.
 WEBPUSH_ALLOW_HTTP_LOOPBACK = env.bool("WEBPUSH_ALLOW_HTTP_LOOPBACK", default=False)
+# Web Push endpoints must be https on one of these push services (exact names or "*.suffix"):
+# Chrome/Edge-Chromium/Samsung/Opera (FCM), Firefox (Mozilla autopush), Safari (Apple), legacy
+# Edge (WNS). A subscription elsewhere is refused at registration and never sent to.
+WEBPUSH_ALLOWED_HOSTS = env.list(
+    "WEBPUSH_ALLOWED_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "*.push.services.mozilla.com",
+        "*.push.apple.com",
+        "*.notify.windows.com",
+    ],
+)
 # VAPID private key (PEM text or base64url raw key); empty in demo mode generates one under var/.
 VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="")
 VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:push@book2video.example")

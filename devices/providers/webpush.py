@@ -1,13 +1,18 @@
-"""Web Push (RFC 8030) with VAPID (RFC 8292) and aes128gcm payloads (RFC 8291), via pywebpush."""
+"""Web Push (RFC 8030) with VAPID (RFC 8292) and aes128gcm payloads (RFC 8291).
+
+pywebpush encrypts; the request goes through the outbound guard (core/outbound.py), because
+the endpoint is a URL the client chose: https on a push service of WEBPUSH_ALLOWED_HOSTS, every
+resolved address global and the connection pinned to it, no redirects, and only the status and
+a short sanitized reason kept (never the body of whatever answered)."""
 
 import threading
 import time
 from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
-from pywebpush import WebPushException, webpush
+from pywebpush import WebPusher
 
+from core import outbound
 from devices.providers import (
     Outcome,
     Provider,
@@ -29,13 +34,6 @@ class WebPushProvider(Provider):
         self._vapid = vapid()
         self._lock = threading.Lock()
         self._headers: dict[str, tuple[int, dict]] = {}
-        # One pooled session per fan-out: push services are few hosts with many endpoints.
-        self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=8, pool_maxsize=settings.PUSH_CONCURRENCY
-        )
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
 
     def _vapid_headers(self, endpoint: str) -> dict:
         """The VAPID Authorization header for the endpoint's push service. A JWT is valid for
@@ -52,30 +50,37 @@ class WebPushProvider(Provider):
                 self._headers[origin] = cached
             return dict(cached[1])
 
-    def close(self) -> None:
-        self._session.close()
-
     def send_one(self, device, message: PushMessage) -> SendResult:
         try:
-            response = webpush(
-                subscription_info=device.subscription,
-                data=message.payload_json(),
-                headers=self._vapid_headers(device.endpoint),
-                ttl=24 * 3600,
-                timeout=settings.PUSH_TIMEOUT,
-                requests_session=self._session,
-            )
-        except WebPushException as exc:
-            response = exc.response
-            if response is None:
-                raise TransientError(str(exc)) from exc
-        except requests.RequestException as exc:
-            raise TransientError(str(exc)) from exc
-        except ValueError as exc:  # malformed subscription keys: nothing will ever reach it
+            body = WebPusher(device.subscription).encode(
+                message.payload_json().encode(), "aes128gcm"
+            )["body"]
+        except (ValueError, TypeError) as exc:  # malformed keys: nothing will ever reach it
             return SendResult(Outcome.GONE, None, f"invalid subscription: {exc}")
+        headers = {
+            **self._vapid_headers(device.endpoint),
+            "Content-Encoding": "aes128gcm",
+            "Content-Type": "application/octet-stream",
+            "TTL": str(24 * 3600),
+        }
+        try:
+            response = outbound.post(
+                device.endpoint,
+                content=body,
+                headers=headers,
+                timeout=settings.PUSH_TIMEOUT,
+                allowed_hosts=settings.WEBPUSH_ALLOWED_HOSTS,
+                max_body=1024,
+            )
+        except outbound.OutboundRefused as exc:
+            # The endpoint itself is not allowed (a private address, a host off the list):
+            # no retry can help, and the device keeps its other chances (staff see why).
+            return SendResult(Outcome.FAILED, None, f"refused: {exc}")
+        except outbound.OutboundError as exc:
+            raise TransientError(str(exc)) from exc
         return classify_http(
-            response.status_code,
-            gone=response.status_code in (404, 410),
-            retry_after=response.headers.get("Retry-After"),
-            body=response.text,
+            response.status,
+            gone=response.status in (404, 410),
+            retry_after=response.headers.get("retry-after"),
+            body=response.reason,
         )

@@ -8,6 +8,13 @@ from devices.vapid import vapid_public_key
 from testing.push_services import ApnsService, FcmService, WebPushService
 
 
+@pytest.fixture(autouse=True)
+def _loopback_push_services(settings):
+    # The loopback push services answer over http on 127.0.0.1: a tests-only allowance of the
+    # outbound guard, never a production setting.
+    settings.OUTBOUND_ALLOW_LOOPBACK = True
+
+
 @pytest.fixture
 def live_push(settings):
     settings.PUSH_BACKEND = "live"
