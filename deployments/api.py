@@ -129,6 +129,34 @@ class MatchRuleField(serializers.Field):
         return value
 
 
+class MetricJudgeInput(serializers.Serializer):
+    """How the statistical judge treats one metric."""
+
+    direction = serializers.ChoiceField(
+        choices=["increase", "decrease", "either"], required=False, help_text="which way is bad"
+    )
+    allowed_increase = serializers.FloatField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        help_text="ratio of canary to stable means tolerated upwards (1.2: +20 %)",
+    )
+    allowed_decrease = serializers.FloatField(
+        min_value=0, max_value=1, required=False, help_text="the same downwards (0.8: -20 %)"
+    )
+    weight = serializers.FloatField(min_value=0, max_value=100, required=False)
+    critical = serializers.BooleanField(
+        required=False, help_text="failing this metric makes the score 0"
+    )
+
+
+class StatisticalMetricsInput(serializers.Serializer):
+    error_rate = MetricJudgeInput(required=False)
+    p99_ms = MetricJudgeInput(required=False)
+    cpu_percent = MetricJudgeInput(required=False)
+    memory_percent = MetricJudgeInput(required=False)
+
+
 class AnalysisInput(serializers.Serializer):
     interval_seconds = serializers.FloatField(min_value=0.2, max_value=3600, required=False)
     samples_per_step = serializers.IntegerField(min_value=1, max_value=100, required=False)
@@ -144,6 +172,29 @@ class AnalysisInput(serializers.Serializer):
     compare_to_stable = serializers.BooleanField(required=False)
     error_rate_tolerance = serializers.FloatField(min_value=0, max_value=100, required=False)
     p99_tolerance_percent = serializers.FloatField(min_value=0, max_value=1000, required=False)
+    judge = serializers.ChoiceField(
+        choices=["threshold", "statistical"],
+        required=False,
+        help_text="statistical: each step's samples are also compared with stable's "
+        "(Mann-Whitney U and a score, Kayenta's judge); needs samples_per_step >= 3",
+    )
+    pass_score = serializers.FloatField(min_value=0, max_value=100, required=False)
+    marginal_score = serializers.FloatField(
+        min_value=0,
+        max_value=100,
+        required=False,
+        help_text="a score below pass_score and at least this pauses; below it rolls back",
+    )
+    statistical_metrics = StatisticalMetricsInput(required=False)
+
+    def validate(self, attrs):
+        if attrs.get("judge") == "statistical" and attrs.get("samples_per_step", 3) < 3:
+            raise serializers.ValidationError(
+                {"samples_per_step": ["the statistical judge needs at least 3 samples per step"]}
+            )
+        if attrs.get("marginal_score", 0) > attrs.get("pass_score", 100):
+            raise serializers.ValidationError({"marginal_score": ["must not be above pass_score"]})
+        return attrs
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
@@ -269,6 +320,11 @@ class RolloutOutput(RolloutSummaryOutput):
     latest_samples = serializers.SerializerMethodField()
     started_at = serializers.DateTimeField()
     retry_of = serializers.IntegerField(source="retry_of_id", allow_null=True)
+    reverts = serializers.IntegerField(
+        source="reverts_id",
+        allow_null=True,
+        help_text="a fast rollback: the promotion it undoes (steps and analysis skipped)",
+    )
 
     @extend_schema_field(HookOutput(many=True))
     def get_hooks(self, obj):

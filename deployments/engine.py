@@ -154,10 +154,27 @@ class Tick:
             0,
             0,
         )
+        if rollout.reverts_id is not None:
+            return self.fast_rollback()
         self.enter(Phase.SCALE)
         self.transition(
             "progressing",
             f"started: stable runs {stable.image if stable else self.service.stable_image}",
+        )
+        return 0
+
+    def fast_rollback(self) -> float:
+        """Back to the version a promotion replaced moments ago: it served all traffic then, so
+        no canary, steps, analysis or confirm gate; the stable Deployment goes straight back."""
+        rollout = self.rollout
+        rollout.promotion_confirmed = True
+        rollout.current_step = len(rollout.steps) - 1
+        self.enter(Phase.PROMOTE)
+        self.transition(
+            "fast_rollback",
+            f"fast rollback: {rollout.image_tag} was stable until rollout #{rollout.reverts_id} "
+            "promoted its replacement; steps and analysis skipped",
+            reverts=rollout.reverts_id,
         )
         return 0
 
@@ -261,7 +278,48 @@ class Tick:
         rollout.samples_in_step += 1
         if rollout.samples_in_step < int(rollout.analysis["samples_per_step"]):
             return self.interval()
+        outcome = self.statistical_judgement()
+        if outcome is not CONTINUE:
+            return outcome
         return self.step_passed()
+
+    def statistical_judgement(self):
+        """With `judge: statistical`, a step whose samples all passed the limits is also
+        compared with stable over the step (Kayenta's interval): the score continues, pauses
+        (marginal) or rolls back. At 100 % stable serves nothing to compare with."""
+        from deployments.judge import judge_step
+        from deployments.scoring import CONTINUE as GO
+        from deployments.scoring import PAUSE
+        from deployments.selectors import step_samples
+
+        rollout = self.rollout
+        if rollout.analysis.get("judge") != "statistical" or rollout.current_weight >= 100:
+            return CONTINUE
+        result = judge_step(rollout.analysis, *step_samples(rollout))
+        rollout.last_judgement["statistical"] = {
+            "score": result.score,
+            "decision": result.decision,
+            "metrics": [r.as_dict() for r in result.results],
+        }
+        summary = (
+            f"score {result.score:.0f}"
+            if result.score is not None
+            else "no score (too few samples with data)"
+        )
+        data = {"score": result.score, "decision": result.decision}
+        if result.decision == GO:
+            self.transition("statistical_pass", f"statistical judge: {summary}", **data)
+            return CONTINUE
+        why = "; ".join(result.reasons)
+        if result.decision == PAUSE:
+            rollout.status = RolloutStatus.PAUSED
+            rollout.pause_until = None
+            rollout.reason = f"marginal: statistical judge {summary}" + (f": {why}" if why else "")
+            self.transition("marginal", f"paused: {rollout.reason}", **data)
+            return None
+        return self.start_rollback(
+            RolloutStatus.ROLLED_BACK, f"canary failed statistical analysis ({summary}): {why}"
+        )
 
     def step_passed(self) -> float | None:
         rollout = self.rollout

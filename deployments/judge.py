@@ -64,3 +64,33 @@ def judge(analysis: dict, canary: Reading, stable: Reading, *, stable_serving: b
     verdict = FAIL if FAIL in verdicts else NO_DATA if NO_DATA in verdicts or not checks else PASS
     reasons = [c["why"] for c in checks if c["verdict"] != PASS]
     return {"verdict": verdict, "checks": checks, "reasons": reasons + canary.problems}
+
+
+# The statistical judge (deployments/scoring.py) per metric: the bad direction and the
+# effect-size tolerance (ratio of canary to stable means) a significant difference must pass.
+STATISTICAL_METRICS = {
+    "error_rate": {"direction": "increase", "allowed_increase": 1.5, "critical": True},
+    "p99_ms": {"direction": "increase", "allowed_increase": 1.25},
+    "cpu_percent": {"direction": "increase", "allowed_increase": 1.5},
+    "memory_percent": {"direction": "increase", "allowed_increase": 1.5},
+}
+
+
+def judge_step(analysis: dict, canary: dict[str, list], stable: dict[str, list]):
+    """Kayenta's comparison of one step's canary samples with stable's, as a `Score`."""
+    from deployments.scoring import DEFAULT_MARGINAL_SCORE, DEFAULT_PASS_SCORE, classify, score
+
+    overrides = analysis.get("statistical_metrics") or {}
+    metrics = {
+        name: {**options, **(overrides.get(name) or {})}
+        for name, options in STATISTICAL_METRICS.items()
+    }
+    results = [
+        classify(name, canary.get(name, []), stable.get(name, []), **options)
+        for name, options in metrics.items()
+    ]
+    return score(
+        results,
+        pass_score=analysis.get("pass_score", DEFAULT_PASS_SCORE),
+        marginal_score=analysis.get("marginal_score", DEFAULT_MARGINAL_SCORE),
+    )

@@ -158,6 +158,14 @@ class Rollout(models.Model):
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
+    reverts = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="the recent promotion this fast rollback undoes (steps and analysis skipped)",
+    )
     tick_seq = models.PositiveIntegerField(default=0, help_text="token of the scheduled tick")
     next_tick_at = models.DateTimeField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

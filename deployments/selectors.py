@@ -136,3 +136,16 @@ def step_remaining_seconds(rollout: Rollout, now) -> float | None:
     left = rollout.analysis["samples_per_step"] - rollout.samples_in_step
     base = rollout.last_sample_at or rollout.step_started_at
     return max(0.0, (base - now).total_seconds() + interval * left)
+
+
+def step_samples(rollout: Rollout) -> tuple[dict[str, list], dict[str, list]]:
+    """Canary and stable values of each metric sampled since the current step began."""
+    rows = MetricSample.objects.filter(rollout=rollout)
+    if rollout.step_started_at is not None:
+        rows = rows.filter(at__gte=rollout.step_started_at)
+    series = {Version.CANARY: {m: [] for m in METRICS}, Version.STABLE: {m: [] for m in METRICS}}
+    for row in rows.values("version", *METRICS):
+        for metric in METRICS:
+            if row[metric] is not None:
+                series[row["version"]][metric].append(row[metric])
+    return series[Version.CANARY], series[Version.STABLE]

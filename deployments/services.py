@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -254,6 +255,28 @@ def normalize_steps(steps) -> list[dict]:
     ]
 
 
+def _reverted_promotion(*, service: Service, image_tag: str) -> Rollout | None:
+    """The promotion that replaced `image_tag` with the current stable tag within the fast
+    rollback window, if there is one."""
+    window = settings.ROLLOUT_FAST_ROLLBACK_SECONDS
+    if window <= 0:
+        return None
+    last = (
+        Rollout.objects.filter(service=service, status=RolloutStatus.PROMOTED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if (
+        last is None
+        or last.image_tag != service.stable_tag
+        or last.from_tag != image_tag
+        or last.finished_at is None
+        or last.finished_at < timezone.now() - timedelta(seconds=window)
+    ):
+        return None
+    return last
+
+
 def rollout_start(
     *,
     service: Service,
@@ -274,6 +297,13 @@ def rollout_start(
         **(service.default_analysis or {}),
         **(analysis or {}),
     }
+    if (
+        settings_analysis.get("judge") == "statistical"
+        and settings_analysis["samples_per_step"] < 3
+    ):
+        raise InvalidRequest(
+            "analysis", "the statistical judge needs samples_per_step of at least 3"
+        )
     chosen_steps = normalize_steps(steps or service.default_steps or default_steps())
     try:
         match = validate_rules(match)
@@ -283,6 +313,9 @@ def rollout_start(
         raise InvalidRequest("steps", "a step of weight 0 needs match rules (who reaches canary)")
     if image_tag == service.stable_tag:
         raise InvalidRequest("image_tag", f"{image_tag!r} is already the stable version")
+    reverts = _reverted_promotion(service=service, image_tag=image_tag)
+    if reverts is not None:
+        chosen_steps = [{"weight": 100, "pause": None}]
     try:
         with transaction.atomic():
             if Rollout.objects.filter(service=service, status__in=UNFINISHED).exists():
@@ -297,11 +330,17 @@ def rollout_start(
                 started_by=by if getattr(by, "is_authenticated", False) else None,
                 started_by_label=actor_label(by),
                 retry_of=retry_of,
+                reverts=reverts,
             )
             rollout_event(
                 rollout=rollout,
                 kind="start",
-                message=f"rollout of {service.name} {service.stable_tag} → {image_tag} requested",
+                message=f"rollout of {service.name} {service.stable_tag} → {image_tag} requested"
+                + (
+                    f" (fast rollback of rollout #{reverts.pk}: steps and analysis skipped)"
+                    if reverts
+                    else ""
+                ),
                 actor=by,
             )
             rollout_schedule(rollout=rollout, delay=0)

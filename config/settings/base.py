@@ -197,6 +197,9 @@ ROLLOUT_SAMPLES_PER_STEP = env.int("ROLLOUT_SAMPLES_PER_STEP", default=3)
 ROLLOUT_POLL_SECONDS = env.float("ROLLOUT_POLL_SECONDS", default=1.0)
 ROLLOUT_READY_TIMEOUT_SECONDS = env.float("ROLLOUT_READY_TIMEOUT_SECONDS", default=600.0)
 ROLLOUT_STUCK_AFTER_SECONDS = env.float("ROLLOUT_STUCK_AFTER_SECONDS", default=30.0)
+# Going back to the tag a promotion replaced, this soon after it, skips steps and analysis
+# (Argo Rollouts' rollbackWindow): that version served all traffic moments ago. 0: never.
+ROLLOUT_FAST_ROLLBACK_SECONDS = env.float("ROLLOUT_FAST_ROLLBACK_SECONDS", default=3600.0)
 # Simulated cluster: seconds until changed pods are ready.
 # The outbound guard (core/outbound.py): hosts an operator allows on private addresses, e.g. an
 # in-cluster load tester for rollout hooks ("*.svc.cluster.local"). Everything else must resolve

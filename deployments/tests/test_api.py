@@ -78,6 +78,7 @@ def test_rollout_start_detail_contract(eng, service):
     assert data["service"] == "api-gateway" and data["status"] == "pending"
     assert [s["weight"] for s in data["steps"]] == [10, 25, 50, 100]
     assert data["analysis"]["max_error_rate"] == 5.0 and data["analysis"]["interval_seconds"] == 0.3
+    assert data["reverts"] is None
     assert data["latest_samples"] == {"stable": None, "canary": None}
     assert data["events"][0]["kind"] == "start"
     assert eng.get(f"/api/rollouts/{data['id']}/").json()["id"] == data["id"]
@@ -101,6 +102,10 @@ def test_rollout_start_detail_contract(eng, service):
         ({"analysis": {"interval_seconds": 0}}, "analysis"),
         ({"analysis": {"max_error_rate": "lots"}}, "analysis"),
         ({"analysis": {"bogus": 1}}, "analysis"),
+        ({"analysis": {"judge": "statistical", "samples_per_step": 2}}, "analysis"),
+        ({"analysis": {"pass_score": 80, "marginal_score": 90}}, "analysis"),
+        ({"analysis": {"statistical_metrics": {"p99_ms": {"allowed_increase": 0.5}}}}, "analysis"),
+        ({"analysis": {"judge": "bayes"}}, "analysis"),
         ({"image_tag": "v1"}, "image_tag"),
     ],
 )

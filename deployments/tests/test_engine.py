@@ -115,3 +115,99 @@ def test_stale_tick_does_nothing(service, engineer):
     assert after_first.status == RolloutStatus.PROGRESSING and after_first.tick_seq == token + 1
     rollout_advance(rollout_id=rollout.pk, token=token)  # redelivered: stale
     assert Rollout.objects.get(pk=rollout.pk).tick_seq == token + 1
+
+
+def test_going_back_within_the_window_is_a_fast_rollback(service, engineer, drive, settings):
+    cluster = SimulatedCluster()
+    promoted = drive(start(service, engineer))
+    assert promoted.status == RolloutStatus.PROMOTED
+    service.refresh_from_db()
+
+    weights = []
+    back = start(service, engineer, tag="v1")
+    assert back.reverts_id == promoted.pk and back.steps == [{"weight": 100, "pause": None}]
+    back = drive(back, between=lambda r: weights.append(cluster.get_canary_weight(service)))
+    assert back.status == RolloutStatus.PROMOTED
+    assert set(weights) == {0}  # no traffic ever went to a canary
+    assert not MetricSample.objects.filter(rollout=back).exists()  # no analysis
+    kinds = list(back.events.values_list("kind", flat=True))
+    assert "fast_rollback" in kinds and "step" not in kinds
+    service.refresh_from_db()
+    assert service.stable_tag == "v1"
+    stable = cluster.deployment_state(service.namespace, "api-gateway-stable")
+    assert stable.image.endswith(":v1") and stable.replicas == 4
+    assert cluster.deployment_state(service.namespace, "api-gateway-canary") is None
+
+
+@pytest.mark.parametrize("case", ["outside_window", "disabled", "other_tag"])
+def test_other_rollouts_get_the_full_analysis(service, engineer, drive, settings, case):
+    from datetime import timedelta
+
+    promoted = drive(start(service, engineer))
+    service.refresh_from_db()
+    if case == "outside_window":
+        Rollout.objects.filter(pk=promoted.pk).update(
+            finished_at=promoted.finished_at - timedelta(seconds=3601)
+        )
+    if case == "disabled":
+        settings.ROLLOUT_FAST_ROLLBACK_SECONDS = 0
+    rollout = start(service, engineer, tag="v3" if case == "other_tag" else "v1")
+    assert rollout.reverts_id is None and len(rollout.steps) == 4
+
+
+class ScriptedMetrics:
+    """Readings from a script instead of the simulated cluster's random model, so the
+    statistical judge sees known distributions: stable and canary draw from the same seeded
+    generator, the canary's p99 multiplied by `p99_factor`."""
+
+    def __init__(self, p99_factor=1.0):
+        import numpy as np
+
+        self.rng = np.random.default_rng(7)
+        self.p99_factor = p99_factor
+
+    def read(self, service, version):
+        from deployments.metrics.base import Reading
+
+        factor = self.p99_factor if version == "canary" else 1.0
+        return Reading(
+            request_rate=100.0,
+            error_rate=float(self.rng.uniform(0.45, 0.55)),
+            p99_ms=float(self.rng.normal(150, 5)) * factor,
+            cpu_percent=float(self.rng.normal(30, 1)),
+            memory_percent=float(self.rng.normal(40, 1)),
+        )
+
+
+STATISTICAL = {**FAST_ANALYSIS, "samples_per_step": 8, "judge": "statistical"}
+
+
+def test_statistical_judge_passes_a_canary_like_stable(service, engineer, drive):
+    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=STATISTICAL)
+    rollout = drive(rollout, metrics=ScriptedMetrics(), timeout=60)
+    assert rollout.status == RolloutStatus.PROMOTED
+    passes = rollout.events.filter(kind="statistical_pass")
+    assert passes.count() == 3  # steps at 10, 25 and 50 %; at 100 % nothing to compare with
+    assert all(e.data["score"] == 100 for e in passes)
+
+
+@pytest.mark.parametrize(
+    "scores,status",
+    [({}, RolloutStatus.PAUSED), ({"marginal_score": 80}, RolloutStatus.ROLLED_BACK)],
+)
+def test_statistical_judge_catches_what_the_limits_let_through(
+    service, engineer, drive, scores, status
+):
+    # p99 +40 %: under the 800 ms limit, and the +25 % comparison with stable is off.
+    analysis = {**STATISTICAL, "compare_to_stable": False, **scores}
+    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=analysis)
+    rollout = drive(
+        rollout, metrics=ScriptedMetrics(p99_factor=1.4), until=lambda r: r.status == "paused"
+    )
+    assert rollout.status == status
+    assert rollout.events.filter(kind="step").count() == 1  # caught at the first step (10 %)
+    statistical = rollout.last_judgement["statistical"]
+    assert statistical["score"] == 75.0  # 3 of 4 equally weighted metrics pass
+    p99 = next(m for m in statistical["metrics"] if m["metric"] == "p99_ms")
+    assert p99["classification"] == "high" and p99["effect_size"] == pytest.approx(1.4, rel=0.05)
+    assert "p99_ms high" in rollout.reason
