@@ -10,6 +10,7 @@ from experiments.models import FROZEN_WHEN_STARTED, Experiment, Metric, Variant,
 from experiments.results import experiment_power_analysis
 from experiments.services import (
     ExperimentStateError,
+    experiment_assignment_change,
     experiment_check_startable,
     experiment_start,
     experiment_stop,
@@ -28,11 +29,12 @@ class VariantFormSet(forms.BaseInlineFormSet):
         super().clean()
         if any(self.errors):
             return
+        # Fields shown read-only (a started experiment's keys) come from the stored variant.
         rows = [
             {
-                "key": f.cleaned_data["key"],
-                "weight": f.cleaned_data["weight"],
-                "is_control": f.cleaned_data.get("is_control", False),
+                "key": f.cleaned_data.get("key", f.instance.key),
+                "weight": f.cleaned_data.get("weight", f.instance.weight),
+                "is_control": f.cleaned_data.get("is_control", f.instance.is_control),
             }
             for f in self.forms
             if f.cleaned_data and not f.cleaned_data.get("DELETE")
@@ -50,11 +52,14 @@ class VariantInline(admin.TabularInline):
     def _frozen(self, obj) -> bool:
         return obj is not None and obj.has_started
 
+    def get_readonly_fields(self, request, obj=None):
+        # With sticky bucketing only the weights of a started experiment may change.
+        if self._frozen(obj):
+            return ("key", "name", "is_control") + (() if obj.sticky_bucketing else ("weight",))
+        return ()
+
     def has_add_permission(self, request, obj=None):
         return not self._frozen(obj) and super().has_add_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None):
-        return not self._frozen(obj) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return not self._frozen(obj) and super().has_delete_permission(request, obj)
@@ -75,8 +80,28 @@ def _power_summary(analysis: dict) -> str:
     )
 
 
+class ExperimentForm(forms.ModelForm):
+    rerandomize = forms.BooleanField(
+        required=False,
+        label="Re-randomize",
+        help_text="Changing weights, coverage or targeting of a started experiment keeps every "
+        "user already bucketed in their variant (sticky bucketing); only new users follow the "
+        "change. Tick this to hash every user again (a new bucket version).",
+    )
+    exclude_previous = forms.BooleanField(
+        required=False,
+        label="Exclude users bucketed before",
+        help_text="With re-randomize: users bucketed under earlier versions leave the "
+        "experiment (minimum bucket version).",
+    )
+
+
+_WATCHED = ("coverage", "conditions")
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentForm
     list_display = ("key", "name", "status", "coverage", "primary_metric", "started_at", "winner")
     list_filter = ("status",)
     search_fields = ("key", "name", "hypothesis")
@@ -93,6 +118,9 @@ class ExperimentAdmin(admin.ModelAdmin):
                     "hash_seed",
                     ("namespace", "namespace_start", "namespace_end"),
                     "conditions",
+                    "sticky_bucketing",
+                    ("bucket_version", "min_bucket_version"),
+                    ("rerandomize", "exclude_previous"),
                 )
             },
         ),
@@ -135,12 +163,64 @@ class ExperimentAdmin(admin.ModelAdmin):
         "winner",
         "conclusion",
         "srm_flagged",
+        "bucket_version",
+        "min_bucket_version",
     )
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.has_started:
-            return self.base_readonly + FROZEN_WHEN_STARTED
+            coverage = () if obj.sticky_bucketing else ("coverage",)
+            return self.base_readonly + FROZEN_WHEN_STARTED + coverage
         return self.base_readonly
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.has_started and obj.sticky_bucketing:
+            return fieldsets
+        # Re-randomizing means something only for a started experiment with sticky buckets.
+        return [
+            (
+                name,
+                {
+                    **opts,
+                    "fields": [
+                        f for f in opts["fields"] if f != ("rerandomize", "exclude_previous")
+                    ],
+                },
+            )
+            for name, opts in fieldsets
+        ]
+
+    def save_related(self, request, form, formsets, change):
+        experiment = form.instance
+        started = change and experiment.has_started
+        before = {v.pk: v.weight for v in experiment.variants.all()} if started else {}
+        super().save_related(request, form, formsets, change)
+        if not started:
+            return
+        changes = [f for f in _WATCHED if f in form.changed_data]
+        after = {v.pk: (v.key, v.weight) for v in experiment.variants.all()}
+        if any(before.get(pk) != weight for pk, (_, weight) in after.items()):
+            changes.append(
+                "weights to " + ", ".join(f"{key} {weight:g}" for key, weight in after.values())
+            )
+        rerandomize = form.cleaned_data.get("rerandomize", False)
+        exclude = form.cleaned_data.get("exclude_previous", False)
+        if not (changes or rerandomize or exclude):
+            return
+        try:
+            _, message = experiment_assignment_change(
+                experiment=experiment,
+                by=request.user,
+                changes=changes,
+                rerandomize=rerandomize,
+                exclude_previous=exclude,
+            )
+        except ExperimentStateError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        level = messages.WARNING if changes and not (rerandomize or exclude) else messages.INFO
+        self.message_user(request, message, level)
 
     @admin.display(description="power analysis")
     def power_summary(self, obj: Experiment) -> str:

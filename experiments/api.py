@@ -147,6 +147,17 @@ class ExperimentOutput(serializers.Serializer):
     hash_version = serializers.SerializerMethodField()
     namespace = serializers.SerializerMethodField()
     conditions = serializers.JSONField()
+    sticky_bucketing = serializers.BooleanField(
+        help_text="a user keeps the first variant they get (GrowthBook's sticky bucketing)"
+    )
+    bucket_version = serializers.IntegerField(
+        min_value=0, help_text="GrowthBook's bucketVersion: raised when re-randomized"
+    )
+    min_bucket_version = serializers.IntegerField(
+        min_value=0,
+        help_text="GrowthBook's minBucketVersion: users bucketed under a lower version are "
+        "excluded",
+    )
     variants = VariantOutput(many=True)
     started_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField()

@@ -2,7 +2,13 @@
 
 Running experiments are held in-process as plain tuples and reloaded every
 EXPERIMENTS_CACHE_SECONDS (and at once in the process that starts or stops one), so a call
-costs a few hashes and no database query.
+costs a few hashes, one indexed read of the user's sticky buckets and, for a user new to an
+experiment, one insert.
+
+Sticky bucketing follows GrowthBook's `_run` (growthbook 4.x, `core.py`): a stored bucket of
+the current bucket version wins over targeting, namespace, coverage and weights; a bucket of
+any version below `min_bucket_version` excludes the user; otherwise the user is hashed as usual
+and the result stored.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from django.conf import settings
 
 from experiments.conditions import condition_eval
 from experiments.hashing import bucket_ranges, choose_variation, gb_hash, in_namespace
-from experiments.models import Experiment, normalized_weights
+from experiments.models import Experiment, StickyAssignment, normalized_weights, sticky_key
+
+HASH_ATTRIBUTE = "id"
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,9 @@ class RunningExperiment:
     namespace: tuple[str, float, float] | None
     ranges: tuple[tuple[float, float], ...]
     variant_keys: tuple[str, ...]
+    sticky: bool = False
+    bucket_version: int = 0
+    min_bucket_version: int = 0
 
     @classmethod
     def from_model(cls, experiment: Experiment) -> RunningExperiment:
@@ -44,7 +55,18 @@ class RunningExperiment:
             namespace=namespace,
             ranges=tuple(bucket_ranges(len(variants), experiment.coverage, weights)),
             variant_keys=tuple(v.key for v in variants),
+            sticky=experiment.sticky_bucketing,
+            bucket_version=experiment.bucket_version,
+            min_bucket_version=experiment.min_bucket_version,
         )
+
+    def sticky_variant(self, buckets: dict[str, str]) -> tuple[str | None, bool]:
+        """(the stored variant of the current bucket version or None, blocked): blocked when
+        the user holds a bucket of a version below `min_bucket_version`."""
+        if any(sticky_key(self.key, v) in buckets for v in range(self.min_bucket_version)):
+            return None, True
+        stored = buckets.get(sticky_key(self.key, self.bucket_version))
+        return (stored if stored in self.variant_keys else None), False
 
     def variant_for(self, user_id: str, attributes: dict) -> str | None:
         if self.conditions and not condition_eval(self.conditions, attributes):
@@ -93,9 +115,51 @@ def assignments_for(
         wanted = list(dict.fromkeys(keys))
         chosen = [running[k] for k in wanted if k in running]
         unknown = [k for k in wanted if k not in running]
-    out = {}
+    buckets = sticky_buckets(user_id) if any(e.sticky for e in chosen) else {}
+    out, new = {}, {}
     for experiment in chosen:
-        variant = experiment.variant_for(user_id, attrs)
-        if variant is not None:
-            out[experiment.key] = variant
+        stored, blocked = experiment.sticky_variant(buckets) if experiment.sticky else (None, False)
+        if blocked:
+            continue
+        variant = stored or experiment.variant_for(user_id, attrs)
+        if variant is None:
+            continue
+        out[experiment.key] = variant
+        if experiment.sticky and stored is None:
+            new[(experiment.key, experiment.bucket_version)] = variant
+    if new:
+        out.update(sticky_buckets_save(user_id, new))
     return out, unknown
+
+
+def sticky_buckets(value: str, attribute: str = HASH_ATTRIBUTE) -> dict[str, str]:
+    """The user's GrowthBook assignment document, `{"<experiment>__<version>": variant}`."""
+    rows = StickyAssignment.objects.filter(
+        attribute_name=attribute, attribute_value=value
+    ).values_list("experiment_key", "bucket_version", "variant_key")
+    return {sticky_key(key, version): variant for key, version, variant in rows}
+
+
+def sticky_buckets_save(
+    value: str, assignments: dict[tuple[str, int], str], attribute: str = HASH_ATTRIBUTE
+) -> dict[str, str]:
+    """Store new buckets, first writer wins; {experiment key: the variant now stored} for
+    them (another process may have stored a bucket for the same version a moment earlier,
+    e.g. before a weight change reached this process: the stored one is the answer)."""
+    StickyAssignment.objects.bulk_create(
+        [
+            StickyAssignment(
+                attribute_name=attribute,
+                attribute_value=value,
+                experiment_key=key,
+                bucket_version=version,
+                variant_key=variant,
+            )
+            for (key, version), variant in assignments.items()
+        ],
+        ignore_conflicts=True,
+    )
+    stored = sticky_buckets(value, attribute)
+    return {
+        key: stored.get(sticky_key(key, v), variant) for (key, v), variant in assignments.items()
+    }

@@ -1,7 +1,9 @@
 """Experiments, their variants and the metrics they are judged on.
 
 Invariants that protect users from re-randomization live here: once an experiment has
-started, its key, seed, coverage, namespace and variants are frozen.
+started, its key, seed, namespace and variant keys are frozen. Coverage, targeting and
+weights may change while sticky bucketing keeps every user already bucketed in place
+(GrowthBook's semantics; `bucket_version` re-randomizes).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ FROZEN_WHEN_STARTED = (
     "key",
     "engine",
     "hash_seed",
-    "coverage",
+    "sticky_bucketing",
     "namespace",
     "namespace_start",
     "namespace_end",
@@ -222,6 +224,22 @@ class Experiment(models.Model):
         help_text="Bayesian: ship a variant only when its risk (expected relative loss) is "
         "below this, 0.0025 = 0.25%",
     )
+    sticky_bucketing = models.BooleanField(
+        default=True,
+        help_text="a user keeps the first variant they get, whatever later changes to targeting, "
+        "coverage or weights (GrowthBook's sticky bucketing); frozen once started",
+    )
+    bucket_version = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="sticky bucketing: raised to re-randomize; assignments of older versions are "
+        "no longer used",
+    )
+    min_bucket_version = models.PositiveIntegerField(
+        default=0,
+        editable=False,
+        help_text="sticky bucketing: users bucketed under a version below this are excluded",
+    )
     sequential_tuning = models.FloatField(
         null=True, blank=True, editable=False, help_text="set at start from the planned sample"
     )
@@ -262,6 +280,10 @@ class Experiment(models.Model):
                 condition=models.Q(namespace_start__lt=models.F("namespace_end")),
                 name="experiment_namespace_range",
             ),
+            models.CheckConstraint(
+                condition=models.Q(min_bucket_version__lte=models.F("bucket_version")),
+                name="experiment_min_bucket_version",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -290,7 +312,8 @@ class Experiment(models.Model):
         if self.pk:
             stored = Experiment.objects.filter(pk=self.pk).first()
             if stored is not None and stored.has_started:
-                for field in FROZEN_WHEN_STARTED:
+                frozen = FROZEN_WHEN_STARTED + (() if stored.sticky_bucketing else ("coverage",))
+                for field in frozen:
                     if getattr(stored, field) != getattr(self, field):
                         errors[field] = (
                             "cannot change once the experiment has started (it would "
@@ -320,10 +343,18 @@ class Variant(models.Model):
         return self.name or self.key
 
     def clean(self) -> None:
-        if self.experiment_id and self.experiment.has_started:
+        if not (self.experiment_id and self.experiment.has_started):
+            return
+        stored = Variant.objects.filter(pk=self.pk).first() if self.pk else None
+        changed = (
+            stored is None
+            or (stored.key, stored.is_control) != (self.key, self.is_control)
+            or (stored.weight != self.weight and not self.experiment.sticky_bucketing)
+        )
+        if changed:
             raise ValidationError(
                 "variants cannot change once the experiment has started (it would re-randomize "
-                "users); stop it and start a new experiment"
+                "users); only weights may change, and only with sticky bucketing"
             )
 
 
@@ -346,3 +377,40 @@ def variants_validate(variants: list[dict]) -> None:
 def normalized_weights(weights: list[float]) -> list[float]:
     total = sum(weights)
     return [w / total for w in weights] if total > 0 else weights
+
+
+class StickyAssignment(models.Model):
+    """One sticky bucket: the variant a user got in one bucket version of an experiment.
+
+    GrowthBook keeps one document per hash attribute value, `{"attributeName",
+    "attributeValue", "assignments": {"<experiment>__<bucket version>": "<variant key>"}}`;
+    a row per assignment is the same document normalized, so concurrent assignments of one
+    user in several processes never overwrite each other (first writer wins)."""
+
+    attribute_name = models.CharField(max_length=100, default="id")
+    attribute_value = models.CharField(max_length=200)
+    experiment_key = models.CharField(max_length=80)
+    bucket_version = models.PositiveIntegerField(default=0)
+    variant_key = models.CharField(max_length=80)
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["attribute_name", "attribute_value", "experiment_key", "bucket_version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attribute_name", "attribute_value", "experiment_key", "bucket_version"],
+                name="sticky_assignment_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attribute_name}||{self.attribute_value}: {self.doc_key} = {self.variant_key}"
+
+    @property
+    def doc_key(self) -> str:
+        return sticky_key(self.experiment_key, self.bucket_version)
+
+
+def sticky_key(experiment_key: str, bucket_version: int) -> str:
+    """GrowthBook's key of an experiment's bucket version in an assignment document."""
+    return f"{experiment_key}__{bucket_version}"

@@ -15,7 +15,7 @@ from core.errors import DomainError
 from core.services import audit_record
 from experiments import results as readout
 from experiments.assignment import running_experiments
-from experiments.models import Experiment, variants_validate
+from experiments.models import Experiment, sticky_key, variants_validate
 
 log = logging.getLogger(__name__)
 
@@ -218,3 +218,59 @@ def exposures_record(*, assignments: dict[str, str], user_id: str, api_key, ip, 
         events_capture(events=events, api_key=api_key, ip=ip, user_agent=user_agent)
     except Exception:
         log.exception("exposure events for %s could not be captured", user_id)
+
+
+@transaction.atomic
+def experiment_assignment_change(
+    *,
+    experiment: Experiment,
+    by,
+    changes: list[str],
+    rerandomize: bool = False,
+    exclude_previous: bool = False,
+) -> tuple[Experiment, str]:
+    """Record a change to a started experiment's targeting, coverage or weights and say what
+    it does to users. With sticky bucketing and no re-randomization, users already bucketed
+    stay in their variant and only new users follow the change. Re-randomizing raises the
+    bucket version (GrowthBook's `bucketVersion`) and gives the hash a new seed (GrowthBook's
+    new phase seed), so every user is hashed again; with
+    `exclude_previous` the minimum bucket version follows it (`minBucketVersion`), so users
+    bucketed before are left out of the experiment from now on."""
+    experiment = _locked(experiment)
+    if not experiment.has_started:
+        raise ExperimentStateError(f"experiment {experiment.key} has not started")
+    if (rerandomize or exclude_previous) and not experiment.sticky_bucketing:
+        raise ExperimentStateError(
+            f"experiment {experiment.key} has no sticky bucketing: nothing to re-randomize"
+        )
+    what = ", ".join(changes) or "nothing"
+    if exclude_previous:
+        rerandomize = True
+    if rerandomize:
+        experiment.bucket_version += 1
+        experiment.hash_seed = sticky_key(experiment.key, experiment.bucket_version)
+        if exclude_previous:
+            experiment.min_bucket_version = experiment.bucket_version
+        experiment.save(
+            update_fields=["bucket_version", "min_bucket_version", "hash_seed", "updated_at"]
+        )
+        effect = f"re-randomized (bucket version {experiment.bucket_version}" + (
+            "; users bucketed before are excluded from now on)"
+            if exclude_previous
+            else "; every user is hashed again)"
+        )
+        action = "experiment.rerandomize"
+    elif experiment.sticky_bucketing:
+        effect = (
+            "users already bucketed keep their variant (sticky bucketing); only users new "
+            "to the experiment follow the change, so the split among all users moves slowly "
+            "and the results mix both"
+        )
+        action = "experiment.assignment_change"
+    else:
+        effect = "no sticky bucketing: users are hashed with the new settings at once"
+        action = "experiment.assignment_change"
+    message = f"{experiment.key}: changed {what}; {effect}"
+    audit_record(actor=by, action=action, target=experiment, detail=message)
+    transaction.on_commit(running_experiments.invalidate)
+    return experiment, message

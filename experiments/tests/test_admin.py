@@ -112,15 +112,20 @@ def test_start_action_shows_the_power_analysis_then_starts(pm_browser, analytics
     assert any(n.startswith(f"started {experiment.key}") for n in notes), notes
 
 
-def test_running_experiment_fields_and_variants_are_frozen(pm_browser, running):
-    experiment = running()
+@pytest.mark.parametrize("sticky", [True, False])
+def test_running_experiment_fields_and_variants_are_frozen(pm_browser, running, sticky):
+    """Coverage and weights stay editable only where sticky bucketing keeps users in place."""
+    experiment = running(sticky_bucketing=sticky)
     page = pm_browser.get(f"/admin/experiments/experiment/{experiment.pk}/change/")
     assert page.status_code == 200
     form = page.context["adminform"].form
-    for field in ("key", "coverage", "hash_seed", "namespace"):
+    for field in ("key", "hash_seed", "namespace", "sticky_bucketing"):
         assert field not in form.fields
+    assert ("coverage" in form.fields) is sticky
     inline = page.context["inline_admin_formsets"][0]
-    assert not inline.has_add_permission and not inline.has_change_permission
+    assert not inline.has_add_permission and not inline.has_delete_permission
+    editable = [name for name in inline.formset.forms[0].fields if name not in ("id", "experiment")]
+    assert editable == (["weight"] if sticky else [])
 
 
 def test_stop_action(pm_browser, running):

@@ -60,12 +60,13 @@ def test_assign_applies_targeting_and_namespaces(machine_client, running):
         key="targeted",
         conditions={"country": {"$in": ["US", "CA"]}, "app_version": {"$gte": "2.10.0"}},
     )
-    post = lambda attrs: machine_client.post(  # noqa: E731
-        ASSIGN, {"user_id": "u1", "attributes": attrs}, format="json"
+    # One user per call: a user once bucketed keeps the variant (sticky bucketing).
+    post = lambda user, attrs: machine_client.post(  # noqa: E731
+        ASSIGN, {"user_id": user, "attributes": attrs}, format="json"
     ).json()["assignments"]
-    assert "targeted" in post({"country": "US", "app_version": "2.10.3"})
-    assert "targeted" not in post({"country": "US", "app_version": "2.9.9"})
-    assert "targeted" not in post({"country": "FR", "app_version": "3.0.0"})
+    assert "targeted" in post("u1", {"country": "US", "app_version": "2.10.3"})
+    assert "targeted" not in post("u2", {"country": "US", "app_version": "2.9.9"})
+    assert "targeted" not in post("u3", {"country": "FR", "app_version": "3.0.0"})
 
     running(key="ns-left", namespace="checkout", namespace_start=0.0, namespace_end=0.5)
     running(key="ns-right", namespace="checkout", namespace_start=0.5, namespace_end=1.0)

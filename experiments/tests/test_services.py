@@ -126,9 +126,12 @@ def test_percentages_summing_to_100_are_valid():
     )
 
 
-def test_started_experiment_refuses_rerandomizing_changes(running):
-    experiment = running()
-    for field, value in [("coverage", 0.5), ("hash_seed", "other"), ("key", "renamed")]:
+@pytest.mark.parametrize("sticky", [True, False])
+def test_started_experiment_refuses_rerandomizing_changes(running, sticky):
+    """Coverage may change only where sticky bucketing keeps bucketed users in place."""
+    experiment = running(sticky_bucketing=sticky)
+    refused = [("hash_seed", "other"), ("key", "renamed"), ("sticky_bucketing", not sticky)]
+    for field, value in refused + ([] if sticky else [("coverage", 0.5)]):
         changed = Experiment.objects.get(pk=experiment.pk)
         setattr(changed, field, value)
         with pytest.raises(ValidationError) as exc:
@@ -136,6 +139,8 @@ def test_started_experiment_refuses_rerandomizing_changes(running):
         assert field in exc.value.message_dict
     fine = Experiment.objects.get(pk=experiment.pk)
     fine.name = "A clearer name"
+    if sticky:
+        fine.coverage = 0.5
     fine.full_clean()
 
 
@@ -233,10 +238,16 @@ def test_variant_key_unique_per_experiment(running):
 
 
 def test_variants_of_a_started_experiment_refuse_changes(running):
-    variant = running().variants.first()
+    variant = running(sticky_bucketing=False).variants.first()
     variant.weight = 0.9
     with pytest.raises(ValidationError, match="re-randomize"):
         variant.full_clean()
+    sticky = running().variants.first()
+    sticky.weight = 0.9
+    sticky.full_clean()  # weights may move: bucketed users keep their variant
+    sticky.key = "renamed"
+    with pytest.raises(ValidationError, match="re-randomize"):
+        sticky.full_clean()
 
 
 def test_bayesian_engine_concludes_by_its_risk_rule_and_says_so(analytics_store, running):
