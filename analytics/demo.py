@@ -10,10 +10,13 @@ DEMO_SEED = 2024
 
 def seed(*, stdout) -> None:
     """Generate 25,000 users (about 2 M events) over the 12 months ending now, unless the store
-    already has events."""
+    already has events; then the demo cohorts."""
+    from analytics.cohorts.demo import seed as seed_cohorts
+
     db = store()
     if db.query("SELECT 1 AS found FROM events LIMIT 1"):
         stdout.write("analytics: the store already has events, demo data skipped")
+        seed_cohorts(stdout=stdout)
         return
     result = generate(
         GenerationSpec(users=DEMO_USERS, months=DEMO_MONTHS, seed=DEMO_SEED, id_prefix="demo-")
@@ -22,6 +25,7 @@ def seed(*, stdout) -> None:
         f"analytics: generated {result.events:,} events for {result.users:,} demo users "
         f"in {result.seconds:.1f} s"
     )
+    seed_cohorts(stdout=stdout)
 
 
 def queue_background_work(*, stdout) -> None:

@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("analytics.product.urls")),
     path("", include("analytics.events.urls")),
     path("", include("analytics.insights.urls")),
+    path("", include("analytics.cohorts.urls")),
 ]

@@ -53,7 +53,9 @@ def _check_references(*, cohort_id: int | None, definition: dict) -> None:
 
 
 @transaction.atomic
-def cohort_create(*, name: str, description: str = "", definition: dict, by) -> Cohort:
+def cohort_create(
+    *, name: str, description: str = "", definition: dict, by, queue_compute: bool = True
+) -> Cohort:
     normal = definitions.validate(definition)
     _check_references(cohort_id=None, definition=normal)
     if Cohort.objects.filter(name=name).exists():
@@ -66,7 +68,8 @@ def cohort_create(*, name: str, description: str = "", definition: dict, by) -> 
         created_by=actor_label(by)[:200],
     )
     audit_record(actor=by, action="cohort.create", target=cohort, detail=str(normal)[:2000])
-    cohort_compute_request(cohort=cohort, by=by, trigger="created")
+    if queue_compute:
+        cohort_compute_request(cohort=cohort, by=by, trigger="created")
     return cohort
 
 

@@ -224,6 +224,22 @@ class RangeInput(serializers.Serializer):
         return attrs
 
 
+class InCohortInput(serializers.Serializer):
+    """`in_cohort`: only the members of a computed saved cohort (analytics/cohorts)."""
+
+    in_cohort = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="a saved cohort's id"
+    )
+
+    def validate_in_cohort(self, value):
+        from analytics.cohorts.selectors import cohort_filter
+
+        try:
+            return cohort_filter(value)
+        except InvalidRequest as exc:
+            raise serializers.ValidationError(exc.problem) from exc
+
+
 class PageInput(serializers.Serializer):
     page = serializers.IntegerField(min_value=1, default=1)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, default=100)

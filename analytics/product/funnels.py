@@ -27,9 +27,11 @@ from django.urls import reverse
 from rest_framework import serializers
 
 import charts
+from analytics.cohorts.selectors import CohortFilter
 from analytics.product.common import (
     EVENT_NAME,
     Breakdown,
+    InCohortInput,
     PageInput,
     Period,
     RangeInput,
@@ -94,6 +96,7 @@ class FunnelQuery:
     order: Order = Order.SEQUENTIAL
     breakdown: Breakdown | None = None
     period: Period = Period.WEEK  # of the trend
+    in_cohort: CohortFilter | None = None
 
 
 def _step_condition(i: int, step: Step) -> str:
@@ -182,7 +185,7 @@ def _rollup_sql(query: FunnelQuery) -> str:
         f"SELECT user_id, toUInt8({level}) AS level, arraySlice([{times}], 1, level) AS times, "
         f"'' AS bval, {', '.join(chain)} FROM ("
         f"  SELECT user_id, {arrays} FROM panalytics_user_event_times "
-        f"  WHERE event IN ({names}) GROUP BY user_id"
+        f"  WHERE event IN ({names}){_cohort_sql(query)} GROUP BY user_id"
         ") WHERE level > 0"
     )
 
@@ -229,6 +232,8 @@ def _params(query: FunnelQuery) -> dict:
             params[f"pv{i}"] = s.property_value
     if query.breakdown:
         params.update(query.breakdown.params)
+    if query.in_cohort:
+        params.update(query.in_cohort.params)
     return params
 
 
@@ -236,8 +241,12 @@ def _source_filter(query: FunnelQuery) -> str:
     names = " OR ".join(f"event = {{s{i}:String}}" for i in range(len(query.steps)))
     return (
         f"({names}) AND timestamp >= toDateTime64({{ts_from:String}}, 3, 'UTC') "
-        "AND timestamp < toDateTime64({ts_end:String}, 3, 'UTC')"
+        f"AND timestamp < toDateTime64({{ts_end:String}}, 3, 'UTC'){_cohort_sql(query)}"
     )
+
+
+def _cohort_sql(query: FunnelQuery) -> str:
+    return f" AND {query.in_cohort.sql()}" if query.in_cohort else ""
 
 
 def funnel(query: FunnelQuery) -> dict:
@@ -375,7 +384,7 @@ def parse_steps(text: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-class FunnelInput(RangeInput):
+class FunnelInput(RangeInput, InCohortInput):
     default_days = 30
 
     steps = serializers.CharField(
@@ -400,6 +409,7 @@ class FunnelInput(RangeInput):
             order=Order(values["order"]),
             breakdown=values["breakdown"],
             period=values["period"],
+            in_cohort=values.get("in_cohort"),
         )
 
 

@@ -16,6 +16,7 @@ from django.urls import reverse
 from analytics.product.common import (
     BREAKDOWN_COLUMNS,
     PROPERTY_PREFIX,
+    InCohortInput,
     Period,
 )
 from analytics.store.base import QueryTimeout, StoreError
@@ -174,6 +175,18 @@ def analysis_fields(analysis: Analysis, request) -> list[dict]:
                 "label": "Breakdown",
                 "type": "breakdown",
                 "value": g.get("breakdown", ""),
+            }
+        )
+    if issubclass(analysis.input_class, InCohortInput):
+        from analytics.cohorts.selectors import cohort_choices
+
+        fields.append(
+            {
+                "name": "in_cohort",
+                "label": "Users",
+                "type": "cohort",
+                "value": g.get("in_cohort", ""),
+                "choices": [(str(pk), name) for pk, name in cohort_choices()],
             }
         )
     for spec in analysis.extra_fields:

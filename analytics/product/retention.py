@@ -25,8 +25,10 @@ from django.urls import reverse
 from rest_framework import serializers
 
 import charts
+from analytics.cohorts.selectors import CohortFilter
 from analytics.product.common import (
     Breakdown,
+    InCohortInput,
     PageInput,
     Period,
     RangeInput,
@@ -72,6 +74,7 @@ class RetentionQuery:
     mode: Mode = Mode.ON
     cohort_type: CohortType = CohortType.FIRST_TIME
     breakdown: Breakdown | None = None
+    in_cohort: CohortFilter | None = None
 
 
 def _starts_sql(query: RetentionQuery) -> str:
@@ -83,7 +86,8 @@ def _starts_sql(query: RetentionQuery) -> str:
         bval, props = "''", ""
     firsts = (
         f"SELECT user_id, min(first_ts) AS first_ts{props} "
-        "FROM panalytics_user_first WHERE event = {start:String} GROUP BY user_id"
+        "FROM panalytics_user_first WHERE event = {start:String}"
+        f"{' AND ' + query.in_cohort.sql() if query.in_cohort else ''} GROUP BY user_id"
     )
     if query.cohort_type is CohortType.FIRST_TIME:
         return (
@@ -148,6 +152,8 @@ def _params(query: RetentionQuery) -> dict:
     }
     if query.breakdown:
         params.update(query.breakdown.params)
+    if query.in_cohort:
+        params.update(query.in_cohort.params)
     return params
 
 
@@ -305,7 +311,7 @@ def retention_users(
 # --- input
 
 
-class RetentionInput(RangeInput):
+class RetentionInput(RangeInput, InCohortInput):
     default_days = 365
     default_period = Period.MONTH
 
@@ -329,6 +335,7 @@ class RetentionInput(RangeInput):
             mode=Mode(values["mode"]),
             cohort_type=CohortType(values["cohort_type"]),
             breakdown=values["breakdown"],
+            in_cohort=values.get("in_cohort"),
         )
 
 

@@ -185,7 +185,7 @@ def test_command_writes_and_reports(analytics_store):
         call_command("generate_events", users=3, months=0, stdout=out)
 
 
-def test_demo_seed_is_idempotent(analytics_store, monkeypatch):
+def test_demo_seed_is_idempotent(analytics_store, monkeypatch, db):  # db: the demo cohorts
     monkeypatch.setattr(demo, "DEMO_USERS", 60)
     out = io.StringIO()
     demo.seed(stdout=out)

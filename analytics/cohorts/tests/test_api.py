@@ -65,3 +65,22 @@ def test_engineers_read_but_do_not_write(analytics_store, engineer, api_client_f
     answer = client.post("/api/cohorts/", {"name": "x", "definition": DEFINITION}, format="json")
     assert answer.status_code == 403
     assert Cohort.objects.count() == 0
+
+
+def test_pages_list_create_and_show(analytics_store, pm, engineer, client):
+    from analytics.cohorts import services
+
+    client.force_login(pm)
+    empty = client.get("/analytics/cohorts/")
+    assert b"No cohorts yet" in empty.content
+    bad = client.post("/analytics/cohorts/", {"kind": "dynamic", "name": "x", "definition": "{"})
+    assert bad.status_code == 400 and b"not JSON" in bad.content
+    users = services.user_ids_from_list(["u1", "u2"])
+    cohort = services.static_cohort_create(name="beta", users=users, source="list", by=pm)
+    detail = client.get(f"/analytics/cohorts/{cohort.pk}/")
+    assert detail.status_code == 200 and b"u2" in detail.content
+    assert (
+        client.get(f"/analytics/cohorts/{cohort.pk}/?csv=1").content == b"user_id\r\nu1\r\nu2\r\n"
+    )
+    client.force_login(engineer)
+    assert client.post(f"/analytics/cohorts/{cohort.pk}/", {"action": "delete"}).status_code == 403

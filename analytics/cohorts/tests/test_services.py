@@ -110,3 +110,16 @@ def test_scheduled_computation_runs_on_a_worker(analytics_store, celery_worker, 
             break
         time.sleep(0.2)
     assert (cohort.size, cohort.sizes.get().trigger) == (2, "schedule")
+
+
+def test_demo_cohorts_are_computed_once(analytics_store):
+    import io
+
+    from analytics.cohorts.demo import DEMO_COHORTS, seed
+
+    load(_rows())
+    seed(stdout=io.StringIO())
+    seed(stdout=io.StringIO())
+    cohorts = Cohort.objects.all()
+    assert len(cohorts) == len(DEMO_COHORTS)
+    assert all(c.state == "ready" and c.version == 1 for c in cohorts)
