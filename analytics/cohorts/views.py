@@ -26,7 +26,7 @@ EXAMPLE = {
         {"type": "property", "key": "user_tier", "operator": "eq", "value": "free"},
     ],
 }
-MEMBERS_SHOWN = 100
+MEMBERS_SHOWN = 25
 CSV_MEMBERS_LIMIT = 1_000_000
 _COUNT_WORDS = {"gte": "at least", "eq": "exactly", "lte": "at most"}
 _PROPERTY_WORDS = {
@@ -61,6 +61,10 @@ def describe(definition: dict, names: dict[int, str]) -> str:
     return f" {definition.get('op', 'and').upper()} ".join(parts)
 
 
+def _source(cohort: Cohort) -> str:
+    return f"a list of user ids ({cohort.definition.get('source', 'list')})"
+
+
 def _can_write(request) -> bool:
     return has_role(request.user, Role.PRODUCT, Role.ADMIN)
 
@@ -88,7 +92,7 @@ def cohorts_page(request):
             return redirect("analytics:cohort", pk=cohort.pk)
     names = _names()
     cohorts = [
-        {"cohort": c, "text": describe(c.definition, names) if c.kind == "dynamic" else ""}
+        {"cohort": c, "text": describe(c.definition, names) if c.kind == "dynamic" else _source(c)}
         for c in Cohort.objects.all()
     ]
     context = {
@@ -182,7 +186,9 @@ def cohort_page(request, pk: int):
     filtered = "?" + f"in_cohort={cohort.pk}"
     context = {
         "cohort": cohort,
-        "text": describe(cohort.definition, _names()) if cohort.kind == "dynamic" else "",
+        "text": describe(cohort.definition, _names())
+        if cohort.kind == "dynamic"
+        else _source(cohort).capitalize(),
         "definition": json.dumps(cohort.definition, indent=2),
         "history": history,
         "members": members,
@@ -192,6 +198,19 @@ def cohort_page(request, pk: int):
         "links": [
             ("Retention", reverse("analytics:retention") + filtered),
             ("Funnel", reverse("analytics:funnel") + filtered),
+        ],
+        "stats": [
+            (
+                "Members",
+                "not computed" if cohort.size is None else f"{cohort.size:,}",
+                f"version {cohort.version}",
+            ),
+            ("Kind", cohort.kind.capitalize(), f"by {cohort.created_by or 'system'}"),
+            (
+                "Computed",
+                cohort.computed_at.strftime("%b %d %H:%M") if cohort.computed_at else "never",
+                f"UTC, {cohort.get_state_display().lower()}",
+            ),
         ],
         "active": "cohorts",
     }

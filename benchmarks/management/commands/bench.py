@@ -22,6 +22,7 @@ AREAS = {
     "ml": "benchmarks.analytics_ml:bench_ml",
     "experiments": "benchmarks.experiments:bench_experiments",
     "devices": "benchmarks.devices:bench_devices",
+    "cohorts": "benchmarks.cohorts:bench_cohorts",
 }
 
 
