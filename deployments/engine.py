@@ -251,7 +251,10 @@ class Tick:
         verdict = judge(
             rollout.analysis, canary, stable, stable_serving=rollout.current_weight < 100
         )
+        previous = (rollout.last_judgement or {}).get("statistical")
         rollout.last_judgement = {**verdict, "at": self.now.isoformat()}
+        if previous:  # the last step's comparison stays shown while the next step samples
+            rollout.last_judgement["statistical"] = previous
         rollout.last_sample_at = self.now
         if verdict["verdict"] == NO_DATA:
             rollout.status = RolloutStatus.PAUSED

@@ -18,7 +18,8 @@ FORM_ANALYSIS_LABELS = {
     "max_error_rate": "Max error rate (%)",
     "max_p99_ms": "Max p99 (ms)",
 }
-FORM_ANALYSIS = tuple(FORM_ANALYSIS_LABELS)
+JUDGES = (("threshold", "limits only"), ("statistical", "limits + statistical (Kayenta)"))
+FORM_ANALYSIS = (*FORM_ANALYSIS_LABELS, "judge")
 
 
 def steps_text(steps: list[dict]) -> str:
@@ -56,7 +57,7 @@ def _form_defaults(service: Service) -> dict:
         "image_tag": "",
         "steps": steps_text(service.default_steps or default_steps()),
         "match": "",
-        **{k: analysis[k] for k in FORM_ANALYSIS},
+        **{k: analysis.get(k, "threshold") for k in FORM_ANALYSIS},
     }
 
 
@@ -78,6 +79,7 @@ def _services_page(
             (name, label, service.form[name], service.form_errors.get(name, []))
             for name, label in FORM_ANALYSIS_LABELS.items()
         ]
+        service.judge_errors = service.form_errors.get("judge", [])
     context = {
         "services": services,
         "namespaces": selectors.namespaces(),
@@ -88,6 +90,7 @@ def _services_page(
             *[(s, s) for s in ("pending", "progressing", "paused")],
         ],
         "form_for": form_for,
+        "judges": JUDGES,
         "any_services": Service.objects.exists(),
     }
     return render(request, "deployments/index.html", context, status=code)

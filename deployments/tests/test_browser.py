@@ -75,3 +75,24 @@ def test_abort_button_asks_a_reason_and_the_socket_brings_the_result(
     page.wait_for_selector("#status-badge.aborted", timeout=20000)
     assert "checking a bug" in page.locator("#reason").inner_text()
     assert page.locator("#weight-text").inner_text() == "0%"
+
+
+def test_statistical_judge_chosen_in_the_form_is_shown_on_the_page(
+    page, live_asgi, login, engineer, celery_worker, service, artifact
+):
+    login(page, engineer)
+    page.goto(f"{live_asgi}/deployments/")
+    row = page.locator(f'tr[data-service="{service.name}"]')
+    row.locator("summary").click()
+    row.locator("input[name=image_tag]").fill("v2")
+    row.locator("input[name=interval_seconds]").fill("0.3")
+    row.locator("input[name=samples_per_step]").fill("3")
+    row.locator("select[name=judge]").select_option("statistical")
+    row.locator("button[type=submit]").click()
+    page.wait_for_url("**/deployments/rollouts/*/")
+    page.wait_for_selector("#status-badge.promoted", timeout=60000)
+    table = page.locator("#judgement").inner_text()
+    assert "Statistical judge (last step): score 100, continue" in table
+    assert "p99_ms" in table and "pass" in table
+    assert "statistical judge: score 100" in page.locator("#timeline").inner_text()
+    page.screenshot(path=artifact("rollout-statistical.png"), full_page=True)

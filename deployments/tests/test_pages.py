@@ -137,3 +137,17 @@ def test_seed_demo_is_idempotent(seeded):
         MetricSample.objects.count(),
     ) == counts
     assert counts[:2] == (3, 5)
+
+
+def test_form_chooses_the_statistical_judge(client, engineer, seeded):
+    client.force_login(engineer)
+    page = client.get("/deployments/").content.decode()
+    assert '<option value="statistical">' in page
+    form = {"image_tag": "v5", "samples_per_step": "2", "judge": "statistical"}
+    r = client.post("/deployments/services/book-parser/rollout/", form)
+    assert r.status_code == 400
+    assert "the statistical judge needs at least 3 samples per step" in r.content.decode()
+    r = client.post("/deployments/services/book-parser/rollout/", {**form, "samples_per_step": "6"})
+    rollout = Rollout.objects.get(image_tag="v5")
+    assert r.status_code == 302 and rollout.analysis["judge"] == "statistical"
+    assert rollout.analysis["samples_per_step"] == 6

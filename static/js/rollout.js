@@ -56,6 +56,22 @@
       if (c.why) tr.title = c.why;
       body.appendChild(tr);
     }
+    const stat = j.statistical;
+    if (!stat) return;
+    const head = document.createElement("tr");
+    const score = stat.score === null ? "no score" : `score ${Math.round(stat.score)}`;
+    head.innerHTML = `<th colspan="5">Statistical judge (last step): ${score}, ${stat.decision}</th>`;
+    body.appendChild(head);
+    for (const m of stat.metrics) {
+      const tr = document.createElement("tr");
+      const verdict = m.failed ? "fail" : m.classification === "nodata" ? "no_data" : "pass";
+      const ratio = m.effect_size === null ? "" : ` ×${fmt(m.effect_size)}`;
+      tr.innerHTML = `<td>${m.metric}</td><td class="verdict-${verdict}">${m.classification}${ratio}</td>` +
+        `<td class="num">${fmt(m.canary)}</td><td class="num">${fmt(m.stable)}</td>` +
+        `<td class="num">p ${fmt(m.p_value)}</td>`;
+      if (m.why) tr.title = m.why;
+      body.appendChild(tr);
+    }
   }
 
   function renderStatus(st) {
