@@ -21,7 +21,7 @@ RUN pip install --no-compile -r requirements.txt -c requirements.lock
 COPY --chown=root:root . .
 # Static files are collected into the image (outside var/), so the root filesystem can be
 # read-only at run time. The dummy secret only satisfies the production settings guard here.
-RUN SECRET_KEY=collectstatic-only ALLOWED_HOSTS=localhost VAR_DIR=/tmp/build-var \
+RUN SECRET_KEY=collectstatic-only METRICS_TOKEN=collectstatic-only ALLOWED_HOSTS=localhost VAR_DIR=/tmp/build-var \
         python manage.py collectstatic --noinput --verbosity 0 \
     && rm -rf /tmp/build-var \
     && mkdir -p /app/var && chown app:app /app/var

@@ -128,6 +128,13 @@ class NotificationTemplate(models.Model):
                 raise ValidationError({field: f"malformed placeholder: {exc}"}) from exc
             if any(not n.isidentifier() for n in names):
                 raise ValidationError({field: "placeholders are plain names such as {title}"})
+            # A format spec or conversion ({title:>999999999} pads to a gigabyte per render,
+            # {title!r} shows quotes): only plain names are allowed.
+            for _, name, spec, conversion in string.Formatter().parse(getattr(self, field)):
+                if name is not None and (spec or conversion):
+                    raise ValidationError(
+                        {field: f"{{{name}}} takes no format spec or conversion; write {{{name}}}"}
+                    )
 
 
 class NotificationStatus(models.TextChoices):

@@ -1,5 +1,7 @@
 """Titles and bodies of notifications from the per-type, per-locale templates (admin-editable)."""
 
+import string
+
 from devices.models import Device, Notification, NotificationTemplate, NotificationType
 from devices.providers import PushMessage
 
@@ -14,9 +16,17 @@ class _Blank(dict):
 
 
 def render(text: str, data: dict) -> str:
+    """Fill plain `{name}` placeholders. Format specs and conversions are ignored, never run
+    (admin refuses them; a template saved before that still cannot pad to a gigabyte)."""
+    values = _Blank({k: v for k, v in data.items() if isinstance(k, str)})
     try:
-        return text.format_map(_Blank({k: v for k, v in data.items() if isinstance(k, str)}))
-    except (ValueError, AttributeError, IndexError, KeyError):
+        parts = []
+        for literal, name, _spec, _conversion in string.Formatter().parse(text):
+            parts.append(literal)
+            if name is not None:
+                parts.append(str(values[name]) if name.isidentifier() else "")
+        return "".join(parts)
+    except ValueError:
         return text  # admin validates templates; a broken one is shown verbatim, not dropped
 
 

@@ -109,12 +109,41 @@ def serve_worker_metrics(port: int):
     """Serve this container's task metrics on `port` (a worker pod has no web process).
 
     Only the per-process files: queue lengths and business metrics come from the web pods.
+    Like `/metrics`, it asks for `Authorization: Bearer <METRICS_TOKEN>` when the token is set
+    (always in production, where start refuses without one). Returns (server, thread).
     """
-    from prometheus_client import start_http_server
+    import threading
+    from wsgiref.simple_server import make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
 
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    return start_http_server(port, registry=registry)
+    app = make_wsgi_app(registry)
+
+    def guarded(environ, start_response):
+        token = settings.METRICS_TOKEN
+        given = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").strip()
+        if token and not hmac.compare_digest(given.encode(), token.encode()):
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("Content-Type", "application/json"),
+                    ("WWW-Authenticate", 'Bearer realm="metrics"'),
+                ],
+            )
+            return [
+                b'{"error": "not_authenticated", "detail": "Authorization: Bearer <METRICS_TOKEN>"}'
+            ]
+        return app(environ, start_response)
+
+    server = make_server(
+        "0.0.0.0", port, guarded, ThreadingWSGIServer, handler_class=_SilentHandler
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, thread
 
 
 # --- values read at scrape time ---------------------------------------------------------------
@@ -265,10 +294,15 @@ def render(*, path: str | None = None, collectors: list | None = None) -> bytes:
 
 
 def metrics_view(request):
-    """`GET /metrics`: bearer token from METRICS_TOKEN; open when the token is unset."""
+    """`GET /metrics`: bearer token from METRICS_TOKEN. Open when the token is unset only with
+    DEBUG=1 (production settings refuse to start without a token; refused here as well)."""
     from django.http import HttpResponse, JsonResponse
 
     token = settings.METRICS_TOKEN
+    if not token and not settings.DEMO_MODE:
+        return JsonResponse(
+            {"error": "not_configured", "detail": "METRICS_TOKEN is not set"}, status=503
+        )
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not hmac.compare_digest(given.encode(), token.encode()):

@@ -68,8 +68,17 @@ def csv_response(filename: str, columns: list[tuple[str, str]], rows: list[dict]
     return response
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value):
-    return "" if value is None else value
+    """Text a spreadsheet would run as a formula (client-supplied user ids, event properties)
+    is prefixed with an apostrophe, OWASP's CSV-injection escape; numbers stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def display(value):

@@ -15,6 +15,8 @@ def _required(name: str) -> str:
 
 DEMO_MODE = False
 SECRET_KEY = _required("SECRET_KEY")
+# /metrics and the workers' metrics port name every queue, task and business figure.
+METRICS_TOKEN = _required("METRICS_TOKEN")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[]) or _required("ALLOWED_HOSTS").split(",")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

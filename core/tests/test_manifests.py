@@ -328,3 +328,16 @@ def test_compose_runs_the_processes_of_processes_py():
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"
         )
+
+
+def test_compose_ships_no_fixed_secret():
+    import re
+
+    text = (ROOT / "docker-compose.yml").read_text()
+    compose = yaml.safe_load(text)
+    env = compose["x-console"]["environment"]
+    for name in ("SECRET_KEY", "METRICS_TOKEN", "ALERT_WEBHOOK_TOKEN"):
+        assert re.fullmatch(rf"\$\{{{name}:\?[^}}]+\}}", env[name]), (name, env[name])
+    assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"]
+    assert "${CLICKHOUSE_PASSWORD:?" in env["CLICKHOUSE_URL"]
+    assert "change-me" not in text and ":book2video@" not in text

@@ -80,7 +80,14 @@ def _django(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE")
+        if k
+        not in (
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DEBUG",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+            "METRICS_TOKEN",
+        )
     }
     env.update(env_overrides)
     return subprocess.run(
@@ -99,8 +106,16 @@ def test_production_refuses_to_start_without_secret_key():
     assert "SECRET_KEY must be set" in result.stderr
 
 
+def test_production_refuses_to_start_without_a_metrics_token():
+    result = _django(
+        {"DEBUG": "0", "SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "console.example.com"}, "check"
+    )
+    assert result.returncode != 0
+    assert "METRICS_TOKEN must be set" in result.stderr
+
+
 def test_production_refuses_to_start_without_allowed_hosts():
-    result = _django({"DEBUG": "0", "SECRET_KEY": "x" * 60}, "check")
+    result = _django({"DEBUG": "0", "SECRET_KEY": "x" * 60, "METRICS_TOKEN": "m"}, "check")
     assert result.returncode != 0
     assert "ALLOWED_HOSTS must be set" in result.stderr
 
@@ -111,6 +126,7 @@ def test_check_deploy_is_clean_with_production_settings():
             "DEBUG": "0",
             "SECRET_KEY": "k" * 30 + "Q9!z" * 10,
             "ALLOWED_HOSTS": "console.example.com",
+            "METRICS_TOKEN": "m" * 32,
         },
         "check",
         "--deploy",

@@ -309,6 +309,41 @@ def test_worker_container_serves_its_task_metrics_on_its_own_port():
     assert "book2video_queue_length" not in text  # scrape-time series come from the web pods
 
 
+def test_worker_metrics_port_asks_for_the_token(settings):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    settings.METRICS_TOKEN = "worker-s3cret"
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    server, thread = exporter.serve_worker_metrics(port)
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url, timeout=10)
+        assert refused.value.code == 401
+        wrong = urllib.request.Request(url, headers={"Authorization": "Bearer nope"})
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(wrong, timeout=10)
+        right = urllib.request.Request(url, headers={"Authorization": "Bearer worker-s3cret"})
+        assert b"book2video" in urllib.request.urlopen(right, timeout=10).read()
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.mark.django_db
+def test_metrics_without_a_token_is_refused_in_production(client, settings):
+    settings.METRICS_TOKEN = ""
+    settings.DEMO_MODE = False  # what DEBUG=0 (config.settings.production) sets
+    response = client.get("/metrics")
+    assert response.status_code == 503
+    assert response.json()["error"] == "not_configured"
+
+
 @pytest.mark.django_db
 def test_rollouts_by_status(client):
     from deployments.tests.factories import RolloutFactory

@@ -194,3 +194,13 @@ def test_a_partial_last_period_is_noted():
         "The first week starts only at 2024-03-08 and the last week is cut at 2024-03-27: "
         "both cover only part of a week."
     )
+
+
+def test_a_formula_looking_user_id_is_exported_escaped(analytics_store, pm_client):
+    t = dt.datetime(2024, 1, 3, tzinfo=dt.UTC)
+    evil = ['=HYPERLINK("http://x.example","click")', "+1+2", "-2+3", "@SUM(A1)"]
+    load(rows_from_spec([(uid, "signup", 0, {}) for uid in [*evil, "plain"]], start=t))
+    url = f"/analytics/retention/users/?{RANGE}&period=month&cohort=2024-01-01&k=0&csv=users"
+    rows = list(csv.reader(io.StringIO(pm_client.get(url).content.decode())))
+    cells = sorted(row[0] for row in rows[1:])
+    assert cells == sorted(["'" + uid for uid in evil] + ["plain"])
