@@ -35,9 +35,15 @@ def _experiment_rule(experiment: Experiment, variants: list) -> dict:
         "weights": normalized_weights([v.weight for v in variants]),
         "coverage": experiment.coverage,
         "meta": [{"key": v.key, "name": v.name or v.key} for v in variants],
-        # Our experiments are never re-phased: a started experiment's split is frozen.
-        "phase": "0",
+        # Re-randomizing is our only new phase: it raises the bucket version.
+        "phase": str(experiment.bucket_version),
     }
+    # SDKs given a sticky bucket service keep a user's first variant as the server does.
+    if experiment.sticky_bucketing:
+        rule["bucketVersion"] = experiment.bucket_version
+        rule["minBucketVersion"] = experiment.min_bucket_version
+    else:
+        rule["disableStickyBucketing"] = True
     if experiment.conditions:
         rule["condition"] = condition_for_sdk(experiment.conditions)
     if experiment.namespace:

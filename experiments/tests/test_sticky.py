@@ -232,3 +232,57 @@ def _admin_form(page) -> dict:
                 elif value is not None:
                     data[sub.add_prefix(name)] = str(value)
     return data
+
+
+def _payload_variant(features: dict, service, user_id: str, attributes: dict, key: str):
+    gb = GrowthBook(
+        attributes={"id": user_id, **attributes}, features=features, sticky_bucket_service=service
+    )
+    gb.refresh_sticky_buckets(force=True)
+    result = gb.eval_feature(key)
+    gb.destroy()
+    return result.value if result.source == "experiment" else None
+
+
+def test_sdk_payload_carries_bucket_versions_and_sdks_stay_sticky(
+    running, publishable_key, admin_user
+):
+    """The GrowthBook SDK evaluating `/api/features/<client_key>` with its own sticky bucket
+    service keeps the users the server keeps through weight and coverage changes, and leaves
+    out the ones the server leaves out after re-randomizing with exclusion."""
+    from django.test import Client
+
+    experiment = running(key="pricing-annual", conditions={"tier": "free"})
+    running(key="plain", sticky_bucketing=False)
+    client = Client()
+    payload = lambda: client.get(f"/api/features/{publishable_key[1]}").json()["features"]  # noqa: E731
+    features = payload()
+    assert features["plain"]["rules"][0]["disableStickyBucketing"] is True
+    rule = features["pricing-annual"]["rules"][0]
+    assert (rule["bucketVersion"], rule["minBucketVersion"], rule["phase"]) == (0, 0, "0")
+    service = InMemoryStickyBucketService()
+    users = [f"p-{i}" for i in range(150)]
+
+    def both(tier: str) -> dict:
+        out = {}
+        for user in users:
+            sdk = _payload_variant(features, service, user, {"tier": tier}, experiment.key)
+            assert sdk == _server_variant(experiment, user, {"tier": tier}), user
+            out[user] = sdk
+        return out
+
+    first = both("free")
+    assert set(first.values()) == {"control", "treatment"}
+    _change(experiment, by=admin_user, weights={"control": 0.05, "treatment": 0.95}, coverage=0.2)
+    features = payload()
+    assert both("free") == first  # re-weighted, coverage cut: nobody moved
+    # A GrowthBook SDK checks a feature rule's targeting before its sticky bucket (growthbook
+    # core `_eval_feature`), so from the payload an upgraded user leaves; the server keeps them.
+    assert _payload_variant(features, service, "p-0", {"tier": "pro"}, experiment.key) is None
+    assert _server_variant(experiment, "p-0", {"tier": "pro"}) == first["p-0"]
+
+    _change(experiment, by=admin_user, exclude=True)
+    features = payload()
+    rule = features["pricing-annual"]["rules"][0]
+    assert (rule["bucketVersion"], rule["minBucketVersion"], rule["phase"]) == (1, 1, "1")
+    assert set(both("free").values()) == {None}
