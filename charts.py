@@ -98,3 +98,44 @@ def line_series(groups: dict[str, list[dict]], *, x: str, y: str) -> list[dict]:
 def figure(data: list[dict], **layout_extra) -> dict:
     """A figure of `data` traces on the shared layout."""
     return {"data": data, "layout": layout(**layout_extra)}
+
+
+RELEASE_COLORS = {"start": PALETTE[6], "promoted": POSITIVE, "rollback": NEGATIVE}
+
+
+def with_releases(figure: dict, markers: list[dict]) -> dict:
+    """`figure` with a dotted vertical line and a label per release marker (`at`, `kind`:
+    start, promoted or rollback, `label`), when its x axis holds dates."""
+    layout = figure.get("layout", {})
+    if not markers or layout.get("xaxis", {}).get("type") != "date":
+        return figure
+    shapes, notes = list(layout.get("shapes", [])), list(layout.get("annotations", []))
+    for marker in markers:
+        color = RELEASE_COLORS[marker["kind"]]
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": marker["at"],
+                "x1": marker["at"],
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": color, "width": 1, "dash": "dot"},
+            }
+        )
+        notes.append(
+            {
+                "x": marker["at"],
+                "y": 1,
+                "xref": "x",
+                "yref": "paper",
+                "text": marker["label"],
+                "showarrow": False,
+                "textangle": -90,
+                "xanchor": "right",
+                "yanchor": "top",
+                "font": {"size": 9, "color": color},
+            }
+        )
+    return {**figure, "layout": {**layout, "shapes": shapes, "annotations": notes}}

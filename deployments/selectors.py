@@ -1,6 +1,8 @@
 """Reads of the deployments area: services with their current rollout, rollouts, samples."""
 
-from django.db.models import Prefetch, QuerySet
+import datetime as dt
+
+from django.db.models import Prefetch, Q, QuerySet
 
 from deployments.metrics.base import METRICS
 from deployments.models import (
@@ -149,3 +151,31 @@ def step_samples(rollout: Rollout) -> tuple[dict[str, list], dict[str, list]]:
             if row[metric] is not None:
                 series[row["version"]][metric].append(row[metric])
     return series[Version.CANARY], series[Version.STABLE]
+
+
+ROLLED_BACK_STATUSES = (RolloutStatus.ROLLED_BACK, RolloutStatus.ABORTED, RolloutStatus.FAILED)
+
+
+def release_markers(*, start: dt.datetime, end: dt.datetime, limit: int = 100) -> list[dict]:
+    """Rollout starts, promotions and rollbacks (rolled back, aborted or failed: traffic back on
+    stable) in [start, end), oldest first, for the annotations of time-series charts."""
+    rollouts = Rollout.objects.select_related("service").filter(
+        Q(started_at__gte=start, started_at__lt=end)
+        | Q(finished_at__gte=start, finished_at__lt=end)
+    )
+    markers = []
+    for r in rollouts:
+        name = f"{r.service.name}:{r.image_tag}"
+        if r.started_at and start <= r.started_at < end:
+            markers.append({"at": r.started_at, "kind": "start", "label": f"{name} started"})
+        if r.finished_at and start <= r.finished_at < end:
+            if r.status == RolloutStatus.PROMOTED:
+                markers.append(
+                    {"at": r.finished_at, "kind": "promoted", "label": f"{name} promoted"}
+                )
+            elif r.status in ROLLED_BACK_STATUSES:
+                markers.append(
+                    {"at": r.finished_at, "kind": "rollback", "label": f"{name} {r.status}"}
+                )
+    markers.sort(key=lambda m: m["at"])
+    return [{**m, "at": m["at"].isoformat()} for m in markers[-limit:]]

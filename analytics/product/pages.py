@@ -13,6 +13,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
+import charts
 from analytics.product.common import (
     BREAKDOWN_COLUMNS,
     PROPERTY_PREFIX,
@@ -159,8 +160,26 @@ def render_analysis(request, analysis: Analysis):
             if table.name == wanted:
                 return table.csv_response(analysis.name)
     context.update(presented)
+    context["charts"] = _with_releases(context["charts"], data.validated_data)
     context["csv_base"] = query_string(request, csv=None)
     return render(request, analysis.template, context)
+
+
+def _with_releases(chart_list: list[dict], params: dict) -> list[dict]:
+    """Rollouts in the analysed range (UTC days) as markers on every time-series chart."""
+    from deployments.selectors import release_markers
+
+    if "date_from" not in params or not chart_list:
+        return chart_list
+    start = dt.datetime.combine(params["date_from"], dt.time.min, tzinfo=dt.UTC)
+    end = dt.datetime.combine(params["date_to"] + dt.timedelta(days=1), dt.time.min, tzinfo=dt.UTC)
+    markers = release_markers(start=start, end=end)
+    return [
+        {**chart, "figure": charts.with_releases(chart["figure"], markers)}
+        if "figure" in chart
+        else chart
+        for chart in chart_list
+    ]
 
 
 def analysis_fields(analysis: Analysis, request) -> list[dict]:
