@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.pagination import MAX_LIMIT, MAX_OFFSET, BoundedLimitOffsetPagination
 from core.roles import HasRole, Role
 from deployments import matching, selectors, services
 from deployments.models import (
@@ -393,20 +394,24 @@ class RolloutListApi(APIView):
         parameters=[
             OpenApiParameter("service", str, description="service name"),
             OpenApiParameter("status", str, enum=RolloutStatus.values),
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, required=False
+            ),
+            OpenApiParameter(
+                "offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, required=False
+            ),
         ],
         responses=RolloutSummaryOutput(many=True),
         summary="Rollouts, newest first (paginated)",
     )
     def get(self, request):
-        from rest_framework.pagination import LimitOffsetPagination
-
         wanted = request.query_params.get("status", "")
         if wanted and wanted not in RolloutStatus.values:
             from core.errors import InvalidRequest
 
             raise InvalidRequest("status", f"must be one of {', '.join(RolloutStatus.values)}")
         qs = selectors.rollout_list(service=request.query_params.get("service", ""), status=wanted)
-        pager = LimitOffsetPagination()
+        pager = BoundedLimitOffsetPagination()
         page = pager.paginate_queryset(qs, request, view=self)
         return pager.get_paginated_response(RolloutSummaryOutput(page, many=True).data)
 

@@ -240,8 +240,12 @@ class InCohortInput(serializers.Serializer):
             raise serializers.ValidationError(exc.problem) from exc
 
 
+MAX_PAGE = 10_000
+
+
 class PageInput(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, default=1)
+    # Bounded so the store's OFFSET ((page - 1) * page_size) stays far inside its integer type.
+    page = serializers.IntegerField(min_value=1, max_value=MAX_PAGE, default=1)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
 

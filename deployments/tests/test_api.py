@@ -185,3 +185,20 @@ def test_product_role_gets_403_on_every_write_but_reads(pm, api_client_for, serv
 
 def test_anonymous_is_refused(client, service):
     assert client.get("/api/rollouts/").status_code in (401, 403)
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=1000000", "limit"),
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=99999999999999999999", "offset"),
+        ("offset=-1", "offset"),
+    ],
+)
+def test_rollout_pagination_has_a_maximum(eng, query, field):
+    response = eng.get(f"/api/rollouts/?{query}")
+    assert response.status_code == 400
+    assert field in response.json()["detail"]
+    assert eng.get("/api/rollouts/?limit=200&offset=100000").status_code == 200

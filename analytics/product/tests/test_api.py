@@ -130,6 +130,9 @@ def test_funnel_shape(analytics_store, pm, api_client_for):
         ("satisfaction", {"min_drop": "0"}, "min_drop"),
         ("retention/users", {"cohort": "2024-01-01"}, "k"),
         ("funnel/dropped", {"steps": "a,b", "step": "3"}, "step"),
+        # A page past the maximum once overflowed the store's OFFSET and answered 500.
+        ("retention/users", {"cohort": "2024-01-01", "k": "0", "page": "10001"}, "page"),
+        ("funnel/dropped", {"steps": "a,b", "step": "2", "page": "99999999999999"}, "page"),
     ],
 )
 def test_bad_parameters_answer_400_naming_them(pm, api_client_for, name, params, field):
