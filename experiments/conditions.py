@@ -1,5 +1,8 @@
 """Targeting conditions in the MongoDB-like syntax GrowthBook uses, evaluated on attributes.
 
+`{"id": {"$inCohort": 7}}` targets the current members of saved cohort 7 (analytics/cohorts);
+SDKs get it as GrowthBook's `$inGroup` on the saved group `cohort-7` of the payload.
+
 `condition_eval(condition, attributes)` follows GrowthBook's `evalCondition` (checked against
 the SDK's published cases). Comparisons on `app_version` are version-aware, as GrowthBook's
 `$veq`/`$vgt`/... operators are, so "1.10.0" > "1.9.2".
@@ -28,8 +31,10 @@ OPERATORS = (
         "$elemMatch",
         "$size",
         "$all",
+        "$inCohort",
     }
 )
+SAVED_GROUP_PREFIX = "cohort-"
 _MISSING = object()
 
 
@@ -156,6 +161,10 @@ def _operator(op: str, actual: Any, expected: Any, *, version: bool) -> bool:
         if _is_operator_object(expected):
             return any(_value_matches(expected, item, version=False) for item in actual)
         return any(condition_eval(expected, item) for item in actual)
+    if op == "$inCohort":
+        from analytics.cohorts.selectors import cohort_contains
+
+        return isinstance(actual, str) and cohort_contains(expected, actual)
     if op == "$all":
         if not isinstance(actual, list) or not isinstance(expected, list):
             return False
@@ -245,6 +254,10 @@ def _operators_validate(value: dict, *, where: str) -> None:
                 raise ConditionError(f"{where}.$regex is not a valid pattern: {exc}") from None
         if op == "$not" and _is_operator_object(expected):
             _operators_validate(expected, where=f"{where}.$not")
+        if op == "$inCohort" and (
+            not isinstance(expected, int) or isinstance(expected, bool) or expected < 1
+        ):
+            raise ConditionError(f"{where}.$inCohort must be a saved cohort's id")
 
 
 def condition_for_sdk(condition: dict) -> dict:
@@ -260,8 +273,37 @@ def condition_for_sdk(condition: dict) -> dict:
         elif key in VERSION_ATTRIBUTES:
             out[key] = _version_value(value)
         else:
-            out[key] = value
+            out[key] = _cohort_value(value)
     return out
+
+
+def _cohort_value(value: Any) -> Any:
+    if not _is_operator_object(value):
+        return value
+    out = {}
+    for op, expected in value.items():
+        if op == "$inCohort":
+            out["$inGroup"] = f"{SAVED_GROUP_PREFIX}{expected}"
+        elif op == "$not":
+            out[op] = _cohort_value(expected)
+        else:
+            out[op] = expected
+    return out
+
+
+def cohorts_in(condition: Any) -> set[int]:
+    """The saved cohorts a condition targets with `$inCohort`."""
+    found: set[int] = set()
+    if isinstance(condition, dict):
+        for key, value in condition.items():
+            if key == "$inCohort" and isinstance(value, int):
+                found.add(value)
+            else:
+                found |= cohorts_in(value)
+    elif isinstance(condition, list):
+        for item in condition:
+            found |= cohorts_in(item)
+    return found
 
 
 def _version_value(value: Any) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from experiments.conditions import condition_for_sdk
+from experiments.conditions import SAVED_GROUP_PREFIX, cohorts_in, condition_for_sdk
 from experiments.models import Experiment, normalized_weights
 
 # The attribute the server hashes: `/assign` always hashes its `user_id`, and SDKs are given
@@ -81,11 +81,25 @@ def sdk_features() -> dict:
     return features
 
 
+def sdk_saved_groups() -> dict[str, list[str]]:
+    """`savedGroups` of the payload: the members of every saved cohort a running experiment
+    targets with `$inCohort` (as `$inGroup` on `cohort-<id>`)."""
+    from analytics.cohorts.selectors import cohort_saved_groups
+
+    running = Experiment.objects.filter(status=Experiment.Status.RUNNING)
+    ids = set().union(*(cohorts_in(e.conditions) for e in running))
+    return cohort_saved_groups(ids, prefix=SAVED_GROUP_PREFIX) if ids else {}
+
+
 def sdk_payload() -> tuple[dict, str]:
     """(the payload GrowthBook SDKs read from `/api/features/<client_key>`, its ETag)."""
     features = sdk_features()
+    saved_groups = sdk_saved_groups()
     body = {"status": 200, "features": features, "experiments": []}
+    if saved_groups:
+        body["savedGroups"] = saved_groups
+    tagged = [features, saved_groups] if saved_groups else features
     digest = hashlib.sha256(
-        json.dumps(features, sort_keys=True, separators=(",", ":")).encode()
+        json.dumps(tagged, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()[:32]
     return body, f'"{digest}"'

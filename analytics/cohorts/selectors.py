@@ -3,7 +3,11 @@ applies for `in_cohort`."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from analytics.cohorts.models import Cohort
 from analytics.product.common import query_timeout
@@ -54,3 +58,60 @@ def cohort_filter(cohort_id: int | None, *, field: str = "in_cohort") -> CohortF
 def cohort_choices() -> list[tuple[int, str]]:
     """Computed cohorts, for the analyses' `in_cohort` selectors."""
     return list(Cohort.objects.filter(version__gt=0).values_list("pk", "name"))
+
+
+class _Members:
+    """Each process's copy of the member sets that experiment targeting reads: one per
+    (cohort, version), the version re-read every EXPERIMENTS_CACHE_SECONDS, so a
+    recomputation reaches assignment as quickly as an experiment change does."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._versions: dict[int, tuple[float, int]] = {}
+        self._sets: dict[tuple[int, int], frozenset[str]] = {}
+
+    def version(self, cohort_id: int) -> int:
+        cached = self._versions.get(cohort_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        version = Cohort.objects.filter(pk=cohort_id).values_list("version", flat=True).first() or 0
+        self._versions[cohort_id] = (time.monotonic() + settings.EXPERIMENTS_CACHE_SECONDS, version)
+        return version
+
+    def get(self, cohort_id: int) -> frozenset[str]:
+        version = self.version(cohort_id)
+        if not version:
+            return frozenset()
+        key = (cohort_id, version)
+        if key not in self._sets:
+            with self._lock:
+                if key not in self._sets:
+                    rows = store().query(
+                        "SELECT user_id FROM cohort_members WHERE cohort_id = {c:UInt64} "
+                        "AND version = {v:UInt32}",
+                        {"c": cohort_id, "v": version},
+                    )
+                    for old in [k for k in self._sets if k[0] == cohort_id]:
+                        del self._sets[old]
+                    self._sets[key] = frozenset(r["user_id"] for r in rows)
+        return self._sets[key]
+
+    def forget(self) -> None:
+        with self._lock:
+            self._versions.clear()
+            self._sets.clear()
+
+
+cohort_member_sets = _Members()
+
+
+def cohort_contains(cohort_id: int, user_id: str) -> bool:
+    return user_id in cohort_member_sets.get(cohort_id)
+
+
+def cohort_saved_groups(cohort_ids: set[int], *, prefix: str) -> dict[str, list[str]]:
+    """GrowthBook saved groups (`savedGroups` of the SDK payload) of these cohorts' members."""
+    return {
+        f"{prefix}{cohort_id}": sorted(cohort_member_sets.get(cohort_id))
+        for cohort_id in sorted(cohort_ids)
+    }
