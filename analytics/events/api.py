@@ -19,7 +19,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.events.posthog import WireProblem, decoded_body, sent_at_from_query, wire_batch
+from analytics.events.posthog import WireProblem, json_bytes, sent_at_from_query, wire_events
 from analytics.events.schema import MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
 from analytics.events.services import BufferUnavailable, events_capture
@@ -287,14 +287,14 @@ class PosthogCaptureApi(APIView):
         query = request.query_params
         try:
             raw = read_body(request)
-            body = decoded_body(
+            data = json_bytes(
                 raw,
                 compression=(query.get("compression") or "").lower(),
                 content_type=request.META.get("CONTENT_TYPE", ""),
                 limit=MAX_BODY_BYTES,
             )
             now = dt.datetime.now(dt.UTC)
-            wire = wire_batch(body, now=now, sent_at=sent_at_from_query(query.get("_")))
+            wire = wire_events(data, now=now, sent_at=sent_at_from_query(query.get("_")))
         except _BodyProblem as problem:
             return _wire_error(problem.status_code, problem.code, problem.field, problem.problem)
         except WireProblem as problem:

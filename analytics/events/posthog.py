@@ -19,12 +19,13 @@ import binascii
 import datetime as dt
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qs
+from uuid import UUID
 
 import msgspec
 
-from analytics.events.schema import MAX_BATCH
+from analytics.events.schema import MAX_BATCH, AwareTime, EventIn, EventName, UserId
 
 _decode_json = msgspec.json.Decoder().decode
 # Properties that say how the event travelled rather than what happened.
@@ -42,7 +43,7 @@ class WireProblem(Exception):
 @dataclass
 class WireBatch:
     token: str | None
-    events: list[dict]  # ours, for events_capture (invalid ones left for it to name)
+    events: list  # ours, for events_capture: EventIn, or dicts (invalid ones left for it to name)
 
 
 def _inflate(raw: bytes, limit: int) -> bytes:
@@ -56,8 +57,8 @@ def _inflate(raw: bytes, limit: int) -> bytes:
     return out
 
 
-def decoded_body(raw: bytes, *, compression: str, content_type: str, limit: int) -> Any:
-    """The JSON a PostHog SDK sent, whatever its encoding (gzip-js, base64 form, plain)."""
+def json_bytes(raw: bytes, *, compression: str, content_type: str, limit: int) -> bytes:
+    """The JSON text a PostHog SDK sent, whatever its encoding (gzip-js, base64 form, plain)."""
     if compression in ("gzip", "gzip-js") or raw[:2] == b"\x1f\x8b":
         raw = _inflate(raw, limit)
     elif compression == "lz64":
@@ -74,10 +75,92 @@ def decoded_body(raw: bytes, *, compression: str, content_type: str, limit: int)
                 raise WireProblem("data", "not valid base64") from None
         else:
             raw = data.encode()
+    return raw
+
+
+def wire_events(data: bytes, *, now: dt.datetime, sent_at: str | None = None) -> WireBatch:
+    """Our events from the JSON text of a PostHog body: a server SDK's well-formed batch in
+    one typed pass, anything else event by event (naming each problem)."""
+    fast = _typed_batch(data, now=now, sent_at=sent_at)
+    if fast is not None:
+        return fast
     try:
-        return _decode_json(raw)
+        body = _decode_json(data)
     except msgspec.DecodeError:
         raise WireProblem("body", "not valid JSON") from None
+    return wire_batch(body, now=now, sent_at=sent_at)
+
+
+class _TypedEvent(msgspec.Struct):
+    """A PostHog event whose fields already meet EventIn's rules (other fields ignored)."""
+
+    event: EventName
+    distinct_id: UserId
+    properties: dict[str, Any] = {}
+    timestamp: AwareTime | None = None
+    uuid: UUID | None = None
+    offset: Annotated[float, msgspec.Meta(ge=0)] | None = None  # ms before sending
+    set_props: dict[str, Any] | None = msgspec.field(name="$set", default=None)
+    set_once: dict[str, Any] | None = msgspec.field(name="$set_once", default=None)
+
+
+class _TypedBatch(msgspec.Struct):
+    batch: list[_TypedEvent]
+    api_key: str | None = None
+    sent_at: AwareTime | None = None
+
+
+_decode_typed = msgspec.json.Decoder(_TypedBatch).decode
+
+
+def _typed_batch(data: bytes, *, now: dt.datetime, sent_at: str | None) -> WireBatch | None:
+    """The hot path (posthog-python, posthog-node, ...: `{"api_key", "batch", "sent_at"}`):
+    msgspec checks every field while decoding, then EventIn is built directly. None when
+    anything is unusual; the general path then handles it."""
+    if data.lstrip()[:1] != b"{":
+        return None
+    try:
+        body = _decode_typed(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if not body.batch or len(body.batch) > MAX_BATCH:
+        return None
+    sent = body.sent_at or (_parse_time(sent_at) if sent_at else None)
+    skew = (now - sent) if sent is not None else None
+    events = []
+    for item in body.batch:
+        props = item.properties
+        session = props.get("$session_id", "")
+        url = props.get("$current_url", "")
+        agent = props.get("$raw_user_agent", "")
+        if not (isinstance(session, str) and isinstance(url, str) and isinstance(agent, str)):
+            return None
+        if len(session) > 200 or len(url) > 2048 or len(agent) > 1024:
+            return None
+        props.pop("token", None)
+        props.pop("distinct_id", None)
+        if item.set_props:
+            props["$set"] = item.set_props
+        if item.set_once:
+            props["$set_once"] = item.set_once
+        at = item.timestamp
+        if at is not None and skew is not None:
+            at = at + skew
+        elif at is None and item.offset is not None:
+            at = now - dt.timedelta(milliseconds=item.offset)
+        events.append(
+            EventIn(
+                event=item.event,
+                user_id=item.distinct_id,
+                uuid=item.uuid,
+                timestamp=at,
+                properties=props,
+                session_id=session,
+                page_url=url,
+                user_agent=agent,
+            )
+        )
+    return WireBatch(token=body.api_key, events=events)
 
 
 def _parse_time(value: Any) -> dt.datetime | None:

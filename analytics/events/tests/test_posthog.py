@@ -208,3 +208,42 @@ def test_python_sdk_sends_to_a_live_server(live_asgi, api_key, event_buffer, ana
     assert stored["video_rendered"]["user_id"] == "user-py"
     assert json.loads(stored["video_rendered"]["properties"])["video_style"] == "noir"
     assert json.loads(stored["$set"]["properties"])["$set"] == {"tier": "pro"}
+
+
+def test_typed_fast_path_gives_the_events_of_the_general_path():
+    """The one-pass decoder of well-formed server-SDK batches is a shortcut, never a different
+    answer: both paths give the same events for the same body."""
+    import msgspec
+
+    from analytics.events import posthog
+    from analytics.events.schema import EventIn
+
+    now = dt.datetime.now(dt.UTC)
+    body = {
+        "api_key": "k",
+        "sent_at": (now + dt.timedelta(minutes=3)).isoformat(),
+        "batch": [
+            {
+                "event": "$pageview",
+                "distinct_id": f"u{i}",
+                "uuid": str(uuid.uuid4()),
+                "properties": {"$session_id": "s", "$current_url": "https://x/y", "token": "k"},
+                "$set": {"tier": "pro"} if i % 2 else None,
+                **({"timestamp": (now - dt.timedelta(hours=i)).isoformat()} if i % 3 else {}),
+                **({"offset": 1500} if i % 3 == 0 else {}),
+            }
+            for i in range(9)
+        ],
+    }
+    for item in body["batch"]:
+        if item["$set"] is None:
+            del item["$set"]
+    data = json.dumps(body).encode()
+    fast = posthog._typed_batch(data, now=now, sent_at=None)
+    general = posthog.wire_batch(json.loads(data), now=now)
+    assert fast is not None and fast.token == general.token == "k"
+    assert fast.events == msgspec.convert(general.events, list[EventIn])
+    # anything unusual goes the general way
+    odd = json.dumps({**body, "batch": [{**body["batch"][0], "distinct_id": 7}]}).encode()
+    assert posthog._typed_batch(odd, now=now, sent_at=None) is None
+    assert posthog.wire_events(odd, now=now).events[0]["user_id"] == "7"

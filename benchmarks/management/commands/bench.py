@@ -23,6 +23,7 @@ AREAS = {
     "experiments": "benchmarks.experiments:bench_experiments",
     "devices": "benchmarks.devices:bench_devices",
     "cohorts": "benchmarks.cohorts:bench_cohorts",
+    "sdk": "benchmarks.sdk:bench_sdk",
 }
 
 
