@@ -406,6 +406,16 @@ BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 # Seconds between scheduled recomputations of every behavioural cohort (analytics/cohorts).
 COHORTS_COMPUTE_SECONDS = env.int("COHORTS_COMPUTE_SECONDS", default=3600)
 
+# Request bodies (core/body_limit.py, before Django reads them): the first matching path regex
+# sets the limit in bytes, REQUEST_BODY_LIMIT the rest. Areas that take larger bodies (file
+# uploads) add their route here.
+REQUEST_BODY_LIMIT = env.int("REQUEST_BODY_LIMIT", default=1024 * 1024)
+REQUEST_BODY_LIMITS = [
+    (r"^/api/events/$", 5 * 1024 * 1024),  # event capture (analytics/events MAX_BODY_BYTES)
+    (r"^/(batch|capture|e|i/v0/e|track)/$", 5 * 1024 * 1024),  # PostHog SDKs' capture
+    (r"^/(api|analytics)/cohorts/", 21 * 1024 * 1024),  # cohort CSV uploads (20 MB + form)
+]
+
 # Machine clients (X-Api-Key): requests per second per key unless the key sets its own, 0 for
 # no limit. A publishable key is shared by every install of an app, so the figure is the
 # app's whole traffic, not one user's.
