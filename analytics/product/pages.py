@@ -9,8 +9,10 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 import charts
@@ -21,7 +23,8 @@ from analytics.product.common import (
     Period,
 )
 from analytics.store.base import QueryTimeout, StoreError
-from core.roles import role_required
+from core.errors import InvalidRequest
+from core.roles import Role, has_role, role_required
 
 EXPORT_LIMIT = 100_000
 NO_VALUE = "\u2013"  # an en dash for a missing figure
@@ -314,7 +317,10 @@ def users_panel(request, result, *, title: str, stat: str, back: str, own: tuple
 
 
 def users_page(request, analysis: Analysis):
-    """An analysis page listing users; `?csv=users` downloads all of them, not one page."""
+    """An analysis page listing users; `?csv=users` downloads all of them, not one page, and a
+    POST with a `cohort_name` saves all of them as a static cohort."""
+    if request.method == "POST":
+        return _save_as_cohort(request, analysis)
     if request.GET.get("csv") == "users":  # the whole list, not one page
         params = request.GET.copy()
         params["page"], params["page_size"] = "1", "1000"
@@ -333,6 +339,34 @@ def users_page(request, analysis: Analysis):
                 )
                 return table.csv_response(analysis.name)
     return render_analysis(request, analysis)
+
+
+def _save_as_cohort(request, analysis: Analysis):
+    from analytics.cohorts.services import static_cohort_create, user_ids_from_list
+
+    if not has_role(request.user, Role.PRODUCT, Role.ADMIN):
+        raise PermissionDenied("needs the role product or admin")
+    params = request.GET.copy()
+    params["page"], params["page_size"] = "1", "1000"
+    data = analysis.input_class(data=params)
+    name = request.POST.get("cohort_name", "").strip()[:100]
+    try:
+        if not data.is_valid():
+            raise InvalidRequest(next(iter(data.errors)), "the list's parameters are invalid")
+        if not name:
+            raise InvalidRequest("cohort_name", "name the cohort")
+        result = analysis.compute(data, export_limit=EXPORT_LIMIT)
+        cohort = static_cohort_create(
+            name=name,
+            users=user_ids_from_list(result["users"]),
+            source=f"{analysis.title} ({request.get_full_path()[:300]})",
+            by=request.user,
+        )
+    except (InvalidRequest, StoreError) as exc:
+        messages.error(request, f"Not saved: {exc}")
+        return redirect(request.get_full_path())
+    messages.success(request, f"Saved {cohort.size:,} users as the cohort {cohort.name!r}.")
+    return redirect("analytics:cohort", pk=cohort.pk)
 
 
 def analysis_view(analysis: Analysis, *, users: bool = False):

@@ -84,3 +84,20 @@ def test_pages_list_create_and_show(analytics_store, pm, engineer, client):
     )
     client.force_login(engineer)
     assert client.post(f"/analytics/cohorts/{cohort.pk}/", {"action": "delete"}).status_code == 403
+
+
+def test_a_drill_down_list_becomes_a_static_cohort(analytics_store, pm, engineer, client):
+    import datetime as dt
+
+    from analytics.product.tests.product_data import load, rows_from_spec
+
+    spec = [("u1", "a", 0, {}), ("u2", "a", 1, {}), ("u2", "b", 2, {}), ("u3", "a", 3, {})]
+    load(rows_from_spec(spec, start=dt.datetime(2024, 1, 1, tzinfo=dt.UTC)))
+    url = "/analytics/funnel/dropped/?steps=a,b&step=2&date_from=2024-01-01&date_to=2024-01-31"
+    client.force_login(pm)
+    answer = client.post(url, {"cohort_name": "dropped at b"})
+    cohort = Cohort.objects.get(name="dropped at b")
+    assert answer.status_code == 302 and answer["Location"] == f"/analytics/cohorts/{cohort.pk}/"
+    assert (cohort.kind, cohort.size) == ("static", 2)  # u1 and u3 reached a but not b
+    client.force_login(engineer)
+    assert client.post(url, {"cohort_name": "again"}).status_code == 403
