@@ -57,6 +57,7 @@ def _errors(*codes: int) -> dict:
         403: "the role does not allow this",
         404: "no cohort with this id",
         409: "the cohort's state does not allow this",
+        413: "the request body is larger than the route's limit (REQUEST_BODY_LIMITS)",
         503: "the analytics store did not answer; try again",
     }
     return {code: OpenApiResponse(ErrorOutput, description=text[code]) for code in codes}
@@ -215,7 +216,7 @@ class CohortUploadApi(StoreApi):
 
     @extend_schema(
         request={"multipart/form-data": InputSerializer},
-        responses={201: StaticOutput, **_errors(400, 401, 403, 503)},
+        responses={201: StaticOutput, **_errors(400, 401, 403, 413, 503)},
         summary="Create a static cohort from a CSV upload",
     )
     def post(self, request):
