@@ -1,7 +1,11 @@
 """`X-Api-Key` authentication for machine clients (the product's apps, the video pipeline)."""
 
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission
@@ -81,6 +85,20 @@ def HasScope(scope: api_keys.Scope) -> type[BasePermission]:  # noqa: N802
 
     _HasScope.__name__ = f"HasScope_{scope.name}"
     return _HasScope
+
+
+class ExpiringTokenAuthentication(TokenAuthentication):
+    """Staff API tokens (`Authorization: Token <key>`, `manage.py drf_create_token`) stop
+    working STAFF_TOKEN_DAYS after they were made; `drf_create_token -r <user>` makes a new one."""
+
+    def authenticate_credentials(self, key):
+        user, token = super().authenticate_credentials(key)
+        if timezone.now() - token.created > timedelta(days=settings.STAFF_TOKEN_DAYS):
+            raise AuthenticationFailed(
+                f"the token expired ({settings.STAFF_TOKEN_DAYS} days); make a new one with "
+                "manage.py drf_create_token -r <user>"
+            )
+        return user, token
 
 
 class ApiKeyOnlyMixin:

@@ -13,7 +13,7 @@ import zlib
 import msgspec
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -24,7 +24,13 @@ from analytics.events.schema import MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
 from analytics.events.services import BufferUnavailable, events_capture
 from core.api_keys import Scope, authenticate_publishable
-from core.auth import ApiKeyAuthentication, ApiKeyRateThrottle, HasScope, JsonOnlyNegotiation
+from core.auth import (
+    ApiKeyAuthentication,
+    ApiKeyRateThrottle,
+    ExpiringTokenAuthentication,
+    HasScope,
+    JsonOnlyNegotiation,
+)
 from core.errors import error_body
 from core.roles import IsStaffRole
 
@@ -169,7 +175,7 @@ class EventsApi(APIView):
     def get_authenticators(self):
         if getattr(self, "_capture", False):
             return [ApiKeyAuthentication()]
-        return [TokenAuthentication(), SessionAuthentication()]
+        return [ExpiringTokenAuthentication(), SessionAuthentication()]
 
     def get_permissions(self):
         return (
