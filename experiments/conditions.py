@@ -12,9 +12,23 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
+import re2
+
 VERSION_ATTRIBUTES = frozenset({"app_version"})
+# $regex runs client-supplied attributes through admin-written patterns on the assignment hot
+# path: RE2 matches in linear time (no catastrophic backtracking), on at most this many chars.
+MAX_REGEX_SUBJECT = 1000
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str):
+    """The compiled RE2 pattern; re2.error for one RE2 cannot run (backreferences, lookaround)."""
+    return re2.compile(pattern)
+
+
 LOGICAL = ("$or", "$nor", "$and", "$not")
 _COMPARE = {"$eq", "$ne", "$lt", "$lte", "$gt", "$gte"}
 _VERSION = {"$veq", "$vne", "$vlt", "$vlte", "$vgt", "$vgte"}
@@ -146,8 +160,8 @@ def _operator(op: str, actual: Any, expected: Any, *, version: bool) -> bool:
         return (actual is not None) if expected else (actual is None)
     if op == "$regex":
         try:
-            return re.search(str(expected), str(actual)) is not None
-        except re.error:
+            return _regex(str(expected)).search(str(actual)[:MAX_REGEX_SUBJECT]) is not None
+        except re2.error:
             return False
     if op == "$not":
         return not _value_matches(expected, actual, version=version)
@@ -249,8 +263,8 @@ def _operators_validate(value: dict, *, where: str) -> None:
             raise ConditionError(f"{where}.{op} must be a list")
         if op == "$regex":
             try:
-                re.compile(str(expected))
-            except re.error as exc:
+                _regex(str(expected))
+            except re2.error as exc:
                 raise ConditionError(f"{where}.$regex is not a valid pattern: {exc}") from None
         if op == "$not" and _is_operator_object(expected):
             _operators_validate(expected, where=f"{where}.$not")

@@ -77,3 +77,20 @@ def test_valid_condition_never_raises_on_any_attributes(attributes):
     }
     condition_validate(condition)
     assert condition_eval(condition, attributes) in (True, False)
+
+
+def test_a_pathological_regex_is_answered_within_a_bound():
+    import time
+
+    # (a+)+$ against "aaaa…b" backtracks exponentially in Python's re (2^30 steps here);
+    # RE2 answers in linear time.
+    condition = {"ua": {"$regex": "^(a+)+$"}}
+    started = time.monotonic()
+    assert condition_eval(condition, {"ua": "a" * 30 + "b"}) is False
+    assert condition_eval(condition, {"ua": "a" * 100_000}) is True  # subject cut to 1,000
+    assert time.monotonic() - started < 5
+
+
+def test_a_pattern_re2_cannot_run_is_refused_when_saved():
+    with pytest.raises(ConditionError, match="not a valid pattern"):
+        condition_validate({"ua": {"$regex": r"(a)\1"}})
