@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from enum import Enum
 
+from django.conf import settings
+
 from analytics.store import store
 
 COLUMNS = (
@@ -85,16 +87,21 @@ def events_latest(*, filters: EventFilter, limit: int = 100) -> EventsPage:
     where, params = filters.where()
     db = store()
     with db.session():
-        count = db.query(f"SELECT uniqExact(uuid) AS n FROM events WHERE {where}", params)[0]["n"]
+        count = db.query(
+            f"SELECT uniqExact(uuid) AS n FROM events WHERE {where}", params, timeout=_timeout()
+        )[0]["n"]
         if count == 0 or limit == 0:
             return EventsPage(count, [])
         rows = db.query(
             _LATEST_SQL.format(columns=COLUMNS, where=where),
             {**params, "scan": limit * 4, "limit": limit},
+            timeout=_timeout(),
         )
         if len(rows) < min(limit, count):
             rows = db.query(
-                _LATEST_ALL_SQL.format(columns=COLUMNS, where=where), {**params, "limit": limit}
+                _LATEST_ALL_SQL.format(columns=COLUMNS, where=where),
+                {**params, "limit": limit},
+                timeout=_timeout(),
             )
     return EventsPage(count, [_shape(r) for r in rows])
 
@@ -104,6 +111,7 @@ def event_get(*, uuid: str) -> dict | None:
         f"SELECT {COLUMNS} FROM events WHERE uuid = {{uuid:UUID}} "
         "ORDER BY received_at DESC LIMIT 1",
         {"uuid": uuid},
+        timeout=_timeout(),
     )
     return _shape(rows[0]) if rows else None
 
@@ -141,6 +149,7 @@ def event_counts(*, filters: EventFilter) -> EventCounts:
             f"SELECT min(timestamp) AS lo, max(timestamp) AS hi, count() AS n FROM events "
             f"WHERE {where}",
             params,
+            timeout=_timeout(),
         )[0]
         if not span_row["n"]:
             return EventCounts(Bucket.DAY, [])
@@ -149,6 +158,7 @@ def event_counts(*, filters: EventFilter) -> EventCounts:
             f"SELECT {bucket.sql} AS bucket, event, uniqExact(uuid) AS n FROM events "
             f"WHERE {where} GROUP BY bucket, event ORDER BY bucket, event",
             params,
+            timeout=_timeout(),
         )
     for row in rows:
         row["bucket"] = _utc(str(row["bucket"]))
@@ -156,4 +166,10 @@ def event_counts(*, filters: EventFilter) -> EventCounts:
 
 
 def event_names() -> list[str]:
-    return [r["event"] for r in store().query("SELECT DISTINCT event FROM events ORDER BY event")]
+    rows = store().query("SELECT DISTINCT event FROM events ORDER BY event", timeout=_timeout())
+    return [r["event"] for r in rows]
+
+
+def _timeout() -> float:
+    """Every query of the explorer is bounded like the analyses' (ANALYTICS_QUERY_TIMEOUT)."""
+    return settings.ANALYTICS_QUERY_TIMEOUT

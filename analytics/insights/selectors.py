@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from analytics.insights.models import ModelKind, ModelVersion, TrainingRun
 from analytics.insights.registry import KINDS
 from analytics.store import store
@@ -26,12 +28,16 @@ LIMIT {{limit:UInt32}}
 def at_risk_users(*, tier: str, country: str, min_churn: float, limit: int) -> list[dict]:
     """Scored users most likely to churn first ('' tier or country: any)."""
     return store().query(
-        AT_RISK_SQL, {"tier": tier, "country": country, "min_churn": min_churn, "limit": limit}
+        AT_RISK_SQL,
+        {"tier": tier, "country": country, "min_churn": min_churn, "limit": limit},
+        timeout=settings.ANALYTICS_QUERY_TIMEOUT,
     )
 
 
 def scored_users_count() -> int:
-    return store().query("SELECT count() AS n FROM user_insights")[0]["n"]
+    return store().query(
+        "SELECT count() AS n FROM user_insights", timeout=settings.ANALYTICS_QUERY_TIMEOUT
+    )[0]["n"]
 
 
 def model_kinds() -> list[dict]:

@@ -17,6 +17,7 @@ from analytics.insights.selectors import (
 )
 from analytics.product.pages import csv_response
 from analytics.simulation import COUNTRIES
+from analytics.store.base import StoreError
 from core.roles import Role, has_role, role_required
 
 
@@ -115,11 +116,19 @@ def at_risk_page(request):
         )
         params["tier"] = form.cleaned_data["tier"] or ""
         params["country"] = form.cleaned_data["country"] or ""
-    rows = at_risk_users(**params) if not form.errors else []
-    if request.GET.get("format") == "csv" and not form.errors:
-        columns = [(column, column) for column in AT_RISK_COLUMNS]
-        return csv_response("at-risk-users", columns, rows)
-    scored = scored_users_count()
+    try:
+        rows = at_risk_users(**params) if not form.errors else []
+        if request.GET.get("format") == "csv" and not form.errors:
+            columns = [(column, column) for column in AT_RISK_COLUMNS]
+            return csv_response("at-risk-users", columns, rows)
+        scored = scored_users_count()
+    except StoreError as exc:  # a timeout included: the page says so instead of a 500
+        return render(
+            request,
+            "analytics/at_risk.html",
+            {"form": form, "rows": [], "scored": 0, "store_error": str(exc)},
+            status=503,
+        )
     return render(
         request,
         "analytics/at_risk.html",
