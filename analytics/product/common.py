@@ -81,13 +81,23 @@ _PROPERTY_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 PROPERTY_KEY_HELP = "1-64 letters, digits, '_', '.' or '-'"
 
 
+COHORT_PREFIX = "cohort:"
+_IN_COHORT_SQL = (
+    "if(user_id IN (SELECT user_id FROM cohort_members WHERE cohort_id = {bcohort:UInt64} "
+    "AND version = {bcohort_version:UInt32}), {bin:String}, {bout:String})"
+)
+
+
 @dataclass(frozen=True)
 class Breakdown:
-    """A property to split results by: an allow-listed column or any `properties` key."""
+    """A property to split results by: an allow-listed column, any `properties` key, or
+    membership of a saved cohort (`cohort:<id>`: its name, or "not in" its name)."""
 
-    name: str  # as given: "user_tier" or "prop:platform"
-    key: str  # the JSON key in `properties`
+    name: str  # as given: "user_tier", "prop:platform" or "cohort:7"
+    key: str  # the JSON key in `properties` (the cohort's name for a cohort)
     column: str | None  # the materialized column of `events`, when there is one
+    # (id, version) of a cohort breakdown: the version keeps cached results apart
+    cohort: tuple[int, int] | None = None
 
     @classmethod
     def parse(cls, value: str | None, *, field: str = "breakdown") -> Breakdown | None:
@@ -95,24 +105,50 @@ class Breakdown:
             return None
         if value in BREAKDOWN_COLUMNS:
             return cls(value, BREAKDOWN_COLUMNS[value], value)
+        if value.startswith(COHORT_PREFIX):
+            return cls._cohort(value, field)
         if value.startswith(PROPERTY_PREFIX):
             key = value.removeprefix(PROPERTY_PREFIX)
             if _PROPERTY_KEY.match(key):
                 return cls(value, key, None)
             raise InvalidRequest(field, f"property key must be {PROPERTY_KEY_HELP}")
-        allowed = ", ".join([*BREAKDOWN_COLUMNS, PROPERTY_PREFIX + "<key>"])
+        allowed = ", ".join([*BREAKDOWN_COLUMNS, PROPERTY_PREFIX + "<key>", COHORT_PREFIX + "<id>"])
         raise InvalidRequest(field, f"breakdown {value!r} is not allowed; use one of {allowed}")
+
+    @classmethod
+    def _cohort(cls, value: str, field: str) -> Breakdown:
+        from analytics.cohorts.models import Cohort
+
+        text = value.removeprefix(COHORT_PREFIX)
+        if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+            raise InvalidRequest(field, "a cohort breakdown is cohort:<id>")
+        cohort = Cohort.objects.filter(pk=int(text)).first()
+        if cohort is None or not cohort.version:
+            raise InvalidRequest(field, f"no computed cohort with id {text}")
+        return cls(value, cohort.name, None, (cohort.pk, cohort.version))
 
     def event_sql(self) -> str:
         """The breakdown value of a row of `events` (the key is the parameter `bkey`)."""
+        if self.cohort:
+            return _IN_COHORT_SQL
         return self.column or "JSONExtractString(properties, {bkey:String})"
 
     def json_sql(self, props: str) -> str:
-        """The breakdown value from a stored JSON properties string."""
+        """The breakdown value from a stored JSON properties string (a cohort's from
+        `user_id`)."""
+        if self.cohort:
+            return _IN_COHORT_SQL
         return f"JSONExtractString({props}, {{bkey:String}})"
 
     @property
     def params(self) -> dict:
+        if self.cohort:
+            return {
+                "bcohort": self.cohort[0],
+                "bcohort_version": self.cohort[1],
+                "bin": self.key,
+                "bout": f"not in {self.key}",
+            }
         return {"bkey": self.key}
 
 

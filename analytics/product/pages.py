@@ -18,6 +18,7 @@ from django.urls import reverse
 import charts
 from analytics.product.common import (
     BREAKDOWN_COLUMNS,
+    COHORT_PREFIX,
     PROPERTY_PREFIX,
     InCohortInput,
     Period,
@@ -122,6 +123,12 @@ class Analysis:
     extra_fields: list = field(default_factory=list)
 
 
+def _cohort_options() -> list[str]:
+    from analytics.cohorts.selectors import cohort_choices
+
+    return [f"{COHORT_PREFIX}{pk}" for pk, _name in cohort_choices()]
+
+
 def render_analysis(request, analysis: Analysis):
     # the page's own defaults (e.g. a demo funnel) for parameters the URL leaves out
     params = {f["name"]: f["default"] for f in analysis.extra_fields if f.get("default")}
@@ -137,7 +144,7 @@ def render_analysis(request, analysis: Analysis):
         "tables": [],
         "stats": [],
         "empty": False,
-        "breakdown_options": [*BREAKDOWN_COLUMNS, PROPERTY_PREFIX + "platform"],
+        "breakdown_options": [*BREAKDOWN_COLUMNS, PROPERTY_PREFIX + "platform", *_cohort_options()],
     }
     if not data.is_valid():
         context["errors"] = data.errors

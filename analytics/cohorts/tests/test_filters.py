@@ -2,6 +2,7 @@
 reference run over the members' events only (random events, members and parameters)."""
 
 import datetime as dt
+import json
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 
 from analytics.cohorts.models import Cohort
 from analytics.cohorts.selectors import CohortFilter
-from analytics.product.common import Period
+from analytics.product.common import Breakdown, Period
 from analytics.product.funnels import FunnelQuery, Order, Step, funnel
 from analytics.product.retention import CohortType, Mode, RetentionQuery, retention
 from analytics.product.tests import reference
@@ -110,3 +111,82 @@ def test_api_filters_by_cohort_and_names_bad_ids(analytics_store, pm, api_client
     client.force_login(pm)
     page = client.get("/analytics/funnel/?steps=a,b&in_cohort=999")
     assert page.status_code == 400 and b"no cohort with id 999" in page.content
+
+
+def _beta() -> None:
+    """Cohort 5 named beta, whose version 2 is the one `_members` wrote."""
+    Cohort.objects.update_or_create(
+        pk=5, defaults={"name": "beta", "kind": "static", "version": 2, "last_version": 2}
+    )
+
+
+@FAST
+@given(
+    rows=events(["a", "b", "c"], max_size=50),
+    members=members_strategy,
+    order=st.sampled_from(list(Order)),
+)
+def test_funnel_cohort_breakdown_matches_pandas(analytics_store, rows, members, order):
+    frame = load(rows)
+    _members(members)
+    _beta()
+    date_from, date_to = dt.date(2024, 1, 1), dt.date(2024, 3, 31)
+    steps = (Step("a"), Step("b"), Step("c"))
+    got = funnel(
+        FunnelQuery(steps, date_from, date_to, 14, order, Breakdown.parse("cohort:5"), Period.WEEK)
+    )
+    levels = reference.funnel_levels(
+        frame,
+        steps=[(s.event, "", "") for s in steps],
+        date_from=date_from,
+        date_to=date_to,
+        window_days=14,
+        order=order.value,
+        breakdown_key=None,
+    )
+    levels["bval"] = levels.user_id.map(lambda u: "beta" if u in members else "not in beta")
+    groups = {g["breakdown"]: g for g in got["breakdowns"]}
+    assert set(groups) == set(levels.bval)
+    for value, part in levels.groupby("bval"):
+        expected = reference.funnel(part, len(steps))
+        assert [s["count"] for s in groups[value]["steps"]] == [
+            s["count"] for s in expected["steps"]
+        ]
+
+
+@FAST
+@given(
+    rows=events(["signup", "session_start"]),
+    members=members_strategy,
+    cohort_type=st.sampled_from(list(CohortType)),
+)
+def test_retention_cohort_breakdown_matches_pandas(analytics_store, rows, members, cohort_type):
+    frame = load(rows)
+    _members(members)
+    _beta()
+    date_from, date_to = dt.date(2024, 1, 1), dt.date(2024, 3, 31)
+    got = retention(
+        RetentionQuery(
+            date_from=date_from,
+            date_to=date_to,
+            period=Period.MONTH,
+            cohort_type=cohort_type,
+            breakdown=Breakdown.parse("cohort:5"),
+        )
+    )
+    frame["properties"] = [
+        json.dumps({"grp": "beta" if u in members else "not in beta"}) for u in frame.user_id
+    ]
+    expected = reference.retention(
+        frame,
+        start_event="signup",
+        return_event="session_start",
+        period="month",
+        date_from=date_from,
+        date_to=date_to,
+        periods=12,
+        mode=Mode.ON.value,
+        cohort_type=cohort_type.value,
+        breakdown_key="grp",
+    )
+    assert got["cohorts"] == expected
