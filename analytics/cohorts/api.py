@@ -298,7 +298,7 @@ class CohortMembersApi(StoreApi):
         class Meta:
             ref_name = "CohortMembersInput"
 
-        page = serializers.IntegerField(min_value=1, max_value=1_000_000, default=1)
+        page = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
         page_size = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
     @extend_schema(
