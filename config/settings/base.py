@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "operations.exporter.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -421,6 +422,17 @@ WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 # Seconds between scheduled recomputations of every behavioural cohort (analytics/cohorts).
 COHORTS_COMPUTE_SECONDS = env.int("COHORTS_COMPUTE_SECONDS", default=3600)
+
+# Content-Security-Policy of every page (core.middleware): scripts only from this origin's
+# static files, never inline or eval'd; styles may be inline (plotly sets element styles).
+CONTENT_SECURITY_POLICY = env.str(
+    "CONTENT_SECURITY_POLICY",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+        "object-src 'none'; base-uri 'self'; frame-ancestors 'none'; form-action 'self'"
+    ),
+)
 
 # Request bodies (core/body_limit.py, before Django reads them): the first matching path regex
 # sets the limit in bytes, REQUEST_BODY_LIMIT the rest. Areas that take larger bodies (file
