@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class DeploymentsConfig(AppConfig):
     name = "deployments"
     verbose_name = "Deployments"
+
+    def ready(self):
+        from core import releases
+        from deployments.selectors import release_markers
+
+        releases.register(release_markers)  # rollouts as markers on other areas' charts

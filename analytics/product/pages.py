@@ -177,7 +177,7 @@ def render_analysis(request, analysis: Analysis):
 
 def _with_releases(chart_list: list[dict], params: dict) -> list[dict]:
     """Rollouts in the analysed range (UTC days) as markers on every time-series chart."""
-    from deployments.selectors import release_markers
+    from core.releases import markers as release_markers
 
     if "date_from" not in params or not chart_list:
         return chart_list
