@@ -8,7 +8,12 @@ serializers are shared with the pages (the analysis modules), so both accept the
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +23,7 @@ from analytics.product.overview import OverviewInput, overview
 from analytics.product.retention import RetentionInput, RetentionUsersInput, cell_users, retention
 from analytics.product.revenue import RevenueInput, revenue
 from analytics.product.satisfaction import SatisfactionInput, satisfaction
+from analytics.product.trends import Math, TrendInput, trends
 from analytics.product.usage import UsageInput, feature_usage
 from analytics.store.base import QueryTimeout
 from core.errors import error_body
@@ -160,3 +166,62 @@ class OverviewApi(AnalysisApi):
 
     def compute(self, data):
         return overview(data.query())
+
+
+ErrorOutput = inline_serializer(
+    "AnalyticsErrorOutput",
+    {"error": serializers.CharField(), "detail": serializers.JSONField()},
+)
+ERROR_RESPONSES = {
+    400: OpenApiResponse(ErrorOutput, description="a parameter is invalid (named in detail)"),
+    401: OpenApiResponse(ErrorOutput, description="not authenticated"),
+    403: OpenApiResponse(ErrorOutput, description="not a staff role"),
+    503: OpenApiResponse(
+        ErrorOutput, description="the analytics store did not answer in time (query_timeout)"
+    ),
+}
+
+
+class TrendPointOutput(serializers.Serializer):
+    period = serializers.DateField(help_text="the period's first day")
+    value = serializers.FloatField(
+        allow_null=True, help_text="0 for a period without events; null: a formula divided by 0"
+    )
+
+
+class TrendSeriesOutput(serializers.Serializer):
+    event = serializers.CharField(allow_null=True, help_text="null for a formula")
+    label = serializers.CharField(help_text="A, B, ... in the order of `series`, or the formula")
+    breakdown_value = serializers.CharField(
+        allow_null=True, allow_blank=True, help_text='null without a breakdown; "$other"'
+    )
+    compare = serializers.ChoiceField(choices=["current", "previous"])
+    points = TrendPointOutput(many=True)
+
+
+class TrendsOutput(serializers.Serializer):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    period = serializers.ChoiceField(choices=["day", "week", "month"])
+    math = serializers.ChoiceField(choices=[m.value for m in Math])
+    math_property = serializers.CharField(allow_null=True)
+    breakdown = serializers.CharField(allow_null=True)
+    formula = serializers.CharField(allow_null=True)
+    previous_date_from = serializers.DateField(allow_null=True)
+    previous_date_to = serializers.DateField(allow_null=True)
+    series = TrendSeriesOutput(many=True)
+
+
+class TrendsApi(AnalysisApi):
+    input_class = TrendInput
+
+    @extend_schema(
+        parameters=[TrendInput],
+        responses={200: TrendsOutput, **ERROR_RESPONSES},
+        summary="Events over time: math, filters, breakdown (top N + $other), compare, formula",
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return trends(data.query())

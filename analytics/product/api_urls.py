@@ -6,6 +6,7 @@ from analytics.product import api
 
 urlpatterns = [
     path("analytics/overview/", api.OverviewApi.as_view(), name="analytics-overview"),
+    path("analytics/trends/", api.TrendsApi.as_view(), name="analytics-trends"),
     path("analytics/retention/", api.RetentionApi.as_view(), name="analytics-retention"),
     path(
         "analytics/retention/users/",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from django.conf import settings
@@ -150,6 +150,18 @@ class Breakdown:
                 "bout": f"not in {self.key}",
             }
         return {"bkey": self.key}
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """A set of users an analysis keeps (a cohort): `sql` is a SELECT of one column, user_id,
+    over the analytics store, with its own `params` (name them with a prefix such as `uf_` so
+    they cannot meet an analysis' parameter names); `key` names the set's content for the
+    result cache (e.g. a cohort's id and version), since the SQL alone may not change."""
+
+    key: str
+    sql: str
+    params: dict = field(default_factory=dict)
 
 
 def breakdown_sql(breakdown: Breakdown | None) -> tuple[str, dict]:

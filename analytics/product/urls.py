@@ -2,10 +2,19 @@
 
 from django.urls import path
 
-from analytics.product import funnels, overview, retention, revenue, satisfaction, usage
+from analytics.product import (
+    funnels,
+    overview,
+    retention,
+    revenue,
+    satisfaction,
+    trends,
+    usage,
+)
 
 urlpatterns = [
     path("", overview.page, name="index"),
+    path("trends/", trends.page, name="trends"),
     path("retention/", retention.page, name="retention"),
     path("retention/users/", retention.users_page, name="retention-users"),
     path("funnel/", funnels.page, name="funnel"),

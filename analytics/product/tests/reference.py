@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -351,4 +352,174 @@ def revenue_differences(got: list[dict], expected: list[dict]) -> list[str]:
                 out.append(f"{g['period']} {key}: {g[key]}, pandas {e[key]}")
         if (g["paying_users"], g["paying_users_by_tier"]) != (e["paying_users"], e["by_tier"]):
             out.append(f"{g['period']} paying users differ")
+    return out
+
+
+# --- trends
+
+
+def _period_starts(date_from: dt.date, date_to: dt.date, period: str) -> list[pd.Timestamp]:
+    first, last = bucket_one(date_from, period), bucket_one(date_to, period)
+    freq = {"day": "D", "week": "7D", "month": "MS"}[period]
+    return list(pd.date_range(first, last, freq=freq))
+
+
+def _period_end(start: pd.Timestamp, period: str) -> pd.Timestamp:
+    if period == "day":
+        return start
+    if period == "week":
+        return start + pd.Timedelta(days=6)
+    return start + pd.offsets.MonthEnd(0)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _holds(props: dict, key: str, op: str, value: str) -> bool:
+    text = props.get(key)
+    text = text if isinstance(text, str) else ""
+    raw = props.get(key)
+    if op == "eq":
+        return text == value
+    if op == "neq":
+        return text != value
+    if op == "contains":
+        return value in text
+    if op == "not_contains":
+        return value not in text
+    if op == "regex":
+        return re.search(value, text) is not None
+    if op == "is_set":
+        return key in props
+    if op == "is_not_set":
+        return key not in props
+    if not _is_number(raw):
+        return False
+    number = float(value)
+    return {"gt": raw > number, "gte": raw >= number, "lt": raw < number, "lte": raw <= number}[op]
+
+
+def trend(
+    events,
+    *,
+    series,
+    date_from,
+    date_to,
+    period,
+    math,
+    math_property=None,
+    filters=(),
+    breakdown=None,
+    user_props=None,
+    limit=10,
+    rank_from=None,
+    rank_to=None,
+) -> list[dict]:
+    """[{event, breakdown_value, points: [{period, value}]}] by the definitions in trends.py.
+    breakdown: ("event", key) or ("user", column) with user_props {user_id: value}; the top
+    `limit` values rank over [rank_from, rank_to] (default: the range)."""
+    ev = prepare(events)
+    ev["props"] = ev.properties.map(lambda p: json.loads(p) if p else {})
+    keep = ev.event.isin(series)
+    for key, op, value in filters:
+        keep &= ev.props.map(lambda p, k=key, o=op, v=value: _holds(p, k, o, v))
+    ev = ev[keep].copy()
+    if breakdown is None:
+        ev["bval"] = ""
+    elif breakdown[0] == "event":
+        ev["bval"] = [
+            v if isinstance(v, str) else "" for v in ev.props.map(lambda p: p.get(breakdown[1]))
+        ]
+    else:
+        ev["bval"] = ev.user_id.map(lambda u: (user_props or {}).get(u, ""))
+    lo, hi = pd.Timestamp(date_from), pd.Timestamp(date_to)
+    rlo, rhi = pd.Timestamp(rank_from or date_from), pd.Timestamp(rank_to or date_to)
+    if breakdown is not None:
+        ranked = ev[(ev.day >= rlo) & (ev.day <= rhi)]
+        tops = {}
+        for event, part in ranked.groupby("event"):
+            counts = part.groupby("bval").size().reset_index(name="n")
+            counts = counts.sort_values(["n", "bval"], ascending=[False, True])
+            tops[event] = set(counts.bval[:limit])
+        ev["bval"] = [
+            b if b in tops.get(e, set()) else "$other"
+            for e, b in zip(ev.event, ev.bval, strict=True)
+        ]
+    starts = _period_starts(date_from, date_to, period)
+    window = {"weekly_active": 7, "monthly_active": 30}.get(math)
+    out = []
+    for event in series:
+        mine = ev[ev.event == event]
+        groups = (
+            sorted(set(mine[(mine.day >= lo) & (mine.day <= hi)].bval)) if window is None else None
+        )
+        if window is not None:
+            ends = [min(_period_end(s, period), hi) for s in starts]
+            first_window = ends[0] - pd.Timedelta(days=window - 1)
+            groups = sorted(set(mine[(mine.day >= first_window) & (mine.day <= hi)].bval))
+        if breakdown is None:
+            groups = [""]
+        for b in groups:
+            part = mine[mine.bval == b]
+            points = []
+            for i, start in enumerate(starts):
+                if window is not None:
+                    end = ends[i]
+                    inside = part[(part.day <= end) & (part.day > end - pd.Timedelta(days=window))]
+                    value = inside.user_id.nunique()
+                else:
+                    inside = part[
+                        (bucket(part.day, period) == start) & (part.day >= lo) & (part.day <= hi)
+                    ]
+                    value = _trend_math(inside, math, math_property)
+                points.append({"period": start.date().isoformat(), "value": value})
+            out.append(
+                {
+                    "event": event,
+                    "breakdown_value": b if breakdown is not None else None,
+                    "points": points,
+                }
+            )
+    return out
+
+
+def _trend_math(rows: pd.DataFrame, math: str, key: str | None):
+    if math == "total":
+        return len(rows)
+    if math == "unique_users":
+        return rows.user_id.nunique()
+    if math == "per_user_avg":
+        return len(rows) / rows.user_id.nunique() if len(rows) else 0
+    values = [p[key] for p in rows.props if _is_number(p.get(key))]
+    if not values:
+        return 0
+    fn = {
+        "sum": np.sum,
+        "avg": np.mean,
+        "min": np.min,
+        "max": np.max,
+        "median": lambda v: np.quantile(v, 0.5),
+        "p90": lambda v: np.quantile(v, 0.9),
+    }[math]
+    return float(fn(np.array(values, dtype=float)))
+
+
+def trend_differences(got: list[dict], expected: list[dict], compare="current") -> list[str]:
+    """Where the selector's `compare` series differ from the reference's (1e-6 relative)."""
+    mine = {
+        (s["event"], s["breakdown_value"]): s["points"]
+        for s in got
+        if s["event"] and s["compare"] == compare
+    }
+    theirs = {(s["event"], s["breakdown_value"]): s["points"] for s in expected}
+    if set(mine) != set(theirs):
+        return [f"series {sorted(set(mine) ^ set(theirs), key=str)[:3]} on one side only"]
+    out = []
+    for key, points in theirs.items():
+        for a, b in zip(mine[key], points, strict=True):
+            if a["period"] != b["period"] or abs(a["value"] - b["value"]) > 1e-6 * max(
+                1, abs(b["value"])
+            ):
+                out.append(f"{key} {b['period']}: {a['value']} vs {b['value']}")
     return out
