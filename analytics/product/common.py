@@ -13,6 +13,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from django.conf import settings
 from rest_framework import serializers
@@ -152,16 +153,32 @@ class Breakdown:
         return {"bkey": self.key}
 
 
+class UserFilter(Protocol):
+    """A set of users an analysis keeps (a cohort: analytics.cohorts.selectors.CohortFilter).
+    It must be a dataclass whose fields identify the set's content (the result cache keys on
+    them); `sql(column)` is a condition on that user-id column, with `params` named so they
+    cannot meet an analysis' own (a prefix)."""
+
+    @property
+    def params(self) -> dict: ...
+
+    def sql(self, column: str = "user_id") -> str: ...
+
+
 @dataclass(frozen=True)
-class UserFilter:
-    """A set of users an analysis keeps (a cohort): `sql` is a SELECT of one column, user_id,
-    over the analytics store, with its own `params` (name them with a prefix such as `uf_` so
-    they cannot meet an analysis' parameter names); `key` names the set's content for the
-    result cache (e.g. a cohort's id and version), since the SQL alone may not change."""
+class UserSelect:
+    """A UserFilter from any SELECT of one user_id column; `key` names its content."""
 
     key: str
-    sql: str
-    params: dict = field(default_factory=dict)
+    select: str
+    select_params: dict = field(default_factory=dict)
+
+    def sql(self, column: str = "user_id") -> str:
+        return f"{column} IN ({self.select})"
+
+    @property
+    def params(self) -> dict:
+        return self.select_params
 
 
 def breakdown_sql(breakdown: Breakdown | None) -> tuple[str, dict]:

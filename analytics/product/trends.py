@@ -258,7 +258,7 @@ def _where(query: TrendQuery) -> tuple[str, dict]:
         parts.append(sql)
         params.update(p)
     if query.user_filter is not None:
-        parts.append(f"e.user_id IN ({query.user_filter.sql})")
+        parts.append(query.user_filter.sql("e.user_id"))
         params.update(query.user_filter.params)
     return " AND ".join(parts), params
 

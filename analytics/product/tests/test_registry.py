@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from rest_framework import serializers
 
-from analytics.product.common import UserFilter
+from analytics.product.common import UserSelect
 from analytics.product.registry import ANALYSES, analysis_result
 from analytics.product.tests.product_data import load, rows_from_spec
 from analytics.product.trends import TrendQuery, trend_series
@@ -23,7 +23,7 @@ def test_trends_from_stored_params_with_a_user_filter(analytics_store):
     t = dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC)
     load(rows_from_spec([("u1", "signup", 0, {}), ("u2", "signup", 0, {})], start=t))
     params = {"series": "signup", "date_from": "2024-01-01", "date_to": "2024-01-01"}
-    users = UserFilter("only-u1", "SELECT 'u1' AS user_id")
+    users = UserSelect("only-u1", "SELECT 'u1' AS user_id")
     got = analysis_result(name="trends", params=params, user_filter=users)
     assert got["series"][0]["points"] == [{"period": "2024-01-01", "value": 1}]
     assert analysis_result(name="trends", params=params)["series"][0]["points"][0]["value"] == 2
@@ -38,5 +38,5 @@ def test_bad_params_and_names_are_refused():
     with pytest.raises(InvalidRequest):
         analysis_result(name="nope", params={})
     with pytest.raises(InvalidRequest) as err:
-        analysis_result(name="revenue", params={}, user_filter=UserFilter("k", "SELECT ''"))
+        analysis_result(name="revenue", params={}, user_filter=UserSelect("k", "SELECT ''"))
     assert err.value.field == "cohort"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from analytics.product.common import Period, UserFilter
+from analytics.product.common import Period, UserSelect
 from analytics.product.tests import reference
 from analytics.product.tests.product_data import USERS, events, load
 from analytics.product.trends import (
@@ -191,7 +191,7 @@ def test_formula_and_user_filter(analytics_store):
     (formula,) = [s for s in got if s["event"] is None]
     assert formula["label"] == "(A-B)/A"
     assert [p["value"] for p in formula["points"]] == [0.5, 0.0, None]  # day 3: 0/0
-    cohort = UserFilter(
+    cohort = UserSelect(
         "test:u1u2",
         "SELECT arrayJoin({uf_users:Array(String)}) AS user_id",
         {"uf_users": ["u1", "u2"]},
