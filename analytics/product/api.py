@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.product.funnels import FunnelDroppedInput, FunnelInput, dropped_users, funnel
+from analytics.product.lifecycle import LifecycleInput, StickinessInput, lifecycle, stickiness
 from analytics.product.overview import OverviewInput, overview
 from analytics.product.retention import RetentionInput, RetentionUsersInput, cell_users, retention
 from analytics.product.revenue import RevenueInput, revenue
@@ -225,3 +226,71 @@ class TrendsApi(AnalysisApi):
 
     def compute(self, data):
         return trends(data.query())
+
+
+class LifecyclePeriodOutput(serializers.Serializer):
+    period = serializers.DateField()
+    new = serializers.IntegerField(min_value=0)
+    returning = serializers.IntegerField(min_value=0)
+    resurrecting = serializers.IntegerField(min_value=0)
+    dormant = serializers.IntegerField(max_value=0, help_text="negative: users who stopped")
+
+
+class LifecycleOutput(serializers.Serializer):
+    event = serializers.CharField()
+    period = serializers.ChoiceField(choices=["day", "week", "month"])
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    periods = LifecyclePeriodOutput(many=True)
+
+
+class LifecycleApi(AnalysisApi):
+    input_class = LifecycleInput
+
+    @extend_schema(
+        parameters=[LifecycleInput],
+        responses={200: LifecycleOutput, **ERROR_RESPONSES},
+        summary="New, returning, resurrecting and dormant users of an event per period",
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return lifecycle(data.query())
+
+
+class StickinessWeekOutput(serializers.Serializer):
+    week = serializers.DateField()
+    users = serializers.IntegerField(min_value=0)
+    by_days = serializers.ListField(
+        child=serializers.IntegerField(min_value=0),
+        min_length=7,
+        max_length=7,
+        help_text="users who did the event on 1, 2, ... 7 days of the week",
+    )
+
+
+class StickinessOutput(serializers.Serializer):
+    event = serializers.CharField()
+    period = serializers.ChoiceField(choices=["week"])
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    weeks = StickinessWeekOutput(many=True)
+    by_days = serializers.ListField(
+        child=serializers.IntegerField(min_value=0), min_length=7, max_length=7
+    )
+
+
+class StickinessApi(AnalysisApi):
+    input_class = StickinessInput
+
+    @extend_schema(
+        parameters=[StickinessInput],
+        responses={200: StickinessOutput, **ERROR_RESPONSES},
+        summary="Users by the number of days per week they did an event",
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return stickiness(data.query())

@@ -7,6 +7,8 @@ from analytics.product import api
 urlpatterns = [
     path("analytics/overview/", api.OverviewApi.as_view(), name="analytics-overview"),
     path("analytics/trends/", api.TrendsApi.as_view(), name="analytics-trends"),
+    path("analytics/lifecycle/", api.LifecycleApi.as_view(), name="analytics-lifecycle"),
+    path("analytics/stickiness/", api.StickinessApi.as_view(), name="analytics-stickiness"),
     path("analytics/retention/", api.RetentionApi.as_view(), name="analytics-retention"),
     path(
         "analytics/retention/users/",

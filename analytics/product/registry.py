@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from analytics.product.common import UserFilter
 from analytics.product.funnels import FUNNEL
+from analytics.product.lifecycle import LIFECYCLE, STICKINESS, lifecycle, stickiness
 from analytics.product.overview import OVERVIEW
 from analytics.product.pages import Analysis
 from analytics.product.retention import RETENTION
@@ -60,6 +61,20 @@ ANALYSES: dict[str, AnalysisSpec] = {
             "analytics:trends",
             "analytics-trends",
             filtered=lambda data, users: trends(data.query(user_filter=users)),
+        ),
+        AnalysisSpec(
+            "lifecycle",
+            LIFECYCLE,
+            "analytics:lifecycle",
+            "analytics-lifecycle",
+            filtered=lambda data, users: lifecycle(data.query(user_filter=users)),
+        ),
+        AnalysisSpec(
+            "stickiness",
+            STICKINESS,
+            "analytics:stickiness",
+            "analytics-stickiness",
+            filtered=lambda data, users: stickiness(data.query(user_filter=users)),
         ),
         AnalysisSpec("overview", OVERVIEW, "analytics:index", "analytics-overview"),
         AnalysisSpec("retention", RETENTION, "analytics:retention", "analytics-retention"),

@@ -4,6 +4,7 @@ from django.urls import path
 
 from analytics.product import (
     funnels,
+    lifecycle,
     overview,
     retention,
     revenue,
@@ -15,6 +16,8 @@ from analytics.product import (
 urlpatterns = [
     path("", overview.page, name="index"),
     path("trends/", trends.page, name="trends"),
+    path("lifecycle/", lifecycle.lifecycle_page, name="lifecycle"),
+    path("stickiness/", lifecycle.stickiness_page, name="stickiness"),
     path("retention/", retention.page, name="retention"),
     path("retention/users/", retention.users_page, name="retention-users"),
     path("funnel/", funnels.page, name="funnel"),

@@ -523,3 +523,44 @@ def trend_differences(got: list[dict], expected: list[dict], compare="current") 
             ):
                 out.append(f"{key} {b['period']}: {a['value']} vs {b['value']}")
     return out
+
+
+def lifecycle(events, *, event, date_from, date_to, period) -> list[dict]:
+    """New / returning / resurrecting / dormant (negative) users per period start."""
+    ev = prepare(events)
+    ev = ev[ev.event == event]
+    first = ev.groupby("user_id").day.min()
+    first_p = bucket(first, period)
+    ev = ev.assign(p=bucket(ev.day, period))
+    active = ev[ev.day <= pd.Timestamp(date_to)].groupby("user_id").p.agg(set)
+    starts = _period_starts(date_from, date_to, period)
+    out = []
+    for start in starts:
+        before = bucket_one((start - pd.Timedelta(days=1)).date(), period)
+        row = {"period": start.date().isoformat(), "new": 0, "returning": 0}
+        row |= {"resurrecting": 0, "dormant": 0}
+        for user, periods in active.items():
+            if start in periods:
+                if first_p[user] == start:
+                    row["new"] += 1
+                elif before in periods:
+                    row["returning"] += 1
+                else:
+                    row["resurrecting"] += 1
+            elif before in periods:
+                row["dormant"] -= 1
+        out.append(row)
+    return out
+
+
+def stickiness(events, *, event, date_from, date_to) -> dict[str, list[int]]:
+    """{week start: users by distinct days (1-7) in range}."""
+    ev = prepare(events)
+    ev = ev[(ev.event == event) & (ev.day >= pd.Timestamp(date_from))]
+    ev = ev[ev.day <= pd.Timestamp(date_to)]
+    ev = ev.assign(week=bucket(ev.day, "week"))
+    days = ev.groupby(["user_id", "week"]).day.nunique()
+    out = {s.date().isoformat(): [0] * 7 for s in _period_starts(date_from, date_to, "week")}
+    for (_user, week), n in days.items():
+        out[week.date().isoformat()][n - 1] += 1
+    return out

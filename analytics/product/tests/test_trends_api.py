@@ -137,3 +137,28 @@ def test_page_and_csv(analytics_store, pm, client):
     assert lines[0] == "Series,Period,Value"
     assert "A: video_rendered,2024-01-02,2" in lines
     assert client.get("/analytics/trends/?series=x&filter=n:gt:z").status_code == 400
+
+
+@pytest.mark.parametrize("name", ["lifecycle", "stickiness"])
+def test_lifecycle_and_stickiness_api_and_pages(analytics_store, pm, api_client_for, client, name):
+    load(_rows())
+    params = "event=video_rendered&date_from=2024-01-01&date_to=2024-01-14"
+    response = api_client_for(pm).get(f"/api/analytics/{name}/?{params}")
+    assert response.status_code == 200
+    body = response.json()
+    if name == "lifecycle":
+        assert body["periods"][0] == {
+            "period": "2024-01-01",
+            "new": 2,
+            "returning": 0,
+            "resurrecting": 0,
+            "dormant": 0,
+        }
+        assert body["periods"][1]["dormant"] == -2
+    else:
+        assert body["weeks"][0]["by_days"] == [1, 1, 0, 0, 0, 0, 0]
+    bad = api_client_for(pm).get(f"/api/analytics/{name}/?event=a%20b")
+    assert bad.status_code == 400 and "event" in bad.json()["detail"]
+    client.force_login(pm)
+    assert client.get(f"/analytics/{name}/?{params}").status_code == 200
+    assert client.get(f"/analytics/{name}/?{params}&csv={name}")["Content-Type"] == "text/csv"
