@@ -337,6 +337,8 @@ SPECTACULAR_SETTINGS = {
         "ExperimentDecisionKindEnum": ["winner", "loser", "flat", "srm", "empty"],
         "CohortKindEnum": "analytics.cohorts.models.Cohort.Kind",
         "CohortStateEnum": "analytics.cohorts.models.Cohort.State",
+        "AnalysisPeriodEnum": ["day", "week", "month"],
+        "WeeklyPeriodEnum": ["week"],
     },
 }
 
