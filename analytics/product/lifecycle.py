@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from rest_framework import serializers
 
 import charts
-from analytics.product.common import Period, RangeInput, UserFilter, event_field, query_timeout
+from analytics.product.common import (
+    InCohortInput,
+    Period,
+    RangeInput,
+    UserFilter,
+    event_field,
+    query_timeout,
+)
 from analytics.product.pages import Analysis, Table, analysis_view, partial_note, text_field
 from analytics.store import store
 from analytics.store.cache import cache_ttl, cached
@@ -154,16 +161,17 @@ def _stickiness(query: StickinessQuery) -> dict:
 # --- input
 
 
-class LifecycleInput(RangeInput):
+class LifecycleInput(RangeInput, InCohortInput):
     breakdowns = False
     event = event_field("session_start")
 
     def query(self, *, user_filter: UserFilter | None = None) -> LifecycleQuery:
         v = self.validated_data
-        return LifecycleQuery(v["event"], v["date_from"], v["date_to"], v["period"], user_filter)
+        users = user_filter or v.get("in_cohort")
+        return LifecycleQuery(v["event"], v["date_from"], v["date_to"], v["period"], users)
 
 
-class StickinessInput(RangeInput):
+class StickinessInput(RangeInput, InCohortInput):
     breakdowns = False
     default_days = 56
     event = event_field("session_start")
@@ -173,7 +181,8 @@ class StickinessInput(RangeInput):
 
     def query(self, *, user_filter: UserFilter | None = None) -> StickinessQuery:
         v = self.validated_data
-        return StickinessQuery(v["event"], v["date_from"], v["date_to"], user_filter)
+        users = user_filter or v.get("in_cohort")
+        return StickinessQuery(v["event"], v["date_from"], v["date_to"], users)
 
 
 # --- pages

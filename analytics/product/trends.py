@@ -42,6 +42,7 @@ from analytics.product.common import (
     BREAKDOWN_COLUMNS,
     EVENT_NAME,
     Breakdown,
+    InCohortInput,
     Period,
     RangeInput,
     UserFilter,
@@ -567,7 +568,7 @@ class FilterList(serializers.ListField):
         return super().to_internal_value(data)
 
 
-class TrendInput(RangeInput):
+class TrendInput(RangeInput, InCohortInput):
     default_days = 30
     default_period = Period.DAY
 
@@ -651,7 +652,7 @@ class TrendInput(RangeInput):
             breakdown_limit=v["breakdown_limit"],
             compare=v.get("compare") == "previous",
             formula=v.get("formula", ""),
-            user_filter=user_filter,
+            user_filter=user_filter or v.get("in_cohort"),
         )
 
 

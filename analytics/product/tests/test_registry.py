@@ -40,3 +40,22 @@ def test_bad_params_and_names_are_refused():
     with pytest.raises(InvalidRequest) as err:
         analysis_result(name="revenue", params={}, user_filter=UserSelect("k", "SELECT ''"))
     assert err.value.field == "cohort"
+
+
+@pytest.mark.parametrize("name", ["trends", "lifecycle", "stickiness"])
+def test_a_saved_cohort_filters_the_new_analyses(analytics_store, name):
+    from analytics.cohorts.selectors import CohortFilter
+    from analytics.store import store
+
+    t = dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC)
+    load(rows_from_spec([("u1", "signup", 0, {}), ("u2", "signup", 0, {})], start=t))
+    store().insert("cohort_members", [{"cohort_id": 7, "version": 2, "user_id": "u1"}])
+    params = {"date_from": "2024-01-01", "date_to": "2024-01-01", "period": "week"}
+    params |= {"series": "signup"} if name == "trends" else {"event": "signup"}
+    got = analysis_result(name=name, params=params, user_filter=CohortFilter(7, 2))
+    if name == "trends":
+        assert got["series"][0]["points"][0]["value"] == 1
+    elif name == "lifecycle":
+        assert got["periods"][0]["new"] == 1
+    else:
+        assert got["by_days"][0] == 1
