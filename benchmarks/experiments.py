@@ -70,17 +70,18 @@ def _load(path: str, body: str | None, headers: dict, *, n: int, procs: int) -> 
     return len(latencies) / wall, percentile(latencies, 99)
 
 
-def _bench_experiments() -> list:
+def running_experiments(prefix: str = "bench") -> list:
+    """Three running two-arm experiments (one targeted), keys `<prefix>-0..2`."""
     from experiments.models import Experiment, Metric, Variant
 
     metric, _ = Metric.objects.get_or_create(
-        key="bench-metric", defaults={"name": "Bench", "event": "project_created"}
+        key=f"{prefix}-metric", defaults={"name": "Bench", "event": "project_created"}
     )
     made = []
     for i, conditions in enumerate(({}, {"country": {"$in": ["US", "CA"]}}, {})):
         experiment = Experiment.objects.create(
-            key=f"bench-{i}",
-            name=f"Bench {i}",
+            key=f"{prefix}-{i}",
+            name=f"{prefix} {i}",
             status=Experiment.Status.RUNNING,
             coverage=0.9,
             conditions=conditions,
@@ -98,7 +99,7 @@ def bench_assignment(stdout, *, quick: bool) -> tuple[float, float, float, float
 
     n = 500 if quick else 5000
     procs = min(2, os.cpu_count() or 1)
-    experiments = _bench_experiments()
+    experiments = running_experiments()
     # No rate limit on the bench's key (0): the figure is the assignment path, not the limit.
     key, raw = api_key_create(name=f"bench-{os.getpid()}", rate_limit_per_second=0)
     try:

@@ -113,27 +113,13 @@ def bench_assignment(stdout, *, quick: bool) -> tuple[float, float]:
     import requests
     from growthbook import GrowthBook
 
+    from benchmarks.experiments import running_experiments
     from core.models import ApiKey
     from core.services import api_key_create
-    from experiments.models import Experiment, Metric, Variant
 
     n = 300 if quick else 2000
-    metric, _ = Metric.objects.get_or_create(
-        key="bench-sdk-metric", defaults={"name": "Bench", "event": "project_created"}
-    )
-    made = []
-    for i, conditions in enumerate(({}, {"country": {"$in": ["US", "CA"]}}, {})):
-        experiment = Experiment.objects.create(
-            key=f"bench-sdk-{i}",
-            name=f"Bench SDK {i}",
-            status=Experiment.Status.RUNNING,
-            coverage=0.9,
-            conditions=conditions,
-            primary_metric=metric,
-        )
-        Variant.objects.create(experiment=experiment, key="control", weight=0.5, is_control=True)
-        Variant.objects.create(experiment=experiment, key="b", weight=0.5)
-        made.append(experiment)
+    made = running_experiments("bench-sdk")
+    metric = made[0].primary_metric
     publishable, token = api_key_create(
         name=f"bench-sdk-pk-{os.getpid()}", kind="publishable", by=None
     )
