@@ -1,5 +1,7 @@
 """The engineer's journey in headless Chromium: roll out, watch it live, see it roll back."""
 
+import time
+
 import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -25,12 +27,23 @@ def canary_points(page) -> int:
     return page.evaluate(CANARY_POINTS)
 
 
+def wait_for_canary_points(page, at_least: int, timeout_s: float = 30.0) -> None:
+    """Poll the chart from the test side: the page's CSP forbids eval, and Playwright's
+    wait_for_function evaluates its predicate with it inside the page."""
+    deadline = time.monotonic() + timeout_s
+    while canary_points(page) < at_least:
+        assert time.monotonic() < deadline, (
+            f"fewer than {at_least} canary points after {timeout_s} s"
+        )
+        page.wait_for_timeout(100)
+
+
 def test_engineer_rolls_out_watches_live_and_pm_reads_only(
     page, live_asgi, login, engineer, pm, celery_worker, service, artifact
 ):
     login(page, engineer)
     roll_out(page, live_asgi, service.name, "v2")
-    page.wait_for_function(f"({CANARY_POINTS}) >= 2")
+    wait_for_canary_points(page, 2)
     assert page.evaluate("window.__notReloaded") is True  # samples arrived without a reload
     page.screenshot(path=artifact("rollout-progressing.png"), full_page=True)
     page.wait_for_selector("#status-badge.promoted", timeout=40000)
