@@ -269,7 +269,7 @@ class Rule:
         if self.bayesian:
             return (
                 f"chance to win at least {_pct(1 - self.alpha)} and risk under "
-                f"{self.risk_threshold * 100:.2f}%"
+                f"{self.risk_threshold * 100:g}%"
             )
         return f"Holm-adjusted p-value under {self.alpha:g}"
 

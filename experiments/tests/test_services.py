@@ -38,6 +38,16 @@ def _traffic(experiment, *, control=(2000, 200), treatment=(2000, 200), days=3.0
     rows_insert(table="events", rows=rows)
 
 
+def _tickets(experiment, *, treatment: int, control: int) -> None:
+    """Support tickets of the first users of each arm, after every exposure of `_traffic`."""
+    at = experiment.started_at + dt.timedelta(days=3, hours=2)
+    rows_insert(
+        table="events",
+        rows=[event_row(Event.SUPPORT_TICKET, f"treatment-{i}", at, {}) for i in range(treatment)]
+        + [event_row(Event.SUPPORT_TICKET, f"control-{i}", at, {}) for i in range(control)],
+    )
+
+
 def test_start_computes_power_analysis_from_the_last_30_days(analytics_store, pm):
     now = timezone.now()
     rows = [
@@ -285,12 +295,7 @@ def test_failing_guardrail_blocks_conclusion_even_at_the_planned_sample(analytic
     experiment.power_analysis = {"required_users_per_variant": 2000}
     experiment.save()
     _traffic(experiment, control=(2500, 250), treatment=(2500, 255))
-    at = experiment.started_at + dt.timedelta(days=3, hours=2)
-    rows_insert(
-        table="events",
-        rows=[event_row(Event.SUPPORT_TICKET, f"treatment-{i}", at, {}) for i in range(500)]
-        + [event_row(Event.SUPPORT_TICKET, f"control-{i}", at, {}) for i in range(100)],
-    )
+    _tickets(experiment, treatment=500, control=100)
     experiment = experiment_evaluate(experiment_id=experiment.pk)
     assert experiment.status == Experiment.Status.RUNNING
     assert experiment.last_results["decision"]["failing_guardrails"] == ["tickets2 (treatment)"]
