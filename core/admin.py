@@ -5,7 +5,7 @@ from django.contrib import admin, messages
 
 from core.api_keys import Scope
 from core.models import ApiKey, AuditEntry
-from core.services import api_key_create, api_key_revoke
+from core.services import api_key_create, api_key_revoke, api_key_sdk_encryption
 
 
 @admin.register(AuditEntry)
@@ -29,6 +29,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
         return False
 
 
+EDITABLE_FIELDS = (
+    "name",
+    "kind",
+    "scopes",
+    "is_active",
+    "rate_limit_per_second",
+    "encrypt_sdk_payload",
+)
+
+
 class ApiKeyForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(
         choices=[(s.value, s.value) for s in Scope],
@@ -40,7 +50,7 @@ class ApiKeyForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ("name", "kind", "scopes", "is_active", "rate_limit_per_second")
+        fields = EDITABLE_FIELDS
 
 
 @admin.register(ApiKey)
@@ -53,24 +63,29 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "scope_list",
         "is_active",
         "rate_limit_per_second",
+        "encrypt_sdk_payload",
         "created_at",
         "last_used_at",
     )
-    list_filter = ("is_active", "kind")
+    list_filter = ("is_active", "kind", "encrypt_sdk_payload")
     search_fields = ("name", "prefix")
-    readonly_fields = ("prefix", "key_hash", "created_at", "created_by", "last_used_at")
+    readonly_fields = (
+        "prefix",
+        "key_hash",
+        "sdk_decryption_key",
+        "created_at",
+        "created_by",
+        "last_used_at",
+    )
     fields = (
-        "name",
-        "kind",
-        "scopes",
-        "is_active",
-        "rate_limit_per_second",
+        *EDITABLE_FIELDS,
+        "sdk_decryption_key",
         "prefix",
         "created_at",
         "created_by",
         "last_used_at",
     )
-    actions = ["revoke"]
+    actions = ["revoke", "new_sdk_decryption_key"]
 
     @admin.display(description="scopes held")
     def scope_list(self, obj: ApiKey) -> str:
@@ -81,11 +96,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         return self.readonly_fields + (("name", "kind") if obj else ())
 
     def save_model(self, request, obj, form, change):
+        encrypt = obj.encrypt_sdk_payload
         if change:
+            obj.encrypt_sdk_payload = form.initial.get("encrypt_sdk_payload", False)
             super().save_model(request, obj, form, change)
             from core.auth import ApiKeyAuthentication
 
             ApiKeyAuthentication.forget(obj.key_hash)
+            api_key_sdk_encryption(key=obj, enabled=encrypt, by=request.user)
             return
         key, raw = api_key_create(
             name=obj.name,
@@ -94,6 +112,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
             rate_limit_per_second=obj.rate_limit_per_second,
             by=request.user,
         )
+        if encrypt:
+            api_key_sdk_encryption(key=key, enabled=True, by=request.user)
         obj.pk = key.pk
         obj.__dict__.update({k: v for k, v in key.__dict__.items() if not k.startswith("_")})
         messages.warning(request, f"New key for {key.name} (shown once, copy it now): {raw}")
@@ -103,3 +123,11 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for key in queryset.filter(is_active=True):
             api_key_revoke(key=key, by=request.user, reason="revoked in admin")
         self.message_user(request, "revoked")
+
+    @admin.action(description="New SDK decryption key (apps holding the old one stop decrypting)")
+    def new_sdk_decryption_key(self, request, queryset):
+        for key in queryset:
+            api_key_sdk_encryption(
+                key=key, enabled=key.encrypt_sdk_payload, new_secret=True, by=request.user
+            )
+        self.message_user(request, "new SDK decryption keys made; give them to the apps")

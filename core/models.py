@@ -61,6 +61,16 @@ class ApiKey(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_used_at = models.DateTimeField(null=True, blank=True)
+    encrypt_sdk_payload = models.BooleanField(
+        default=False,
+        help_text="serve the GrowthBook SDK payload encrypted (encryptedFeatures); the app's SDK "
+        "then needs the decryption key below",
+    )
+    sdk_decryption_key = models.CharField(
+        max_length=44,
+        blank=True,
+        help_text="the SDK's decryptionKey (AES-128, base64), made when encryption is turned on",
+    )
 
     class Meta:
         ordering = ["name"]

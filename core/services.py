@@ -1,5 +1,6 @@
 """Writes of the shared tables: audit entries and API keys."""
 
+import base64
 import secrets
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -72,6 +73,29 @@ def api_key_create(
         detail=f"{kind}; scopes {', '.join(key.granted_scopes) or 'none'}",
     )
     return key, raw
+
+
+def api_key_sdk_encryption(
+    *, key: ApiKey, enabled: bool, new_secret: bool = False, by: AbstractBaseUser | None
+) -> ApiKey:
+    """Turn encryption of the GrowthBook SDK payload on or off for `key`. Turning it on makes
+    the key's secret (16 random bytes, base64: the SDK's `decryptionKey`) if it has none;
+    `new_secret` replaces it (apps holding the old one stop decrypting)."""
+    from core.auth import ApiKeyAuthentication
+
+    changes = []
+    if new_secret or (enabled and not key.sdk_decryption_key):
+        key.sdk_decryption_key = base64.b64encode(secrets.token_bytes(16)).decode()
+        changes.append("new decryption key")
+    if enabled != key.encrypt_sdk_payload:
+        key.encrypt_sdk_payload = enabled
+        changes.append("SDK payload encryption " + ("on" if enabled else "off"))
+    if not changes:
+        return key
+    key.save(update_fields=["encrypt_sdk_payload", "sdk_decryption_key"])
+    ApiKeyAuthentication.forget(key.key_hash)
+    audit_record(actor=by, action="api_key.sdk_encryption", target=key, detail="; ".join(changes))
+    return key
 
 
 def api_key_revoke(*, key: ApiKey, by: AbstractBaseUser | None, reason: str = "") -> ApiKey:

@@ -427,6 +427,22 @@ SDK_PAYLOAD_SCHEMA = {
             "description": "one feature per running or concluded experiment, keyed by its key",
         },
         "experiments": {"type": "array", "items": {"type": "object"}, "maxItems": 0},
+        "savedGroups": {
+            "type": "object",
+            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            "description": "members of each saved cohort a running experiment targets "
+            "(cohort-<id>); absent when none",
+        },
+        "encryptedFeatures": {
+            "type": "string",
+            "description": "a key with SDK payload encryption on: `features` encrypted "
+            "(base64 IV '.' base64 AES-CBC ciphertext, the key's decryption key), and "
+            "`features` is then empty",
+        },
+        "encryptedSavedGroups": {
+            "type": "string",
+            "description": "a key with encryption on: `savedGroups` encrypted the same way",
+        },
     },
 }
 
@@ -485,8 +501,9 @@ class SdkFeaturesApi(APIView):
         summary="GrowthBook SDK payload: running experiments as features",
     )
     def get(self, request, client_key: str):
-        _client_key(client_key)
-        body, etag = sdk_payload()
+        key = _client_key(client_key)
+        secret = key.sdk_decryption_key if key.encrypt_sdk_payload else None
+        body, etag = sdk_payload(secret=secret)
         headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, **SDK_CORS}
         if etag in request.headers.get("If-None-Match", ""):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)

@@ -5,12 +5,21 @@ A feature's key is the experiment's key and its value is our variant key, so
 `/api/experiments/assign/` answers for the same user and attributes (same hash, version 2;
 same namespace hash; same targeting, with version comparisons spelled as GrowthBook's `$v*`).
 Users outside an experiment get the feature's default value, null.
+
+A key with encryption on gets GrowthBook's encrypted payload: `encryptedFeatures` (and
+`encryptedSavedGroups`) as `<iv>.<ciphertext>`, both base64, AES-CBC with PKCS7 padding under
+the key's base64 secret, which the SDKs take as `decryptionKey` / `decryption_key`.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
+
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from experiments.conditions import SAVED_GROUP_PREFIX, cohorts_in, condition_for_sdk
 from experiments.models import Experiment, normalized_weights
@@ -91,15 +100,48 @@ def sdk_saved_groups() -> dict[str, list[str]]:
     return cohort_saved_groups(ids, prefix=SAVED_GROUP_PREFIX) if ids else {}
 
 
-def sdk_payload() -> tuple[dict, str]:
-    """(the payload GrowthBook SDKs read from `/api/features/<client_key>`, its ETag)."""
+def sdk_encrypt(text: str, secret: str) -> str:
+    """GrowthBook's encrypted form of `text`: base64 IV, '.', base64 AES-CBC ciphertext.
+
+    The IV is derived from the secret and the text (HMAC), so one payload always encrypts to
+    the same body under one ETag; it reveals only whether two payloads are equal, which the
+    ETag says anyway."""
+    key = base64.b64decode(secret)
+    plain = text.encode()
+    iv = hmac.new(key, plain, hashlib.sha256).digest()[:16]
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(plain) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    sealed = encryptor.update(padded) + encryptor.finalize()
+    return f"{base64.b64encode(iv).decode()}.{base64.b64encode(sealed).decode()}"
+
+
+def _compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def sdk_payload(*, secret: str | None = None) -> tuple[dict, str]:
+    """(the payload GrowthBook SDKs read from `/api/features/<client_key>`, its ETag);
+    encrypted with `secret` (a key's sdk_decryption_key) when given."""
     features = sdk_features()
     saved_groups = sdk_saved_groups()
-    body = {"status": 200, "features": features, "experiments": []}
-    if saved_groups:
-        body["savedGroups"] = saved_groups
     tagged = [features, saved_groups] if saved_groups else features
-    digest = hashlib.sha256(
-        json.dumps(tagged, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()[:32]
+    seal = json.dumps(tagged, sort_keys=True, separators=(",", ":"))
+    if secret:
+        # Same content under another secret (or in the clear) is another body: another ETag.
+        seal += "\n" + hashlib.sha256(secret.encode()).hexdigest()
+    digest = hashlib.sha256(seal.encode()).hexdigest()[:32]
+    if not secret:
+        body = {"status": 200, "features": features, "experiments": []}
+        if saved_groups:
+            body["savedGroups"] = saved_groups
+        return body, f'"{digest}"'
+    body = {
+        "status": 200,
+        "features": {},
+        "encryptedFeatures": sdk_encrypt(_compact(features), secret),
+        "experiments": [],
+    }
+    if saved_groups:
+        body["encryptedSavedGroups"] = sdk_encrypt(_compact(saved_groups), secret)
     return body, f'"{digest}"'

@@ -1,11 +1,15 @@
 """The GrowthBook SDK payload, held to the real Python SDK (`growthbook` from PyPI): local
 evaluation answers what `/api/experiments/assign/` answers, user by user."""
 
+import base64
+import json
 import random
 
 import pytest
 from growthbook import GrowthBook
 
+from core.auth import ApiKeyAuthentication
+from core.models import AuditEntry
 from experiments.assignment import assignments_for
 from experiments.models import Experiment
 from experiments.tests.factories import ExperimentFactory
@@ -181,3 +185,102 @@ def test_python_sdk_loads_the_payload_from_a_live_server(live_asgi, running, api
     server, _ = assignments_for("user-7", {})
     assert result.source == "experiment"
     assert result.value == server["live-exp"]
+
+
+@pytest.fixture
+def encrypted_key(api_key):
+    from core.services import api_key_sdk_encryption
+
+    key, raw = api_key
+    return api_key_sdk_encryption(key=key, enabled=True, by=None), raw
+
+
+@pytest.mark.django_db
+def test_encrypted_payload_is_growthbooks_wire_format(experiments, encrypted_key, client):
+    from growthbook.growthbook import decrypt
+
+    key, raw = encrypted_key
+    plain_features = {e.key for e in experiments}
+    response = client.get(f"/api/features/{raw}")
+    body = response.json()
+    assert body["features"] == {} and "savedGroups" not in body
+    iv, sealed = body["encryptedFeatures"].split(".")
+    assert len(base64.b64decode(iv)) == 16 and len(base64.b64decode(sealed)) % 16 == 0
+    # The GrowthBook SDK's own decryption (AES-CBC, PKCS7) gives back the plain payload.
+    features = json.loads(decrypt(body["encryptedFeatures"], key.sdk_decryption_key))
+    assert set(features) == plain_features
+    key.encrypt_sdk_payload = False
+    key.save()
+    ApiKeyAuthentication.forget(key.key_hash)
+    clear = client.get(f"/api/features/{raw}")
+    assert clear.json()["features"] == features
+    assert clear["ETag"] != response["ETag"]  # another body, another tag
+
+
+@pytest.mark.django_db
+def test_encrypted_payload_etag_answers_304_until_it_changes(experiments, encrypted_key, client):
+    from core.services import api_key_sdk_encryption
+
+    key, raw = encrypted_key
+    first = client.get(f"/api/features/{raw}")
+    again = client.get(f"/api/features/{raw}", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert again.status_code == 304
+    assert client.get(f"/api/features/{raw}").json() == first.json()  # same body, same tag
+    api_key_sdk_encryption(key=key, enabled=True, new_secret=True, by=None)
+    rotated = client.get(f"/api/features/{raw}", HTTP_IF_NONE_MATCH=first["ETag"])
+    assert rotated.status_code == 200
+    assert rotated.json()["encryptedFeatures"] != first.json()["encryptedFeatures"]
+    experiments[0].status = Experiment.Status.STOPPED
+    experiments[0].save()
+    changed = client.get(f"/api/features/{raw}", HTTP_IF_NONE_MATCH=rotated["ETag"])
+    assert changed.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_python_sdk_decrypts_the_payload_from_a_live_server(live_asgi, running, encrypted_key):
+    key, raw = encrypted_key
+    running(key="sealed-exp", variants=[("control", 0.5), ("treatment", 0.5)])
+    for user in ("user-7", "user-8", "user-9"):
+        gb = GrowthBook(
+            api_host=live_asgi,
+            client_key=raw,
+            decryption_key=key.sdk_decryption_key,
+            attributes={"id": user},
+        )
+        try:
+            gb.load_features()
+            result = gb.eval_feature("sealed-exp")
+        finally:
+            gb.destroy()
+        server, _ = assignments_for(user, {})
+        assert result.source == "experiment"
+        assert result.value == server["sealed-exp"]
+
+
+@pytest.mark.django_db
+def test_admin_turns_encryption_on_and_shows_the_decryption_key(admin_user, api_key, client):
+    key, _raw = api_key
+    client.force_login(admin_user)
+    form = {
+        "name": key.name,
+        "kind": key.kind,
+        "is_active": "on",
+        "encrypt_sdk_payload": "on",
+    }
+    response = client.post(f"/admin/platform_site/apikey/{key.pk}/change/", form, follow=True)
+    assert response.status_code == 200
+    key.refresh_from_db()
+    assert key.encrypt_sdk_payload and len(base64.b64decode(key.sdk_decryption_key)) == 16
+    page = client.get(f"/admin/platform_site/apikey/{key.pk}/change/").content.decode()
+    assert key.sdk_decryption_key in page
+    before = key.sdk_decryption_key
+    client.post(
+        "/admin/platform_site/apikey/",
+        {"action": "new_sdk_decryption_key", "_selected_action": [key.pk]},
+    )
+    key.refresh_from_db()
+    assert key.sdk_decryption_key != before
+    actions = list(
+        AuditEntry.objects.filter(target_id=str(key.pk)).values_list("action", flat=True)
+    )
+    assert actions.count("api_key.sdk_encryption") == 2

@@ -70,6 +70,26 @@ def test_growthbook_js_evaluates_like_the_server(app_page, live_asgi, publishabl
 
 
 @pytest.mark.django_db(transaction=True)
+def test_growthbook_js_decrypts_an_encrypted_payload(app_page, live_asgi, publishable_key, running):
+    from core.services import api_key_sdk_encryption
+
+    key = api_key_sdk_encryption(key=publishable_key[0], enabled=True, by=None)
+    experiments = running_mix(running)
+    keys = [e.key for e in experiments]
+    rng = random.Random(11)
+    users = [{"id": f"sealed-{i}", "attributes": random_attributes(rng)} for i in range(300)]
+    local = app_page.evaluate(
+        "([host, key, users, keys, secret]) => window.sdkEvaluate(host, key, users, keys, false,"
+        " secret)",
+        [live_asgi, publishable_key[1], users, keys, key.sdk_decryption_key],
+    )
+    assert any(local)  # the payload was decrypted: users are in experiments
+    for user, assigned in zip(users, local, strict=True):
+        server, _ = assignments_for(user["id"], user["attributes"])
+        assert assigned == server, user
+
+
+@pytest.mark.django_db(transaction=True)
 def test_posthog_js_offline_queue_arrives_once_and_sdk_exposures_count(
     app_page, live_asgi, publishable_key, running, analytics_store
 ):

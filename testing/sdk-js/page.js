@@ -18,11 +18,13 @@ window.sdkStart = function (host, key) {
 };
 
 // Local evaluation of every experiment for each user; exposures go through PostHog capture.
-window.sdkEvaluate = async function (host, key, users, experimentKeys, track) {
+// decryptionKey: the key's secret when its payload is served encrypted.
+window.sdkEvaluate = async function (host, key, users, experimentKeys, track, decryptionKey) {
   const out = [];
   const gb = new growthbook.GrowthBook({
     apiHost: host,
     clientKey: key,
+    decryptionKey: decryptionKey || undefined,
     trackingCallback: function (experiment, result) {
       if (!track) return;
       posthog.capture("experiment_assignment", {
