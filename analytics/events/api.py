@@ -11,7 +11,12 @@ import datetime as dt
 import zlib
 
 import msgspec
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
@@ -19,6 +24,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.events.enrich import served_by
 from analytics.events.posthog import WireProblem, json_bytes, sent_at_from_query, wire_events
 from analytics.events.schema import MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
@@ -77,6 +83,14 @@ def read_body(request) -> bytes:
     elif encoding not in ("", "identity"):
         raise _BodyProblem(415, "unsupported_media_type", "Content-Encoding", "use gzip or none")
     return raw
+
+
+def served_by_header(request) -> str:
+    """The serving version the mesh set on the capture request (X-Served-By), '' if none."""
+    try:
+        return served_by(request.META.get("HTTP_X_SERVED_BY"))
+    except ValueError as exc:
+        raise _BodyProblem(400, "invalid", "X-Served-By", str(exc)) from None
 
 
 def events_from_body(raw: bytes) -> list:
@@ -193,7 +207,9 @@ class EventsApi(APIView):
         request={"application/json": EventBatchSerializer},
         responses={
             202: CaptureOutputSerializer,
-            400: OpenApiResponse(description="not JSON, bad batch shape, or no valid event"),
+            400: OpenApiResponse(
+                description="not JSON, bad batch shape, a malformed X-Served-By, or no valid event"
+            ),
             401: OpenApiResponse(description="no valid X-Api-Key"),
             413: OpenApiResponse(description="body over 5 MB (compressed or not)"),
             429: OpenApiResponse(description="rate limit of the key; see Retry-After"),
@@ -204,11 +220,25 @@ class EventsApi(APIView):
             'Body: one event object or `{"batch": [...]}`; `Content-Encoding: gzip` accepted. '
             "Valid events of a partly bad batch are kept; each rejected one is named by index "
             "and `<field>: <problem>`. Accepted events are durable (Redis) before the 202 and "
-            "visible to queries within about a second."
+            "visible to queries within about a second. The version that served the events "
+            "is their `release` property, else `$app_version`; a mesh in front of the "
+            "service may instead set `X-Served-By: <service>:<tag>` on the request, which is "
+            "written as `release` into events that carry none."
         ),
+        parameters=[
+            OpenApiParameter(
+                "X-Served-By",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="the version that served the request, e.g. video-renderer:v7 "
+                "(letters, digits, _ . : @ / + -; at most 200)",
+            )
+        ],
     )
     def post(self, request):
         try:
+            release = served_by_header(request)
             raw = read_body(request)
             events = decode_valid_body(raw) or events_from_body(raw)
         except _BodyProblem as problem:
@@ -219,6 +249,7 @@ class EventsApi(APIView):
                 api_key=request.auth,
                 ip=request.META.get("REMOTE_ADDR"),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                served_by=release,
             )
         except BufferUnavailable as exc:
             return Response(
@@ -292,6 +323,7 @@ class PosthogCaptureApi(APIView):
     def post(self, request):
         query = request.query_params
         try:
+            release = served_by_header(request)
             raw = read_body(request)
             data = json_bytes(
                 raw,
@@ -325,6 +357,7 @@ class PosthogCaptureApi(APIView):
                 api_key=key,
                 ip=request.META.get("REMOTE_ADDR"),
                 user_agent=request.META.get("HTTP_USER_AGENT", ""),
+                served_by=release,
             )
         except BufferUnavailable as exc:
             return Response(

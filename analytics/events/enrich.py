@@ -1,4 +1,5 @@
-"""Enrichment at capture: device type from the user agent, country from the IP, IP masking.
+"""Enrichment at capture: device type from the user agent, country from the IP, IP masking,
+and the serving version from the mesh's `X-Served-By` header.
 
 Both lookups are offline (ua-parser's bundled regexes, geoip2fast's bundled database) and
 cached per process, because a batch usually repeats the same few agents and addresses.
@@ -7,6 +8,7 @@ cached per process, because a batch usually repeats the same few agents and addr
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import cache, lru_cache
 
 BOT, MOBILE, TABLET, DESKTOP = "bot", "mobile", "tablet", "desktop"
@@ -77,10 +79,33 @@ def mask_ip(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
-def enriched(properties: dict, *, user_agent: str, ip: str, user_tier: str | None) -> dict | None:
+SERVED_BY = re.compile(r"^[A-Za-z0-9_.:@/+-]{1,200}$")
+
+
+def served_by(header: str | None) -> str:
+    """The version an `X-Served-By` header names ('' when absent); ValueError when malformed."""
+    value = (header or "").strip()
+    if value and not SERVED_BY.match(value):
+        raise ValueError(
+            "at most 200 characters of letters, digits and _ . : @ / + - (e.g. video-renderer:v7)"
+        )
+    return value
+
+
+def enriched(
+    properties: dict,
+    *,
+    user_agent: str,
+    ip: str,
+    user_tier: str | None,
+    release: str = "",
+) -> dict | None:
     """`properties` plus the derivable enrichment keys the client did not send itself, as a
-    new dict; None when there is nothing to add (the caller keeps the original)."""
+    new dict; None when there is nothing to add (the caller keeps the original). `release` is
+    the version the mesh says served the request (X-Served-By)."""
     added = {}
+    if release:
+        added["release"] = release
     kind = device_type(user_agent)
     if kind is not None:
         added["device_type"] = kind

@@ -74,6 +74,7 @@ def events_capture(
     api_key=None,
     ip: str | None = None,
     user_agent: str | None = None,
+    served_by: str = "",
 ) -> CaptureResult:
     """Validate, enrich and append events to the durable buffer (Redis) in one round trip.
 
@@ -82,7 +83,8 @@ def events_capture(
     `session_id`, `page_url`, `user_agent`, `ip`. `ip` / `user_agent` given here apply to
     events that carry none. Invalid events are rejected one by one ("<field>: <problem>"),
     the valid ones kept. Enrichment adds device_type, is_mobile, geo_country and user_tier
-    to properties when derivable. A writer moves the buffer into the store within about a
+    to properties when derivable, and `release` (the serving version) from `served_by` (the
+    mesh's X-Served-By header) to events that name no `release` themselves. A writer moves the buffer into the store within about a
     second; `events_flush()` does it synchronously. Raises BufferUnavailable if Redis is down.
     `api_key` is the calling ApiKey, if any (kept for auditing by callers; not stored).
     """
@@ -120,7 +122,11 @@ def events_capture(
         agent = event.user_agent or user_agent or ""
         address = event.ip or ip or ""
         more = enriched(
-            properties, user_agent=agent, ip=address, user_tier=tiers.get(event.user_id)
+            properties,
+            user_agent=agent,
+            ip=address,
+            user_tier=tiers.get(event.user_id),
+            release=served_by,
         )
         if more is not None:
             properties = more
@@ -166,7 +172,9 @@ def events_capture(
         try:
             buffer_append_with_tier(only_user, split_rows, _encode_updates(updates))
         except TierNeedsEscaping:  # rare: now cached, the tier is added like any other
-            return events_capture(events=events, api_key=api_key, ip=ip, user_agent=user_agent)
+            return events_capture(
+                events=events, api_key=api_key, ip=ip, user_agent=user_agent, served_by=served_by
+            )
         result.accepted = len(result.uuids)
         return result
     if rows:

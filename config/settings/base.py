@@ -230,6 +230,10 @@ SIM_CLUSTER_READY_SECONDS = env.float("SIM_CLUSTER_READY_SECONDS", default=2.0)
 # The simulated cluster's share of requests that match a rollout's header/cookie rules (the
 # "internal users" of an A/B rollout), in % of the traffic outside the weighted canary share.
 SIM_MATCHED_TRAFFIC_PERCENT = env.float("SIM_MATCHED_TRAFFIC_PERCENT", default=5.0)
+# Minutes of product traffic (renders and their outcomes, in the analytics store) the simulated
+# cluster emits per real minute of a rollout's analysis: the demo's steps last seconds, a
+# product metric needs minutes of users (README, "Product metrics").
+SIM_PRODUCT_TRAFFIC_SCALE = env.float("SIM_PRODUCT_TRAFFIC_SCALE", default=60.0)
 # Kubernetes backend: empty URL means in-cluster config, then ~/.kube/config.
 KUBERNETES_API_URL = env.str("KUBERNETES_API_URL", default="")
 KUBERNETES_RETRIES = env.int("KUBERNETES_RETRIES", default=4)

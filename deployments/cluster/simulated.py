@@ -10,11 +10,14 @@ The model (documented in README, "Simulated cluster"):
   share, a healthy error rate of 0.2-0.8 %, a p99 latency of 115-220 ms per service (±8 %), CPU and
   memory in proportion to the load per pod. An image tag containing `fault` has an error rate of
   20-30 % (far above the default 5 % limit), `slow` triples p99, and `nodata` yields no samples.
+  `quality-fault` changes none of these: it lowers the render success of the users the version
+  serves (product traffic, below).
   Noise is seeded by (service, version, tag, second), so a replay gives the same numbers.
 """
 
 import hashlib
 import random
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -212,7 +215,7 @@ class SimulatedCluster:
         noise = _seeded(service.name, version, tag, int(at.timestamp()))
         rps = total_rps * share / 100 * noise.uniform(0.93, 1.07)
         error = noise.uniform(0.2, 0.8)
-        if "fault" in tag:
+        if re.search(r"(?<!quality-)fault", tag):  # quality-fault: see product traffic
             error = noise.uniform(20.0, 30.0)
         p99 = base_p99 * noise.uniform(0.95, 1.1)
         if "slow" in tag:
@@ -225,3 +228,80 @@ class SimulatedCluster:
             "cpu_percent": round(min(100.0, 12 + per_pod * 0.9 * noise.uniform(0.9, 1.1)), 2),
             "memory_percent": round(noise.uniform(35, 55), 2),
         }
+
+
+# Product traffic: what the users a version serves do, as analytics events (README, "Product
+# metrics"). Every service renders videos for a pool of users; routing is sticky per user (a
+# user is on canary when a hash of their id falls under the canary's share), so the users'
+# split follows the traffic weight. A render (`video_rendered`) completes (`video_completed`)
+# with probability RENDER_SUCCESS; a tag containing `quality-fault` lowers that by 10 %
+# relative and leaves every other metric of the model as it was.
+RENDERS_PER_MINUTE = 240.0
+USERS_PER_SERVICE = 4000
+RENDER_SUCCESS = 0.92
+QUALITY_FAULT_FACTOR = 0.9
+
+
+def render_success(tag: str) -> float:
+    return RENDER_SUCCESS * (QUALITY_FAULT_FACTOR if "quality-fault" in tag else 1.0)
+
+
+def on_canary(service_name: str, user_id: str, canary_share: float) -> bool:
+    digest = hashlib.sha256(f"{service_name}/{user_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % 10_000 < canary_share * 100
+
+
+def product_events(
+    service,
+    *,
+    canary_tag: str,
+    stable_tag: str,
+    canary_share: float,
+    start,
+    end,
+    minutes: float,
+    seed: int = 0,
+) -> list[dict]:
+    """Store rows for `minutes` of traffic of `service`, timestamped in [start, end) (the
+    demo compresses time), each event's `release` naming the version that served its user."""
+    import json
+    import uuid
+
+    rng = _seeded(service.name, canary_tag, stable_tag, start.isoformat(), seed)
+    renders = _poisson(rng, RENDERS_PER_MINUTE * minutes)
+    span = (end - start).total_seconds()
+    releases = {True: f"{service.name}:{canary_tag}", False: f"{service.name}:{stable_tag}"}
+    success = {True: render_success(canary_tag), False: render_success(stable_tag)}
+    rows = []
+    for _ in range(renders):
+        user = f"{service.name}-user-{rng.randrange(USERS_PER_SERVICE)}"
+        canary = on_canary(service.name, user, canary_share)
+        at = start + timedelta(seconds=rng.random() * span)
+        properties = json.dumps({"release": releases[canary], "source": "simulated-cluster"})
+        names = ["video_rendered"]
+        if rng.random() < success[canary]:
+            names.append("video_completed")
+        for name in names:
+            rows.append(
+                {
+                    "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "event": name,
+                    "user_id": user,
+                    "timestamp": at,
+                    "properties": properties,
+                }
+            )
+    return rows
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    """A Poisson draw (normal approximation past 50, which is every demo interval)."""
+    if mean <= 0:
+        return 0
+    if mean > 50:
+        return max(0, round(rng.gauss(mean, mean**0.5)))
+    limit, k, product = pow(2.718281828459045, -mean), 0, rng.random()
+    while product > limit:
+        k += 1
+        product *= rng.random()
+    return k

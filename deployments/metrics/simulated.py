@@ -1,6 +1,8 @@
 """Metrics read from the simulated cluster's per-version model (see cluster/simulated.py)."""
 
-from deployments.cluster.simulated import SimulatedCluster
+from django.conf import settings
+
+from deployments.cluster.simulated import SimulatedCluster, product_events
 from deployments.metrics.base import Reading
 
 
@@ -13,3 +15,24 @@ class SimulatedMetrics:
         if values is None:
             return Reading(problems=[f"the simulated cluster has no {version} samples"])
         return Reading(**values)
+
+    def emit_product_traffic(self, service, *, canary_tag: str, stable_tag: str, start, end) -> int:
+        """Write the product events the users of both versions made in [start, end) to the
+        analytics store (SIM_PRODUCT_TRAFFIC_SCALE minutes of traffic per real minute): the
+        real world's apps send theirs through capture. Returns the events written."""
+        from analytics.store.bulk import rows_insert
+
+        share = self.cluster.canary_share(service)
+        minutes = (end - start).total_seconds() / 60 * settings.SIM_PRODUCT_TRAFFIC_SCALE
+        if minutes <= 0:
+            return 0
+        rows = product_events(
+            service,
+            canary_tag=canary_tag,
+            stable_tag=stable_tag,
+            canary_share=share,
+            start=start,
+            end=end,
+            minutes=minutes,
+        )
+        return rows_insert(table="events", rows=rows) if rows else 0

@@ -224,3 +224,39 @@ def test_any_json_batch_gets_an_answer_for_every_event(machine_client, event_buf
 @given(raw=st.binary(max_size=200))
 def test_arbitrary_bytes_never_cause_a_server_error(machine_client, event_buffer, raw):
     assert post(machine_client, raw).status_code in (202, 400)
+
+
+def test_the_serving_version_comes_from_release_app_version_or_x_served_by(
+    machine_client, event_buffer, analytics_store
+):
+    batch = {
+        "batch": [
+            make_event(0, properties={"n": 0}),  # the header's version
+            make_event(1, properties={"n": 1, "release": "api-gateway:v3"}),  # its own wins
+            make_event(2, properties={"n": 2, "$app_version": "2.4.1"}),  # the header's
+        ]
+    }
+    response = post(machine_client, batch, HTTP_X_SERVED_BY=" video-renderer:v7-quality-fault ")
+    assert response.status_code == 202
+    third = post(machine_client, make_event(3, properties={"n": 3, "$app_version": "2.4.1"}))
+    assert third.status_code == 202
+    assert post(machine_client, make_event(4, properties={"n": 4})).status_code == 202
+    events_flush()
+    rows = analytics_store.query(
+        "SELECT JSONExtractInt(properties, 'n') AS n, release, "
+        "JSONHas(properties, 'release') AS has FROM events ORDER BY n"
+    )
+    assert rows == [
+        {"n": 0, "release": "video-renderer:v7-quality-fault", "has": 1},
+        {"n": 1, "release": "api-gateway:v3", "has": 1},
+        {"n": 2, "release": "video-renderer:v7-quality-fault", "has": 1},
+        {"n": 3, "release": "2.4.1", "has": 0},  # no header: $app_version, stored as sent
+        {"n": 4, "release": "", "has": 0},
+    ]
+
+
+def test_a_malformed_x_served_by_is_400_naming_the_header(machine_client, event_buffer):
+    for value in ("video renderer v7", "x" * 201, "v7;drop"):
+        response = post(machine_client, make_event(0), HTTP_X_SERVED_BY=value)
+        assert response.status_code == 400
+        assert "X-Served-By" in response.json()["detail"]

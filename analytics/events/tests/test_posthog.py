@@ -247,3 +247,20 @@ def test_typed_fast_path_gives_the_events_of_the_general_path():
     odd = json.dumps({**body, "batch": [{**body["batch"][0], "distinct_id": 7}]}).encode()
     assert posthog._typed_batch(odd, now=now, sent_at=None) is None
     assert posthog.wire_events(odd, now=now).events[0]["user_id"] == "7"
+
+
+def test_x_served_by_reaches_events_sent_by_an_sdk(api_key, client, event_buffer, analytics_store):
+    body = {"api_key": api_key[1], "batch": [{"event": "signup", "distinct_id": "u1"}]}
+    response = client.post(
+        "/batch/",
+        json.dumps(body),
+        content_type="application/json",
+        HTTP_X_SERVED_BY="book-parser:v2",
+    )
+    assert response.status_code == 200
+    events_flush()
+    assert analytics_store.query("SELECT release FROM events") == [{"release": "book-parser:v2"}]
+    refused = client.post(
+        "/batch/", json.dumps(body), content_type="application/json", HTTP_X_SERVED_BY="a b"
+    )
+    assert refused.status_code == 400 and "X-Served-By" in refused.json()["detail"]
