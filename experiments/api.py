@@ -22,9 +22,9 @@ from analytics.store.base import QueryTimeout, StoreError
 from core.api_keys import Scope, authenticate_publishable
 from core.auth import ApiKeyAuthentication, HasScope, JsonOnlyNegotiation
 from core.errors import error_body
-from experiments.assignment import assignments_for
-from experiments.models import Experiment, Metric
-from experiments.results import experiment_results_cached
+from experiments.assignment import assign
+from experiments.models import HOLDOUT_FEATURE_PREFIX, HOLDOUT_GROUPS, Experiment, Holdout, Metric
+from experiments.results import experiment_results_cached, holdout_results_cached
 from experiments.sdk import CACHE_CONTROL, sdk_payload
 from experiments.services import exposures_record
 
@@ -109,6 +109,13 @@ class ExperimentAssignApi(APIView):
                 {
                     "user_id": serializers.CharField(),
                     "assignments": serializers.DictField(child=serializers.CharField()),
+                    "holdouts": serializers.DictField(
+                        child=serializers.ChoiceField(choices=HOLDOUT_GROUPS),
+                        help_text="{holdout key: group} for the running holdouts of the "
+                        "experiments evaluated that hold the user (holdoutcontrol: no covered "
+                        "experiment) or measure them as the general population "
+                        "(holdouttreatment); users in neither are absent",
+                    ),
                     "unknown_experiments": serializers.ListField(child=serializers.CharField()),
                 },
             ),
@@ -118,16 +125,24 @@ class ExperimentAssignApi(APIView):
     )
     def post(self, request):
         user_id, attributes, keys = assign_input(request.data)
-        assignments, unknown = assignments_for(user_id, attributes, keys)
+        assignments, holdouts, unknown = assign(user_id, attributes, keys)
         exposures_record(
-            assignments=assignments,
+            assignments={
+                **assignments,
+                **{HOLDOUT_FEATURE_PREFIX + key: group for key, group in holdouts.items()},
+            },
             user_id=user_id,
             api_key=request.auth,
             ip=request.META.get("REMOTE_ADDR"),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
         return Response(
-            {"user_id": user_id, "assignments": assignments, "unknown_experiments": unknown}
+            {
+                "user_id": user_id,
+                "assignments": assignments,
+                "holdouts": holdouts,
+                "unknown_experiments": unknown,
+            }
         )
 
 
@@ -359,10 +374,18 @@ ErrorOutput = inline_serializer(
 )
 
 
-class ExperimentResultsApi(APIView):
-    """`GET /api/experiments/<key>/results/`: the readout by the experiment's engine,
-    recomputed at most once a minute. The dictionary is the readout itself (the page reads
-    the same one); ResultsOutput documents it exactly."""
+def _store_read_responses(output, what: str) -> dict:
+    return {
+        200: output,
+        401: OpenApiResponse(ErrorOutput, description="not authenticated"),
+        403: OpenApiResponse(ErrorOutput, description="not a staff role"),
+        404: OpenApiResponse(ErrorOutput, description=f"no {what} with this key"),
+        503: OpenApiResponse(ErrorOutput, description="the analytics store did not answer"),
+    }
+
+
+class StoreReadApi(APIView):
+    """A view reading the analytics store: a store that cannot answer is a 503."""
 
     def handle_exception(self, exc):
         if isinstance(exc, StoreError):
@@ -373,19 +396,104 @@ class ExperimentResultsApi(APIView):
             )
         return super().handle_exception(exc)
 
+
+class ExperimentResultsApi(StoreReadApi):
+    """`GET /api/experiments/<key>/results/`: the readout by the experiment's engine,
+    recomputed at most once a minute. The dictionary is the readout itself (the page reads
+    the same one); ResultsOutput documents it exactly."""
+
     @extend_schema(
-        responses={
-            200: ResultsOutput,
-            401: OpenApiResponse(ErrorOutput, description="not authenticated"),
-            403: OpenApiResponse(ErrorOutput, description="not a staff role"),
-            404: OpenApiResponse(ErrorOutput, description="no experiment with this key"),
-            503: OpenApiResponse(ErrorOutput, description="the analytics store did not answer"),
-        },
+        responses=_store_read_responses(ResultsOutput, "experiment"),
         summary="Results of an experiment, by its engine (frequentist or Bayesian)",
     )
     def get(self, request, key: str):
         experiment = get_object_or_404(Experiment, key=key)
         return Response(experiment_results_cached(experiment=experiment))
+
+
+class HoldoutExperimentOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Experiment.Status.values)
+    winner = serializers.CharField(allow_null=True, help_text="concluded with this variant")
+
+
+class HoldoutCrossingOutput(serializers.Serializer):
+    grp = serializers.ChoiceField(choices=HOLDOUT_GROUPS, help_text="the holdout group")
+    experiment = serializers.CharField(help_text="a covered experiment")
+    variant = serializers.CharField()
+    users = serializers.IntegerField(min_value=0)
+
+
+class HoldoutResultsOutput(serializers.Serializer):
+    holdout = serializers.CharField()
+    tracking_key = serializers.CharField(
+        help_text="the experiment_id of the holdout's exposure events and its SDK feature"
+    )
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Holdout.Status.values)
+    percentage = serializers.FloatField(min_value=0, max_value=0.5)
+    engine = serializers.ChoiceField(choices=Experiment.Engine.values)
+    sequential = serializers.BooleanField(help_text="frequentist sequential testing (always-valid)")
+    alpha = serializers.FloatField()
+    experiments = HoldoutExperimentOutput(many=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    ends_at = serializers.DateTimeField(allow_null=True, help_text="planned end")
+    ended_at = serializers.DateTimeField(allow_null=True)
+    days_running = serializers.FloatField(min_value=0)
+    srm = SrmOutput(help_text="the holdout and the general population sample, planned 50/50")
+    metrics = ResultMetricOutput(
+        many=True,
+        help_text="variants: holdoutcontrol (the holdout, control) and holdouttreatment (the "
+        "general population sample); comparison: the general population vs the holdout",
+    )
+    crossing = HoldoutCrossingOutput(
+        many=True, help_text="users of each group exposed to each covered experiment's variants"
+    )
+    leaked_users = serializers.IntegerField(
+        min_value=0, help_text="held users exposed to a covered experiment (should be 0)"
+    )
+    verdict = serializers.CharField()
+    computed_at = serializers.DateTimeField()
+    timeseries = TimeseriesOutput()
+
+
+class HoldoutListOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Holdout.Status.values)
+    percentage = serializers.FloatField(min_value=0, max_value=0.5)
+    tracking_key = serializers.CharField()
+    seed = serializers.CharField()
+    experiments = serializers.SerializerMethodField(help_text="keys of the covered experiments")
+    started_at = serializers.DateTimeField(allow_null=True)
+    ends_at = serializers.DateTimeField(allow_null=True)
+    ended_at = serializers.DateTimeField(allow_null=True)
+
+    def get_experiments(self, obj) -> list[str]:
+        return [e.key for e in obj.experiments.all()]
+
+
+class HoldoutListApi(APIView):
+    """`GET /api/holdouts/`: every holdout and the experiments it covers."""
+
+    @extend_schema(responses=HoldoutListOutput(many=True), summary="List holdouts")
+    def get(self, request):
+        holdouts = Holdout.objects.prefetch_related("experiments")
+        return Response(HoldoutListOutput(holdouts, many=True).data)
+
+
+class HoldoutResultsApi(StoreReadApi):
+    """`GET /api/holdouts/<key>/results/`: the holdout vs the general population on the goal
+    metrics, by the holdout's engine, recomputed at most once a minute."""
+
+    @extend_schema(
+        responses=_store_read_responses(HoldoutResultsOutput, "holdout"),
+        summary="Long-run readout of a holdout: the covered experiments' combined effect",
+    )
+    def get(self, request, key: str):
+        holdout = get_object_or_404(Holdout, key=key)
+        return Response(holdout_results_cached(holdout=holdout))
 
 
 def _client_key(raw: str):

@@ -9,6 +9,10 @@ Sticky bucketing follows GrowthBook's `_run` (growthbook 4.x, `core.py`): a stor
 the current bucket version wins over targeting, namespace, coverage and weights; a bucket of
 any version below `min_bucket_version` excludes the user; otherwise the user is hashed as usual
 and the result stored.
+
+Holdouts come first, as GrowthBook SDKs check a rule's prerequisites before anything else: a
+user hashed into an active holdout's `holdoutcontrol` group gets no covered experiment (sticky
+bucket or not), and every user evaluated for a covered experiment is told their holdout group.
 """
 
 from __future__ import annotations
@@ -22,9 +26,48 @@ from django.conf import settings
 
 from experiments.conditions import condition_eval
 from experiments.hashing import bucket_ranges, choose_variation, gb_hash, in_namespace
-from experiments.models import Experiment, StickyAssignment, normalized_weights, sticky_key
+from experiments.models import (
+    HOLDOUT_CONTROL,
+    HOLDOUT_GROUPS,
+    Experiment,
+    Holdout,
+    StickyAssignment,
+    normalized_weights,
+    sticky_key,
+)
 
 HASH_ATTRIBUTE = "id"
+
+
+@dataclass(frozen=True)
+class RunningHoldout:
+    """An active holdout as its SDK feature evaluates it: an experiment rule over two equal
+    groups covering twice the held share, hashed on the holdout's own seed (no targeting,
+    no namespace, as GrowthBook's holdout feature)."""
+
+    key: str
+    tracking_key: str
+    seed: str
+    ranges: tuple[tuple[float, float], ...]
+    ends_at: float | None = None  # epoch seconds: past it, the holdout holds nobody
+
+    @classmethod
+    def from_model(cls, holdout: Holdout) -> RunningHoldout:
+        return cls(
+            key=holdout.key,
+            tracking_key=holdout.tracking_key,
+            seed=holdout.seed,
+            ranges=tuple(bucket_ranges(2, holdout.coverage, [0.5, 0.5])),
+            ends_at=holdout.ends_at.timestamp() if holdout.ends_at else None,
+        )
+
+    def group_for(self, user_id: str) -> str | None:
+        """`holdoutcontrol`, `holdouttreatment`, or None (the general population not measured,
+        or the holdout past its planned end)."""
+        if self.ends_at is not None and time.time() >= self.ends_at:
+            return None
+        index = choose_variation(gb_hash(self.seed, user_id, 2), self.ranges)
+        return HOLDOUT_GROUPS[index] if index >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -38,9 +81,12 @@ class RunningExperiment:
     sticky: bool = False
     bucket_version: int = 0
     min_bucket_version: int = 0
+    holdouts: tuple[RunningHoldout, ...] = ()
 
     @classmethod
-    def from_model(cls, experiment: Experiment) -> RunningExperiment:
+    def from_model(
+        cls, experiment: Experiment, holdouts: tuple[RunningHoldout, ...] = ()
+    ) -> RunningExperiment:
         variants = list(experiment.variants.all())
         weights = normalized_weights([v.weight for v in variants])
         namespace = (
@@ -58,6 +104,7 @@ class RunningExperiment:
             sticky=experiment.sticky_bucketing,
             bucket_version=experiment.bucket_version,
             min_bucket_version=experiment.min_bucket_version,
+            holdouts=holdouts,
         )
 
     def sticky_variant(self, buckets: dict[str, str]) -> tuple[str | None, bool]:
@@ -91,12 +138,27 @@ class _Snapshot:
                 running = Experiment.objects.filter(
                     status=Experiment.Status.RUNNING
                 ).prefetch_related("variants")
-                self._experiments = {e.key: RunningExperiment.from_model(e) for e in running}
+                held = _running_holdouts()
+                self._experiments = {
+                    e.key: RunningExperiment.from_model(e, held.get(e.pk, ())) for e in running
+                }
                 self._expires = time.monotonic() + settings.EXPERIMENTS_CACHE_SECONDS
         return self._experiments
 
     def invalidate(self) -> None:
         self._expires = 0.0
+
+
+def _running_holdouts() -> dict[int, tuple[RunningHoldout, ...]]:
+    """{experiment id: the running holdouts covering it}."""
+    out: dict[int, tuple[RunningHoldout, ...]] = {}
+    for holdout in Holdout.objects.filter(status=Holdout.Status.RUNNING).prefetch_related(
+        "experiments"
+    ):
+        running = RunningHoldout.from_model(holdout)
+        for experiment in holdout.experiments.all():
+            out[experiment.pk] = (*out.get(experiment.pk, ()), running)
+    return out
 
 
 running_experiments = _Snapshot()
@@ -107,6 +169,15 @@ def assignments_for(
 ) -> tuple[dict[str, str], list[str]]:
     """({experiment key: variant key} for the running experiments that include the user,
     the requested keys that are not running experiments)."""
+    assignments, _, unknown = assign(user_id, attributes, keys)
+    return assignments, unknown
+
+
+def assign(
+    user_id: str, attributes: dict, keys: Iterable[str] | None = None
+) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """`assignments_for` and, third, {holdout key: group} for the holdouts of the experiments
+    evaluated that hold the user or measure them as the general population."""
     running = running_experiments.get()
     attrs = {"id": user_id, "user_id": user_id, **attributes}
     if keys is None:
@@ -116,8 +187,12 @@ def assignments_for(
         chosen = [running[k] for k in wanted if k in running]
         unknown = [k for k in wanted if k not in running]
     buckets = sticky_buckets(user_id) if any(e.sticky for e in chosen) else {}
-    out, new = {}, {}
+    out, new, held = {}, {}, {}
     for experiment in chosen:
+        groups = [(h.key, h.group_for(user_id)) for h in experiment.holdouts]
+        held.update((key, group) for key, group in groups if group is not None)
+        if any(group == HOLDOUT_CONTROL for _, group in groups):
+            continue
         stored, blocked = experiment.sticky_variant(buckets) if experiment.sticky else (None, False)
         if blocked:
             continue
@@ -129,7 +204,7 @@ def assignments_for(
             new[(experiment.key, experiment.bucket_version)] = variant
     if new:
         out.update(sticky_buckets_save(user_id, new))
-    return out, unknown
+    return out, held, unknown
 
 
 def sticky_buckets(value: str, attribute: str = HASH_ATTRIBUTE) -> dict[str, str]:

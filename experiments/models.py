@@ -414,3 +414,127 @@ class StickyAssignment(models.Model):
 def sticky_key(experiment_key: str, bucket_version: int) -> str:
     """GrowthBook's key of an experiment's bucket version in an assignment document."""
     return f"{experiment_key}__{bucket_version}"
+
+
+HOLDOUT_CONTROL = "holdoutcontrol"
+HOLDOUT_TREATMENT = "holdouttreatment"
+HOLDOUT_GROUPS = (HOLDOUT_CONTROL, HOLDOUT_TREATMENT)
+HOLDOUT_FEATURE_PREFIX = "$holdout:"
+
+
+class Holdout(models.Model):
+    """A share of users kept out of a set of experiments, to measure what those experiments
+    (and the winners they ship) do together over the long run.
+
+    GrowthBook's holdout: the users hashed into twice the held share are split in half, the
+    holdout (`holdoutcontrol`: no covered experiment, the control value of concluded ones) and
+    an equal random sample of everyone else (`holdouttreatment`: the general population, in
+    the experiments as usual); the readout compares the two."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        RUNNING = "running"
+        ENDED = "ended"
+
+    key = models.SlugField(max_length=80, unique=True, help_text="frozen once started")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    percentage = models.FloatField(
+        default=0.05,
+        validators=[
+            MinValueValidator(0.001, "hold out at least 0.1% of users"),
+            MaxValueValidator(0.5, "hold out at most 50% of users"),
+        ],
+        help_text="share of users held out (0.05 = 5%); an equal share of everyone else is "
+        "measured as the general population; frozen once started",
+    )
+    hash_seed = models.CharField(
+        max_length=100, blank=True, help_text="hashing seed; empty uses the tracking key"
+    )
+    experiments = models.ManyToManyField(
+        Experiment,
+        blank=True,
+        related_name="holdouts",
+        help_text="the experiments held-out users never see (add them before they start)",
+    )
+    metrics = models.ManyToManyField(
+        Metric,
+        blank=True,
+        related_name="+",
+        help_text="goal metrics of the readout; empty: the covered experiments' primary and "
+        "secondary metrics",
+    )
+    engine = models.CharField(
+        max_length=20,
+        choices=Experiment.Engine.choices,
+        default=default_engine,
+        help_text="the statistics of the readout (project default: EXPERIMENTS_ENGINE)",
+    )
+    alpha = models.FloatField(
+        default=0.05, validators=[MinValueValidator(0.0001), MaxValueValidator(0.5)]
+    )
+    sequential_testing = models.BooleanField(
+        default=True,
+        help_text="frequentist: always-valid intervals, safe to read the holdout any day",
+    )
+    ends_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="planned end: held-out users rejoin the experiments from then on (empty: "
+        "until ended by hand)",
+    )
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # The engines' settings an experiment has and a holdout takes at their defaults.
+    prior_mean = 0.0
+    prior_stddev = 0.3
+    proper_prior = True
+    risk_threshold = 0.0025
+    sequential_tuning = None
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(percentage__gt=0, percentage__lte=0.5),
+                name="holdout_percentage_0_half",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+    @property
+    def tracking_key(self) -> str:
+        """The experiment key of the holdout's exposure events and of its SDK feature
+        (GrowthBook's `$holdout:<id>`): never an experiment's key (slugs have no `$`)."""
+        return HOLDOUT_FEATURE_PREFIX + self.key
+
+    @property
+    def seed(self) -> str:
+        return self.hash_seed or self.tracking_key
+
+    @property
+    def coverage(self) -> float:
+        return 2 * self.percentage
+
+    @property
+    def has_started(self) -> bool:
+        return self.status != self.Status.DRAFT
+
+    def clean(self) -> None:
+        if self.pk:
+            stored = Holdout.objects.filter(pk=self.pk).first()
+            if stored is not None and stored.has_started:
+                for field in ("key", "percentage", "hash_seed"):
+                    if getattr(stored, field) != getattr(self, field):
+                        raise ValidationError(
+                            {
+                                field: "cannot change once the holdout has started (it would "
+                                "move users in or out of it); end it and start a new one"
+                            }
+                        )

@@ -6,6 +6,7 @@ monitor all read the same dictionary.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass, replace
 
@@ -13,7 +14,14 @@ from django.utils import timezone
 
 from analytics.store.cache import cached
 from experiments import selectors, stats
-from experiments.models import Experiment, Metric, normalized_weights
+from experiments.models import (
+    HOLDOUT_CONTROL,
+    HOLDOUT_TREATMENT,
+    Experiment,
+    Holdout,
+    Metric,
+    normalized_weights,
+)
 
 
 @dataclass(frozen=True)
@@ -365,34 +373,42 @@ def verdict_text(
 RESULTS_CACHE_SECONDS = 60
 
 
-def experiment_results_cached(*, experiment: Experiment) -> dict:
-    """`experiment_results`, through the store's result cache (the API and the page)."""
+def _cached_readout(name: str, obj, compute) -> dict:
+    """A readout through the store's result cache (the API and the page); an edit of the
+    object changes the key."""
     return cached(
-        "experiment_results",
-        {"experiment": experiment.pk, "updated_at": experiment.updated_at.timestamp()},
-        lambda: experiment_results(experiment),
+        name,
+        {"pk": obj.pk, "updated_at": obj.updated_at.timestamp()},
+        lambda: compute(obj),
         ttl=RESULTS_CACHE_SECONDS,
     )
 
 
-def experiment_results(experiment: Experiment) -> dict:
-    """The readout of an experiment, computed now from the store."""
-    variants = list(experiment.variants.all())
-    exposures, metric_data = selectors.experiment_data(experiment)
+def experiment_results_cached(*, experiment: Experiment) -> dict:
+    """`experiment_results`, through the store's result cache (the API and the page)."""
+    return _cached_readout("experiment_results", experiment, experiment_results)
+
+
+def _srm(exposures: list[selectors.VariantDay], variants) -> dict:
+    """Users per variant (by first exposure) against the planned weights."""
     users: dict[str, int] = {v.key: 0 for v in variants}
     for row in exposures:
         if row.variant in users:
             users[row.variant] += row.users
     weights = normalized_weights([v.weight for v in variants])
-    total_users = sum(users.values())
     srm_p = stats.srm_p_value([users[v.key] for v in variants], weights) if variants else 1.0
-    srm = {
+    return {
         "p_value": srm_p,
         "ok": srm_p >= stats.SRM_THRESHOLD,
         "users": users,
         "expected_share": {v.key: w for v, w in zip(variants, weights, strict=True)},
         "unknown_variant_users": sum(r.users for r in exposures if r.variant not in users),
     }
+
+
+def _metrics(experiment, metric_data: list[selectors.MetricData], variants) -> list[dict]:
+    """Every metric's readout by the engine of `experiment` (an experiment or a holdout),
+    Holm-adjusted across the goal metrics when frequentist."""
     metrics = [
         {
             "key": d.metric.key,
@@ -408,6 +424,17 @@ def experiment_results(experiment: Experiment) -> dict:
     ]
     if experiment.engine == Experiment.Engine.FREQUENTIST:
         _holm_adjust(metrics)
+    return metrics
+
+
+def experiment_results(experiment: Experiment) -> dict:
+    """The readout of an experiment, computed now from the store."""
+    variants = list(experiment.variants.all())
+    exposures, metric_data = selectors.experiment_data(experiment)
+    srm = _srm(exposures, variants)
+    users = srm["users"]
+    total_users = sum(users.values())
+    metrics = _metrics(experiment, metric_data, variants)
     decision = decide(experiment, metrics, srm_ok=srm["ok"], any_users=total_users > 0)
     required = experiment.power_analysis.get("required_users_per_variant")
     bayesian = experiment.engine == Experiment.Engine.BAYESIAN
@@ -508,4 +535,134 @@ def experiment_power_analysis(experiment: Experiment) -> dict:
         "required_users_per_variant": required,
         "users_per_variant_per_day": per_variant_per_day,
         "estimated_days": days,
+    }
+
+
+# Holdouts: the same statistics, with the holdout as control and the general population
+# sample (the same number of users, in the experiments as everyone else) as treatment.
+
+
+@dataclass(frozen=True)
+class HoldoutGroup:
+    """One side of a holdout readout, in the shape `metric_rows` reads variants in."""
+
+    key: str
+    name: str
+    is_control: bool
+    weight: float = 0.5
+
+
+HOLDOUT_SIDES = (
+    HoldoutGroup(HOLDOUT_CONTROL, "Holdout", True),
+    HoldoutGroup(HOLDOUT_TREATMENT, "General population", False),
+)
+
+
+def holdout_window(holdout: Holdout) -> tuple[dt.datetime, dt.datetime]:
+    start = holdout.started_at or holdout.created_at
+    ends = [t for t in (holdout.ended_at, holdout.ends_at) if t is not None]
+    return start, min([*ends, timezone.now() + dt.timedelta(minutes=5)])
+
+
+def holdout_metrics(holdout: Holdout) -> list[tuple[Metric, str]]:
+    """(metric, role): the holdout's own goal metrics, or the covered experiments' primary and
+    secondary ones; a covered experiment's primary metric is primary here too."""
+    covered = list(holdout.experiments.select_related("primary_metric"))
+    primaries = {e.primary_metric_id for e in covered if e.primary_metric_id}
+    chosen = list(holdout.metrics.all())
+    if not chosen:
+        found = {e.primary_metric.pk: e.primary_metric for e in covered if e.primary_metric}
+        for experiment in covered:
+            found.update((m.pk, m) for m in experiment.secondary_metrics.all())
+        chosen = list(found.values())
+    chosen.sort(key=lambda m: (m.pk not in primaries, m.key))
+    return [(m, "primary" if m.pk in primaries else "secondary") for m in chosen]
+
+
+def _holdout_verdict(holdout: Holdout, metrics: list[dict], *, srm: dict, users: int) -> str:
+    if users == 0:
+        return (
+            "No holdout exposures yet: users are counted once a covered experiment is "
+            "evaluated for them (the assignment API or an SDK with the payload)."
+        )
+    if not srm["ok"]:
+        return (
+            f"Sample ratio mismatch (p = {srm['p_value']:.2g}): the holdout and the general "
+            "population sample should be equal in size; check that every client logs the "
+            "holdout's exposures. These numbers cannot be trusted."
+        )
+    rule = Rule(holdout)
+    parts = []
+    for metric in metrics:
+        row = metric["variants"][1] if len(metric["variants"]) > 1 else None
+        if row is None or row["comparison"] is None or row["comparison"]["lift"] is None:
+            continue
+        c = row["comparison"]
+        word = (
+            "better"
+            if rule.ships(metric, c)
+            else "worse"
+            if rule.loses(metric, c)
+            else "not decisively different"
+        )
+        parts.append(f"{metric['name']}: {word} ({_cell(holdout, row)})")
+    if not parts:
+        return "Not enough data yet to compare the holdout with the general population."
+    return (
+        "With the covered experiments and the winners they shipped, the general population vs "
+        "the holdout: " + "; ".join(parts) + "."
+    )
+
+
+def holdout_results_cached(*, holdout: Holdout) -> dict:
+    return _cached_readout("holdout_results", holdout, holdout_results)
+
+
+def holdout_results(holdout: Holdout) -> dict:
+    """The long-run readout of a holdout, computed now from the store."""
+    start, end = holdout_window(holdout)
+    sides = list(HOLDOUT_SIDES)
+    exposures, metric_data = selectors.exposure_data(
+        key=holdout.tracking_key, start=start, end=end, metrics=holdout_metrics(holdout)
+    )
+    srm = _srm(exposures, sides)
+    users = srm["users"]
+    metrics = _metrics(holdout, metric_data, sides)
+    covered = list(holdout.experiments.select_related("winner").order_by("key"))
+    crossing = selectors.holdout_crossing(
+        key=holdout.tracking_key, start=start, end=end, experiments=[e.key for e in covered]
+    )
+    bayesian = holdout.engine == Experiment.Engine.BAYESIAN
+    started = holdout.started_at
+    return {
+        "holdout": holdout.key,
+        "tracking_key": holdout.tracking_key,
+        "name": holdout.name,
+        "status": holdout.status,
+        "percentage": holdout.percentage,
+        "engine": holdout.engine,
+        "sequential": not bayesian and holdout.sequential_testing,
+        "alpha": holdout.alpha,
+        "experiments": [
+            {
+                "key": e.key,
+                "name": e.name,
+                "status": e.status,
+                "winner": e.winner.key if e.winner else None,
+            }
+            for e in covered
+        ],
+        "started_at": started.isoformat() if started else None,
+        "ends_at": holdout.ends_at.isoformat() if holdout.ends_at else None,
+        "ended_at": holdout.ended_at.isoformat() if holdout.ended_at else None,
+        "days_running": (min(end, timezone.now()) - started).total_seconds() / 86400
+        if started
+        else 0.0,
+        "srm": srm,
+        "metrics": metrics,
+        "crossing": crossing,
+        "leaked_users": sum(r["users"] for r in crossing if r["grp"] == HOLDOUT_CONTROL),
+        "verdict": _holdout_verdict(holdout, metrics, srm=srm, users=sum(users.values())),
+        "computed_at": timezone.now().isoformat(),
+        "timeseries": _timeseries(holdout, exposures, metric_data, sides),
     }

@@ -20,9 +20,17 @@ import json
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from django.db.models import Q
+from django.utils import timezone
 
 from experiments.conditions import SAVED_GROUP_PREFIX, cohorts_in, condition_for_sdk
-from experiments.models import Experiment, normalized_weights
+from experiments.models import (
+    HOLDOUT_CONTROL,
+    HOLDOUT_GROUPS,
+    Experiment,
+    Holdout,
+    normalized_weights,
+)
 
 # The attribute the server hashes: `/assign` always hashes its `user_id`, and SDKs are given
 # the same value as the `id` attribute (see README, SDKs).
@@ -64,6 +72,46 @@ def _experiment_rule(experiment: Experiment, variants: list) -> dict:
     return rule
 
 
+def active_holdouts() -> list[Holdout]:
+    """Running holdouts before their planned end, with the experiments they cover."""
+    return list(
+        Holdout.objects.filter(status=Holdout.Status.RUNNING)
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=timezone.now()))
+        .prefetch_related("experiments")
+        .order_by("key")
+    )
+
+
+def _holdout_feature(holdout: Holdout) -> dict:
+    return {
+        "defaultValue": "genpop",
+        "rules": [
+            {
+                "id": f"holdout-{holdout.pk}",
+                "key": holdout.tracking_key,
+                "name": holdout.name,
+                "seed": holdout.seed,
+                "hashAttribute": HASH_ATTRIBUTE,
+                "hashVersion": 2,
+                "variations": list(HOLDOUT_GROUPS),
+                "weights": [0.5, 0.5],
+                "coverage": holdout.coverage,
+                "meta": [{"key": group, "name": group} for group in HOLDOUT_GROUPS],
+                "phase": "0",
+                # Its parameters never change once started: nothing for sticky buckets to keep.
+                "disableStickyBucketing": True,
+            }
+        ],
+    }
+
+
+def _held(holdouts: list[Holdout], *, is_control: bool) -> list[dict]:
+    """parentConditions on the holdouts' features: held users only (`is_control`), or
+    everyone else."""
+    condition = {"value": HOLDOUT_CONTROL} if is_control else {"value": {"$ne": HOLDOUT_CONTROL}}
+    return [{"id": h.tracking_key, "condition": condition} for h in holdouts]
+
+
 def _concluded_value(experiment: Experiment, variants: list) -> str | None:
     if experiment.winner_id is not None:
         return next((v.key for v in variants if v.pk == experiment.winner_id), None)
@@ -76,17 +124,36 @@ def sdk_features() -> dict:
     experiments = Experiment.objects.filter(
         status__in=[Experiment.Status.RUNNING, Experiment.Status.CONCLUDED]
     ).prefetch_related("variants")
+    holdouts = active_holdouts()
+    covering: dict[int, list[Holdout]] = {}
+    for holdout in holdouts:
+        for covered in holdout.experiments.all():
+            covering.setdefault(covered.pk, []).append(holdout)
     features: dict = {}
+    used: dict[str, Holdout] = {}
     for experiment in sorted(experiments, key=lambda e: e.key):
         variants = list(experiment.variants.all())
         if not variants:
             continue
+        held = covering.get(experiment.pk, [])
+        used.update((h.tracking_key, h) for h in held)
         if experiment.status == Experiment.Status.RUNNING:
-            rules = [_experiment_rule(experiment, variants)]
+            rule = _experiment_rule(experiment, variants)
+            if held:
+                rule["parentConditions"] = _held(held, is_control=False)
+            rules = [rule]
         else:
             value = _concluded_value(experiment, variants)
-            rules = [{"id": f"exp-{experiment.pk}", "force": value}]
+            control = next((v.key for v in variants if v.is_control), None)
+            rules = [
+                {"id": f"holdout-{h.pk}-exp-{experiment.pk}", "force": control}
+                | {"parentConditions": _held([h], is_control=True)}
+                for h in held
+            ] + [{"id": f"exp-{experiment.pk}", "force": value}]
         features[experiment.key] = {"defaultValue": None, "rules": rules}
+    # Only the holdouts a served feature refers to (GrowthBook prunes the others too).
+    for key, holdout in sorted(used.items()):
+        features[key] = _holdout_feature(holdout)
     return features
 
 

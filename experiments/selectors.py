@@ -297,16 +297,26 @@ def experiment_metrics(experiment: Experiment) -> list[tuple[Metric, str]]:
 def experiment_data(experiment: Experiment) -> tuple[list[VariantDay], list[MetricData]]:
     """Daily first exposures per variant, and each metric's daily per-variant sums."""
     start, end = experiment_window(experiment)
+    return exposure_data(
+        key=experiment.key, start=start, end=end, metrics=experiment_metrics(experiment)
+    )
+
+
+def exposure_data(
+    *, key: str, start: dt.datetime, end: dt.datetime, metrics: list[tuple[Metric, str]]
+) -> tuple[list[VariantDay], list[MetricData]]:
+    """`experiment_data` for the exposures logged under `key` (an experiment's, or a
+    holdout's tracking key) between `start` and `end`, and these (metric, role) pairs."""
     base = {
         "exposure_event": Event.EXPERIMENT_ASSIGNMENT.value,
-        "experiment": experiment.key,
+        "experiment": key,
         "start": ts(start),
         "end": ts(end),
     }
     db = store()
-    metrics: list[MetricData] = []
+    data: list[MetricData] = []
     with db.session():
-        for metric, role in experiment_metrics(experiment):
+        for metric, role in metrics:
             window = dt.timedelta(days=metric.window_days)
             pre = dt.timedelta(days=PRE_PERIOD_DAYS if metric.has_cuped else 0)
             params = {
@@ -316,15 +326,59 @@ def experiment_data(experiment: Experiment) -> tuple[list[VariantDay], list[Metr
                 "metric_end": ts(end + window),
             }
             rows = db.query(_metric_fragments(metric).sql(), params)
-            metrics.append(MetricData(metric, role, [VariantDay.from_row(r) for r in rows]))
-    if metrics:  # every metric's query counts the same exposed users
-        exposures = [VariantDay(r.day, r.variant, r.users) for r in metrics[0].days]
+            data.append(MetricData(metric, role, [VariantDay.from_row(r) for r in rows]))
+    if data:  # every metric's query counts the same exposed users
+        exposures = [VariantDay(r.day, r.variant, r.users) for r in data[0].days]
     else:
         exposures = [
             VariantDay(r["day"], r["variant"], int(r["users"]))
             for r in db.query(EXPOSURES_DAILY_SQL, base)
         ]
-    return exposures, metrics
+    return exposures, data
+
+
+# Each holdout group's users (by their first holdout exposure) and the covered experiments
+# they were exposed to, by variant: the general population's share in treatments, and any
+# held user a client let into a covered experiment (a client not honouring the holdout).
+HOLDOUT_CROSSING_SQL = """
+SELECT h.grp AS grp, e.experiment AS experiment, e.variant AS variant, count() AS users
+FROM (
+    SELECT cityHash64(user_id) AS user_key, argMin(experiment_variant, timestamp) AS grp
+    FROM events
+    WHERE event = {exposure_event:String} AND experiment_id = {holdout:String}
+      AND timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+    GROUP BY user_key
+) AS h
+INNER JOIN (
+    SELECT cityHash64(user_id) AS user_key, experiment_id AS experiment,
+           argMin(experiment_variant, timestamp) AS variant
+    FROM events
+    WHERE event = {exposure_event:String} AND experiment_id IN {experiments:Array(String)}
+      AND timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+    GROUP BY user_key, experiment
+) AS e ON h.user_key = e.user_key
+GROUP BY grp, experiment, variant ORDER BY grp, experiment, variant
+"""
+
+
+def holdout_crossing(
+    *, key: str, start: dt.datetime, end: dt.datetime, experiments: list[str]
+) -> list[dict]:
+    """[{grp, experiment, variant, users}]: holdout users by group exposed to each covered
+    experiment's variants in the holdout's window."""
+    if not experiments:
+        return []
+    rows = store().query(
+        HOLDOUT_CROSSING_SQL,
+        {
+            "exposure_event": Event.EXPERIMENT_ASSIGNMENT.value,
+            "holdout": key,
+            "experiments": experiments,
+            "start": ts(start),
+            "end": ts(end),
+        },
+    )
+    return [{**r, "users": int(r["users"])} for r in rows]
 
 
 @dataclass(frozen=True)

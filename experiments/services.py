@@ -15,7 +15,7 @@ from core.errors import DomainError
 from core.services import audit_record
 from experiments import results as readout
 from experiments.assignment import running_experiments
-from experiments.models import Experiment, sticky_key, variants_validate
+from experiments.models import Experiment, Holdout, sticky_key, variants_validate
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,8 @@ def experiments_to_monitor() -> list[int]:
 
 
 def exposures_record(*, assignments: dict[str, str], user_id: str, api_key, ip, user_agent) -> None:
-    """Send one `experiment_assignment` event per assignment through the analytics capture
+    """Send one `experiment_assignment` event per assignment (an experiment's key, or a
+    holdout's tracking key, and the variant or group) through the analytics capture
     path (a durable buffer; never a synchronous store write). A capture failure is logged
     and does not fail the assignment."""
     if not assignments:
@@ -274,3 +275,63 @@ def experiment_assignment_change(
     audit_record(actor=by, action=action, target=experiment, detail=message)
     transaction.on_commit(running_experiments.invalidate)
     return experiment, message
+
+
+class HoldoutStateError(DomainError):
+    code = "holdout_state"
+
+
+@transaction.atomic
+def holdout_start(*, holdout: Holdout, by) -> Holdout:
+    """Start holding users out of the covered experiments (from their next assignment and the
+    next SDK payload)."""
+    holdout = Holdout.objects.select_for_update().get(pk=holdout.pk)
+    if holdout.status != Holdout.Status.DRAFT:
+        raise HoldoutStateError(f"holdout {holdout.key} is {holdout.status}; only a draft starts")
+    started = [e.key for e in holdout.experiments.all() if e.has_started]
+    if started:
+        raise HoldoutStateError(
+            f"holdout {holdout.key} covers experiments that have started ({', '.join(started)}): "
+            "holding users out now would pull some out of them mid-test; cover only drafts"
+        )
+    holdout.status = Holdout.Status.RUNNING
+    holdout.started_at = timezone.now()
+    holdout.save(update_fields=["status", "started_at", "updated_at"])
+    audit_record(
+        actor=by,
+        action="holdout.start",
+        target=holdout,
+        detail=f"{holdout.percentage:.1%} of users held out of "
+        + (", ".join(e.key for e in holdout.experiments.all()) or "no experiment yet"),
+    )
+    transaction.on_commit(running_experiments.invalidate)
+    return holdout
+
+
+@transaction.atomic
+def holdout_end(*, holdout: Holdout, by, reason: str = "") -> Holdout:
+    """Release the held users: they join the covered experiments from their next assignment;
+    the readout keeps the period the holdout ran."""
+    holdout = Holdout.objects.select_for_update().get(pk=holdout.pk)
+    if holdout.status != Holdout.Status.RUNNING:
+        raise HoldoutStateError(f"holdout {holdout.key} is {holdout.status}, not running")
+    holdout.status = Holdout.Status.ENDED
+    holdout.ended_at = timezone.now()
+    holdout.save(update_fields=["status", "ended_at", "updated_at"])
+    audit_record(actor=by, action="holdout.end", target=holdout, detail=reason)
+    transaction.on_commit(running_experiments.invalidate)
+    return holdout
+
+
+def holdout_experiments_check(*, holdout: Holdout, experiments) -> None:
+    """Raise HoldoutStateError when a started holdout would newly cover a started experiment
+    (its users already in a variant would be pulled out mid-test)."""
+    if not holdout.has_started:
+        return
+    current = set(holdout.experiments.values_list("pk", flat=True)) if holdout.pk else set()
+    added = [e.key for e in experiments if e.pk not in current and e.has_started]
+    if added:
+        raise HoldoutStateError(
+            f"cannot add experiments that have started to a running holdout ({', '.join(added)}):"
+            " users already in them would be pulled out mid-test"
+        )

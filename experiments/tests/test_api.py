@@ -40,7 +40,12 @@ def test_assign_gives_the_hashed_variant_of_running_experiments(machine_client, 
         expected = {
             k: v for k, v in (("alpha", _expected(a, user)), ("beta", _expected(b, user))) if v
         }
-        assert body == {"user_id": user, "assignments": expected, "unknown_experiments": []}
+        assert body == {
+            "user_id": user,
+            "assignments": expected,
+            "holdouts": {},
+            "unknown_experiments": [],
+        }
 
 
 def test_assign_filters_by_keys_and_reports_unknown_ones(machine_client, running):
@@ -253,11 +258,11 @@ def _json_schema(node, components):
     return out
 
 
-def _results_validator(client):
+def _results_validator(client, path: str = "/api/experiments/{key}/results/"):
     import jsonschema
 
     schema = client.get("/api/schema/", {"format": "json"}).json()
-    operation = schema["paths"]["/api/experiments/{key}/results/"]["get"]
+    operation = schema["paths"][path]["get"]
     assert set(operation["responses"]) == {"200", "401", "403", "404", "503"}
     body = operation["responses"]["200"]["content"]["application/json"]["schema"]
     return jsonschema.Draft7Validator(_json_schema(body, schema["components"]["schemas"]))
