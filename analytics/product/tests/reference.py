@@ -474,6 +474,8 @@ def trend(
                     ]
                     value = _trend_math(inside, math, math_property)
                 points.append({"period": start.date().isoformat(), "value": value})
+            if window is not None and breakdown is not None and not any(p["value"] for p in points):
+                continue  # a value whose users fall in no point's window has no series
             out.append(
                 {
                     "event": event,
