@@ -12,8 +12,10 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
+        from core import strict
         from core.permissions_sync import sync_role_permissions
 
+        strict.install()
         # Files of this process (SQLite, the embedded stores, sockets) live under var/.
         for directory in (settings.VAR_DIR, settings.STATIC_ROOT):
             directory.mkdir(parents=True, exist_ok=True)

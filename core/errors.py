@@ -4,6 +4,8 @@ import logging
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.csrf import csrf_failure as html_csrf_failure
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -108,10 +110,19 @@ def handler400(request, exception=None):
     return bad_request(request, exception, template_name="400.html")
 
 
+@csrf_exempt
 def api_not_found(request, *args, **kwargs):
     return JsonResponse(
         error_body("not_found", f"no such API endpoint: {request.path}"), status=404
     )
+
+
+def csrf_failure(request, reason=""):
+    """CSRF_FAILURE_VIEW: a session request under /api/ without its CSRF token answers a JSON
+    403 like every other API error; pages keep Django's explanation page."""
+    if _is_api(request):
+        return JsonResponse(error_body("forbidden", f"CSRF failed: {reason}"), status=403)
+    return html_csrf_failure(request, reason=reason)
 
 
 class ApiErrorMiddleware:

@@ -87,6 +87,8 @@ AXES_VERBOSE = False
 STAFF_TOKEN_DAYS = env.int("STAFF_TOKEN_DAYS", default=30)
 
 ROOT_URLCONF = "config.urls"
+# A refused CSRF check answers JSON under /api/ (the HTML page elsewhere).
+CSRF_FAILURE_VIEW = "core.errors.csrf_failure"
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -319,7 +321,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["core.roles.IsStaffRole"],
     # Per-API-key requests per second on every endpoint a key reaches (429 with Retry-After).
     "DEFAULT_THROTTLE_CLASSES": ["core.auth.ApiKeyRateThrottle"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The schema documents every operation's errors too (core/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ContractAutoSchema",
+    # JSON bodies only, held to the schema's types (core/strict.py); an upload view names its
+    # own parsers. Tests' APIClient sends JSON by default.
+    "DEFAULT_PARSER_CLASSES": ["core.strict.StrictJSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,

@@ -263,7 +263,7 @@ def _results_validator(client, path: str = "/api/experiments/{key}/results/"):
 
     schema = client.get("/api/schema/", {"format": "json"}).json()
     operation = schema["paths"][path]["get"]
-    assert set(operation["responses"]) == {"200", "401", "403", "404", "503"}
+    assert set(operation["responses"]) == {"200", "401", "403", "404", "429", "503"}
     body = operation["responses"]["200"]["content"]["application/json"]["schema"]
     return jsonschema.Draft7Validator(_json_schema(body, schema["components"]["schemas"]))
 
