@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from analytics.product.funnels import FunnelDroppedInput, FunnelInput, dropped_users, funnel
 from analytics.product.lifecycle import LifecycleInput, StickinessInput, lifecycle, stickiness
 from analytics.product.overview import OverviewInput, overview
+from analytics.product.paths import Bound, PathsInput, PathUsersInput, edge_users, paths
 from analytics.product.retention import RetentionInput, RetentionUsersInput, cell_users, retention
 from analytics.product.revenue import RevenueInput, revenue
 from analytics.product.satisfaction import SatisfactionInput, satisfaction
@@ -294,3 +295,77 @@ class StickinessApi(AnalysisApi):
 
     def compute(self, data):
         return stickiness(data.query())
+
+
+class PathNodeOutput(serializers.Serializer):
+    step = serializers.IntegerField(min_value=1, max_value=10, help_text="1-based, in time order")
+    event = serializers.CharField(help_text='an event name, or "$other" (outside the top)')
+    users = serializers.IntegerField(min_value=0)
+    path_ends = serializers.IntegerField(
+        min_value=0,
+        help_text="users whose path stops here (before an end event: starts here)",
+    )
+
+
+class PathEdgeOutput(serializers.Serializer):
+    step = serializers.IntegerField(min_value=1, max_value=9, help_text="the source's step")
+    source = serializers.CharField()
+    target = serializers.CharField(help_text="the event at step + 1")
+    users = serializers.IntegerField(min_value=0)
+
+
+class PathSequenceOutput(serializers.Serializer):
+    events = serializers.ListField(child=serializers.CharField(), min_length=1, max_length=10)
+    users = serializers.IntegerField(min_value=0)
+    share = serializers.FloatField(help_text="of all users with a path")
+
+
+class PathsOutput(serializers.Serializer):
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    start_event = serializers.CharField(allow_null=True)
+    end_event = serializers.CharField(allow_null=True)
+    steps = serializers.IntegerField(min_value=2, max_value=10)
+    bound = serializers.ChoiceField(choices=[b.value for b in Bound])
+    bound_minutes = serializers.IntegerField(min_value=1)
+    top = serializers.IntegerField(min_value=1)
+    exclude = serializers.ListField(child=serializers.CharField())
+    users = serializers.IntegerField(min_value=0, help_text="users with a path")
+    nodes = PathNodeOutput(many=True)
+    edges = PathEdgeOutput(many=True)
+    paths = PathSequenceOutput(many=True, help_text="the 20 most common whole paths")
+
+
+class PathsApi(AnalysisApi):
+    input_class = PathsInput
+
+    @extend_schema(
+        parameters=[PathsInput],
+        responses={200: PathsOutput, **ERROR_RESPONSES},
+        summary="Paths after a start event or before an end event: nodes and edges per step",
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return paths(data.query())
+
+
+class UserListOutput(serializers.Serializer):
+    total = serializers.IntegerField(min_value=0, help_text="users in the whole list")
+    users = serializers.ListField(child=serializers.CharField(), help_text="this page, by id")
+
+
+class PathUsersApi(AnalysisApi):
+    input_class = PathUsersInput
+
+    @extend_schema(
+        parameters=[PathUsersInput],
+        responses={200: UserListOutput, **ERROR_RESPONSES},
+        summary="The users on one edge of the paths (source at step, target at step + 1)",
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, data):
+        return edge_users(data)

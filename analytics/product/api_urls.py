@@ -9,6 +9,8 @@ urlpatterns = [
     path("analytics/trends/", api.TrendsApi.as_view(), name="analytics-trends"),
     path("analytics/lifecycle/", api.LifecycleApi.as_view(), name="analytics-lifecycle"),
     path("analytics/stickiness/", api.StickinessApi.as_view(), name="analytics-stickiness"),
+    path("analytics/paths/", api.PathsApi.as_view(), name="analytics-paths"),
+    path("analytics/paths/users/", api.PathUsersApi.as_view(), name="analytics-paths-users"),
     path("analytics/retention/", api.RetentionApi.as_view(), name="analytics-retention"),
     path(
         "analytics/retention/users/",

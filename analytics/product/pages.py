@@ -198,14 +198,17 @@ def analysis_fields(analysis: Analysis, request) -> list[dict]:
     fields = [
         {"name": "date_from", "label": "From", "type": "date", "value": g.get("date_from", "")},
         {"name": "date_to", "label": "To", "type": "date", "value": g.get("date_to", "")},
-        {
-            "name": "period",
-            "label": "Period",
-            "type": "select",
-            "value": g.get("period", analysis.input_class.default_period.value),
-            "choices": [p.value for p in Period],
-        },
     ]
+    if "period" in analysis.input_class().fields:  # an analysis may have none (paths)
+        fields.append(
+            {
+                "name": "period",
+                "label": "Period",
+                "type": "select",
+                "value": g.get("period", analysis.input_class.default_period.value),
+                "choices": [p.value for p in Period],
+            }
+        )
     if analysis.input_class.breakdowns:
         fields.append(
             {

@@ -21,6 +21,7 @@ from analytics.product.funnels import FUNNEL
 from analytics.product.lifecycle import LIFECYCLE, STICKINESS, lifecycle, stickiness
 from analytics.product.overview import OVERVIEW
 from analytics.product.pages import Analysis
+from analytics.product.paths import PATHS, paths
 from analytics.product.retention import RETENTION
 from analytics.product.revenue import REVENUE
 from analytics.product.satisfaction import SATISFACTION
@@ -75,6 +76,13 @@ ANALYSES: dict[str, AnalysisSpec] = {
             "analytics:stickiness",
             "analytics-stickiness",
             filtered=lambda data, users: stickiness(data.query(user_filter=users)),
+        ),
+        AnalysisSpec(
+            "paths",
+            PATHS,
+            "analytics:paths",
+            "analytics-paths",
+            filtered=lambda data, users: paths(data.query(user_filter=users)),
         ),
         AnalysisSpec("overview", OVERVIEW, "analytics:index", "analytics-overview"),
         AnalysisSpec("retention", RETENTION, "analytics:retention", "analytics-retention"),

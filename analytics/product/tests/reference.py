@@ -566,3 +566,84 @@ def stickiness(events, *, event, date_from, date_to) -> dict[str, list[int]]:
     for (_user, week), n in days.items():
         out[week.date().isoformat()][n - 1] += 1
     return out
+
+
+def paths(
+    events,
+    *,
+    date_from,
+    date_to,
+    start_event="",
+    end_event="",
+    steps=5,
+    bound="session",
+    bound_minutes=30,
+    exclude=(),
+    top=5,
+) -> dict:
+    """Paths as the selector's docstring defines them: {(path tuple): users}, the nodes
+    {(step, label): users}, the edges {(step, source, target): users} and, per edge, its
+    users. Written per user in plain Python over the prepared frame."""
+    ev = prepare(events)
+    ev = ev[~ev.event.isin(list(exclude))]
+    ev = ev.assign(ms=(ev.timestamp - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1))
+    lo = pd.Timestamp(date_from, tz="UTC")
+    hi = pd.Timestamp(date_to, tz="UTC") + pd.Timedelta(days=1)
+    limit = bound_minutes * 60_000
+    per_user = {}
+    for user, grp in ev.groupby("user_id"):
+        seq = sorted(zip(grp.ms, grp.event, grp.uuid, strict=True))
+        in_range = [
+            i for i, (ms, e, _u) in enumerate(seq) if lo.value // 10**6 <= ms < hi.value // 10**6
+        ]
+        anchor = end_event or start_event
+        candidates = [i for i in in_range if not anchor or seq[i][1] == anchor]
+        if not candidates:
+            continue
+        if end_event:
+            i0 = candidates[-1]
+            walk = seq[i0::-1]  # the end event, then earlier ones
+        else:
+            i0 = candidates[0]
+            walk = seq[i0:]
+        path = [walk[0]]
+        for item in walk[1:]:
+            if len(path) == steps:
+                break
+            if bound == "session" and abs(item[0] - path[-1][0]) > limit:
+                break
+            if bound == "window" and abs(item[0] - walk[0][0]) > limit:
+                break
+            path.append(item)
+        names = [e for _ms, e, _u in path]
+        per_user[user] = tuple(reversed(names)) if end_event else tuple(names)
+    sequences: dict = {}
+    placed = {}
+    for user, path in per_user.items():
+        sequences[path] = sequences.get(path, 0) + 1
+        first = steps - len(path) + 1 if end_event else 1
+        placed[user] = {first + i: e for i, e in enumerate(path)}
+    by_step: dict = {}
+    for where in placed.values():
+        for step, e in where.items():
+            by_step.setdefault(step, {}).setdefault(e, 0)
+            by_step[step][e] += 1
+    kept = {
+        step: {e for e, _n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:top]}
+        for step, c in by_step.items()
+    }
+    nodes, edges, edge_users = {}, {}, {}
+    for user, where in placed.items():
+        labels = {s: (e if e in kept[s] else "$other") for s, e in where.items()}
+        for s, label in labels.items():
+            nodes[(s, label)] = nodes.get((s, label), 0) + 1
+            if s + 1 in labels:
+                key = (s, label, labels[s + 1])
+                edges[key] = edges.get(key, 0) + 1
+                edge_users.setdefault(key, []).append(user)
+    return {
+        "sequences": sequences,
+        "nodes": nodes,
+        "edges": edges,
+        "edge_users": {k: sorted(v) for k, v in edge_users.items()},
+    }
