@@ -136,6 +136,7 @@ class ExperimentAdmin(admin.ModelAdmin):
                     "sequential_testing",
                     ("prior_mean", "prior_stddev", "proper_prior", "risk_threshold"),
                     "power_summary",
+                    ("dimensions", "preregistered_dimensions"),
                 )
             },
         ),
@@ -165,6 +166,7 @@ class ExperimentAdmin(admin.ModelAdmin):
         "srm_flagged",
         "bucket_version",
         "min_bucket_version",
+        "preregistered_dimensions",
     )
 
     def get_readonly_fields(self, request, obj=None):

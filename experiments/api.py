@@ -23,6 +23,7 @@ from core.api_keys import Scope, authenticate_publishable
 from core.auth import ApiKeyAuthentication, HasScope, JsonOnlyNegotiation
 from core.errors import error_body
 from experiments.assignment import assign
+from experiments.dimensions import FIRST_EXPOSURE, HELP, MAX_DIMENSIONS, USER, dimensions_parse
 from experiments.models import HOLDOUT_FEATURE_PREFIX, HOLDOUT_GROUPS, Experiment, Holdout, Metric
 from experiments.results import experiment_results_cached, holdout_results_cached
 from experiments.sdk import CACHE_CONTROL, sdk_payload
@@ -349,6 +350,58 @@ class TimeseriesOutput(serializers.Serializer):
     primary = serializers.DictField(child=SeriesOutput())
 
 
+class DimensionMetricOutput(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Metric.Kind.values)
+    role = serializers.ChoiceField(choices=["primary", "secondary", "guardrail"])
+    variants = ResultVariantOutput(
+        many=True,
+        help_text="as the readout's, for this value's users; frequentist p_value_adjusted is "
+        "Benjamini-Hochberg across the dimension",
+    )
+
+
+class DimensionValueOutput(serializers.Serializer):
+    value = serializers.CharField(
+        allow_null=True, allow_blank=True, help_text="null for the folded rest; '' when not set"
+    )
+    label = serializers.CharField()
+    other = serializers.BooleanField(help_text="every value past the top ones, together")
+    users = serializers.DictField(
+        child=serializers.IntegerField(min_value=0), help_text="exposed users per variant"
+    )
+    metrics = DimensionMetricOutput(many=True)
+
+
+class CorrectionOutput(serializers.Serializer):
+    method = serializers.ChoiceField(choices=["benjamini-hochberg", "none"])
+    adjusted = serializers.ListField(
+        child=serializers.CharField(), help_text="the comparison fields the correction adjusts"
+    )
+    text = serializers.CharField()
+
+
+class DimensionOutput(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    source = serializers.ChoiceField(
+        choices=[FIRST_EXPOSURE, USER],
+        help_text="the property on the user's first exposure, or the user's property now",
+    )
+    pre_registered = serializers.BooleanField(
+        help_text="set in the experiment's dimensions before it started"
+    )
+    warning = serializers.CharField(
+        allow_null=True, help_text="chosen after looking: not pre-registered"
+    )
+    top_values = serializers.IntegerField(
+        min_value=1, help_text="values shown apart; the rest are folded into one 'other'"
+    )
+    correction = CorrectionOutput()
+    values = DimensionValueOutput(many=True)
+
+
 class ResultsOutput(serializers.Serializer):
     experiment = serializers.CharField()
     name = serializers.CharField()
@@ -366,6 +419,9 @@ class ResultsOutput(serializers.Serializer):
     verdict = serializers.CharField()
     computed_at = serializers.DateTimeField()
     timeseries = TimeseriesOutput()
+    dimensions = DimensionOutput(
+        many=True, help_text="one block per `dimension` asked for, in that order (else empty)"
+    )
 
 
 ErrorOutput = inline_serializer(
@@ -403,12 +459,29 @@ class ExperimentResultsApi(StoreReadApi):
     the same one); ResultsOutput documents it exactly."""
 
     @extend_schema(
-        responses=_store_read_responses(ResultsOutput, "experiment"),
+        parameters=[
+            OpenApiParameter(
+                "dimension",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                required=False,
+                many=True,
+                description=f"split the results by this dimension (repeat for up to "
+                f"{MAX_DIMENSIONS}): {HELP}",
+            )
+        ],
+        responses={
+            **_store_read_responses(ResultsOutput, "experiment"),
+            400: OpenApiResponse(
+                ErrorOutput, description="an unknown dimension, or too many (named in detail)"
+            ),
+        },
         summary="Results of an experiment, by its engine (frequentist or Bayesian)",
     )
     def get(self, request, key: str):
         experiment = get_object_or_404(Experiment, key=key)
-        return Response(experiment_results_cached(experiment=experiment))
+        dimensions = dimensions_parse(request.query_params.getlist("dimension"))
+        return Response(experiment_results_cached(experiment=experiment, dimensions=dimensions))
 
 
 class HoldoutExperimentOutput(serializers.Serializer):

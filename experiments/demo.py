@@ -119,19 +119,34 @@ EXPERIMENTS = [
 ]
 
 
-def _audience(since: dt.datetime, *, free_only: bool) -> list[tuple[str, dt.datetime]]:
-    """The product's users with a session since `since`, each at their first one (by user id);
+def _audience(
+    since: dt.datetime, *, free_only: bool
+) -> tuple[list[tuple[str, dt.datetime]], dict[str, dict]]:
+    """The product's users with a session since `since`, each at their first one (by user id),
+    and what capture's enrichment puts on an event of that session (country, device, tier);
     `free_only`: those on the free tier then."""
     rows = store().query(
-        "SELECT user_id, min(timestamp) AS at, argMin(user_tier, timestamp) AS tier "
+        "SELECT user_id, min(timestamp) AS at, argMin(user_tier, timestamp) AS tier, "
+        "argMin(country, timestamp) AS country, argMin(device_type, timestamp) AS device "
         "FROM events WHERE event = {session:String} "
         "AND timestamp >= toDateTime64({since:String}, 3, 'UTC') "
         "GROUP BY user_id ORDER BY user_id",
         {"session": Event.SESSION_START.value, "since": since.strftime("%Y-%m-%d %H:%M:%S")},
     )
-    return [
-        (r["user_id"], _utc(r["at"])) for r in rows if not free_only or r["tier"] in ("free", "")
-    ]
+    chosen = [r for r in rows if not free_only or r["tier"] in ("free", "")]
+    enrichment = {
+        r["user_id"]: {
+            k: v
+            for k, v in (
+                ("geo_country", r["country"]),
+                ("device_type", r["device"]),
+                ("user_tier", r["tier"]),
+            )
+            if v
+        }
+        for r in chosen
+    }
+    return [(r["user_id"], _utc(r["at"])) for r in chosen], enrichment
 
 
 def _utc(value) -> dt.datetime:
@@ -157,6 +172,8 @@ def _create(spec: dict, metrics: dict[str, Metric], variant_keys: list[str]) -> 
         primary_metric=metrics[spec["primary"]],
         minimum_runtime_days=spec["minimum_runtime_days"],
         engine=spec.get("engine", Experiment.Engine.FREQUENTIST),
+        # Pre-registered splits (set before the start); any other is read with a warning.
+        dimensions=["country", "device_type"],
     )
     experiment.secondary_metrics.set([metrics[k] for k in spec["secondary"]])
     experiment.guardrail_metrics.set([metrics[k] for k in spec["guardrails"]])
@@ -182,7 +199,9 @@ def seed(*, stdout) -> None:
             Experiment.objects.filter(pk=experiment.pk).update(started_at=started)
             experiment.refresh_from_db()
         if not exposure_events_exist(experiment.key):
-            audience = _audience(experiment.started_at, free_only=spec["audience"] == "free")
+            audience, enrichment = _audience(
+                experiment.started_at, free_only=spec["audience"] == "free"
+            )
             # Demo only: planned for the demo's own traffic, so the always-valid interval is
             # tuned to the sample the demo actually has (the measured baseline would plan for
             # the whole product's traffic and leave every demo experiment undecided).
@@ -199,6 +218,7 @@ def seed(*, stdout) -> None:
                 outcomes=[Outcome(e, r, p, m, x) for e, r, p, m, x in spec["outcomes"]],
                 lost_exposures=spec["lost"],
                 rng=np.random.default_rng(100 + index),
+                exposure_properties=enrichment,
             )
             rows_insert(table="events", rows=rows)
             stdout.write(

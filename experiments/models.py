@@ -13,7 +13,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from core.errors import InvalidRequest
 from experiments.conditions import ConditionError, condition_validate
+from experiments.dimensions import dimension_names_validate
 
 FROZEN_WHEN_STARTED = (
     "key",
@@ -240,6 +242,19 @@ class Experiment(models.Model):
         editable=False,
         help_text="sticky bucketing: users bucketed under a version below this are excluded",
     )
+    dimensions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='dimensions to split results by, e.g. ["country", "device_type", '
+        '"user.signup_source", "exposure.app_version"]; those set before the experiment starts '
+        "are pre-registered, one added later is shown with a 'chosen after looking' warning",
+    )
+    preregistered_dimensions = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="the dimensions set when the experiment started",
+    )
     sequential_tuning = models.FloatField(
         null=True, blank=True, editable=False, help_text="set at start from the planned sample"
     )
@@ -307,6 +322,10 @@ class Experiment(models.Model):
             condition_validate(self.conditions)
         except ConditionError as exc:
             errors["conditions"] = str(exc)
+        try:
+            dimension_names_validate(self.dimensions)
+        except InvalidRequest as exc:
+            errors["dimensions"] = exc.problem
         if self.namespace_start >= self.namespace_end:
             errors["namespace_end"] = "the namespace range end must be above its start"
         if self.pk:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from django.utils import timezone
 
 from analytics.store.cache import cached
 from experiments import selectors, stats
+from experiments.dimensions import TOP_VALUES, Dimension
 from experiments.models import (
     HOLDOUT_CONTROL,
     HOLDOUT_TREATMENT,
@@ -373,20 +375,27 @@ def verdict_text(
 RESULTS_CACHE_SECONDS = 60
 
 
-def _cached_readout(name: str, obj, compute) -> dict:
+def _cached_readout(name: str, obj, compute, key: dict | None = None) -> dict:
     """A readout through the store's result cache (the API and the page); an edit of the
     object changes the key."""
     return cached(
         name,
-        {"pk": obj.pk, "updated_at": obj.updated_at.timestamp()},
+        {"pk": obj.pk, "updated_at": obj.updated_at.timestamp(), **(key or {})},
         lambda: compute(obj),
         ttl=RESULTS_CACHE_SECONDS,
     )
 
 
-def experiment_results_cached(*, experiment: Experiment) -> dict:
+def experiment_results_cached(
+    *, experiment: Experiment, dimensions: Sequence[Dimension] = ()
+) -> dict:
     """`experiment_results`, through the store's result cache (the API and the page)."""
-    return _cached_readout("experiment_results", experiment, experiment_results)
+    return _cached_readout(
+        "experiment_results",
+        experiment,
+        lambda e: experiment_results(e, dimensions),
+        {"dimensions": [d.name for d in dimensions]},
+    )
 
 
 def _srm(exposures: list[selectors.VariantDay], variants) -> dict:
@@ -427,10 +436,11 @@ def _metrics(experiment, metric_data: list[selectors.MetricData], variants) -> l
     return metrics
 
 
-def experiment_results(experiment: Experiment) -> dict:
-    """The readout of an experiment, computed now from the store."""
+def experiment_results(experiment: Experiment, dimensions: Sequence[Dimension] = ()) -> dict:
+    """The readout of an experiment, computed now from the store; with `dimensions`, a block
+    per dimension splitting every metric by its values (`dimensions` of the answer)."""
     variants = list(experiment.variants.all())
-    exposures, metric_data = selectors.experiment_data(experiment)
+    exposures, metric_data = selectors.experiment_data(experiment, dimensions)
     srm = _srm(exposures, variants)
     users = srm["users"]
     total_users = sum(users.values())
@@ -461,7 +471,95 @@ def experiment_results(experiment: Experiment) -> dict:
         "verdict": verdict_text(experiment, decision, metrics, srm=srm),
         "computed_at": timezone.now().isoformat(),
         "timeseries": _timeseries(experiment, exposures, metric_data, variants),
+        "dimensions": [dimension_block(experiment, d, metric_data, variants) for d in dimensions],
     }
+
+
+def correction_description(experiment: Experiment) -> dict:
+    """The multiple-comparison correction of the dimension blocks, by engine."""
+    if experiment.engine == Experiment.Engine.BAYESIAN:
+        return {
+            "method": "none",
+            "adjusted": [],
+            "text": "Bayesian engine: chance to win, risk and credible intervals of each value are "
+            "not adjusted for the number of values and variants compared; with many values "
+            "some will look decisive by chance, so read a split as a lead to test, not a "
+            "result.",
+        }
+    return {
+        "method": "benjamini-hochberg",
+        "adjusted": ["p_value_adjusted"],
+        "text": "Frequentist engine: p_value_adjusted is Benjamini-Hochberg-adjusted (false "
+        "discovery rate) across every value, metric and variant of this dimension; intervals "
+        "are per comparison and not adjusted.",
+    }
+
+
+def dimension_block(
+    experiment: Experiment, dimension: Dimension, metric_data: list, variants: list
+) -> dict:
+    """One dimension: per value (top values by exposed users, then the rest as `other`) the
+    users per variant and every metric's rows, as the readout's; p-values adjusted together."""
+    registered = dimension.name in (experiment.preregistered_dimensions or [])
+    by_value: dict[tuple[str, bool], dict] = {}
+    for data in metric_data:
+        for piece in data.slices.get(dimension.name, []):
+            entry = by_value.setdefault(
+                (piece.value, piece.other),
+                {
+                    "value": None if piece.other else piece.value,
+                    "label": _value_label(piece),
+                    "other": piece.other,
+                    "users": {v.key: 0 for v in variants},
+                    "metrics": [],
+                },
+            )
+            sliced = selectors.MetricData(data.metric, data.role, piece.rows)
+            if not entry["metrics"]:
+                for row in piece.rows:
+                    if row.variant in entry["users"]:
+                        entry["users"][row.variant] += row.users
+            entry["metrics"].append(
+                {
+                    "key": data.metric.key,
+                    "name": data.metric.name,
+                    "kind": data.metric.kind,
+                    "role": data.role,
+                    "variants": metric_rows(experiment, sliced, variants) if variants else [],
+                }
+            )
+    values = list(by_value.values())
+    if experiment.engine == Experiment.Engine.FREQUENTIST:
+        cells = [
+            c
+            for value in values
+            for m in value["metrics"]
+            for c in _comparisons(m)
+            if c["p_value"] is not None
+        ]
+        adjusted = stats.benjamini_hochberg([c["p_value"] for c in cells])
+        for cell, p in zip(cells, adjusted, strict=True):
+            cell["p_value_adjusted"] = p
+    return {
+        **dimension.as_dict(),
+        "pre_registered": registered,
+        "warning": None
+        if registered
+        else (
+            f"'{dimension.name}' was not pre-registered for this experiment before it started: "
+            "a split chosen after looking at the results finds differences by chance. Treat "
+            "any difference here as a hypothesis for a new experiment."
+        ),
+        "top_values": TOP_VALUES,
+        "correction": correction_description(experiment),
+        "values": values,
+    }
+
+
+def _value_label(piece: selectors.Slice) -> str:
+    if piece.other:
+        return "other values"
+    return piece.value if piece.value != "" else "(not set)"
 
 
 def _timeseries(experiment, exposures, metric_data, variants) -> dict:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from django.utils import timezone
 
 from analytics.catalog import Event
 from analytics.store import store
+from experiments.dimensions import TOP_VALUES, Dimension
 from experiments.models import Experiment, Metric
 
 _EXPOSURES = """
@@ -46,7 +48,8 @@ FROM exposures GROUP BY day, variant ORDER BY day, variant
 # The fragments in braces are fixed SQL chosen below from the metric's definition, never user
 # text; the metric's events, properties, window and cap are parameters.
 METRIC_DAILY_SQL = """
-SELECT toString(toDate(first_at)) AS day, variant, count() AS users,
+SELECT {grouping} AS grouping_set, toString(toDate(first_at)) AS day, variant{dim_keys},
+       count() AS users,
        countIf(value > 0) AS converted, sum(value) AS total, sum(value * value) AS total_squares,
        sum(v) AS capped_total, sum(v * v) AS capped_squares,
        sum(p) AS pre_total, sum(p * p) AS pre_squares, sum(v * p) AS cross_products,
@@ -54,20 +57,20 @@ SELECT toString(toDate(first_at)) AS day, variant, count() AS users,
        max(value_cap) AS value_cap
 FROM (
     SELECT variant, first_at, value, {cap_value} AS value_cap, least(value, value_cap) AS v,
-           least(pre, {cap_pre}) AS p, d
+           least(pre, {cap_pre}) AS p, d{dim_pass}
     FROM (
-        SELECT variant, first_at, {value} AS value, {pre} AS pre, {den} AS d
+        SELECT variant, first_at, {value} AS value, {pre} AS pre, {den} AS d{dim_user}
         FROM (
             SELECT user_key,
                    argMinIf(variant, timestamp, is_exposure) AS variant,
                    minIf(timestamp, is_exposure) AS first_at,
                    {collect} AS outcomes,
-                   {collect_den} AS denominators
+                   {collect_den} AS denominators{dim_first}
             FROM (
                 SELECT cityHash64(user_id) AS user_key, uuid, timestamp,
                        event = {{exposure_event:String}} AS is_exposure,
                        {is_metric} AS is_metric, {is_denominator} AS is_denominator,
-                       experiment_variant AS variant, {amount} AS amount
+                       experiment_variant AS variant, {amount} AS amount{dim_raw}
                 FROM events
                 WHERE (event = {{exposure_event:String}} AND experiment_id = {{experiment:String}}
                        AND timestamp >= {{start:DateTime64(3)}}
@@ -79,11 +82,47 @@ FROM (
             )
             GROUP BY user_key
             HAVING countIf(is_exposure) > 0
+        ){users_join}
+    )
+)
+GROUP BY {group_by}{settings}
+"""
+
+# With dimensions, the per-user rows above are grouped once per grouping set: (day, variant)
+# for the readout and (variant, dimension) for each dimension; then, on that small result,
+# each dimension keeps its TOP_VALUES values with the most users and folds the rest into one
+# `is_other` row (sums add up; a quantile does not, so it is left out of that row).
+DIMENSIONS_SQL = """
+SELECT grouping_set, day, variant, if(is_other, '', dim_value) AS dim_value, is_other,
+       {sums}, max(value_cap) AS value_cap{quantile_any}
+FROM (
+    SELECT *, grouping_set != {{base_set:UInt32}} AND value_rank > {{top:UInt32}} AS is_other
+    FROM (
+        SELECT *, dense_rank() OVER (PARTITION BY grouping_set
+                                     ORDER BY value_users DESC, dim_value) AS value_rank
+        FROM (
+            SELECT *, sum(users) OVER (PARTITION BY grouping_set, dim_value) AS value_users
+            FROM (
+                SELECT *, {dim_value} AS dim_value FROM ({grouped})
+            )
         )
     )
 )
-GROUP BY day, variant ORDER BY day, variant
+GROUP BY grouping_set, day, variant, dim_value, is_other
+ORDER BY grouping_set, day, variant, dim_value
 """
+_USERS_JOIN = """ AS per_user
+        LEFT JOIN (
+            SELECT cityHash64(user_id) AS user_key, argMax(tier, updated_at) AS u_tier,
+                   argMax(country, updated_at) AS u_country,
+                   argMax(signup_source, updated_at) AS u_signup_source
+            FROM users GROUP BY user_id
+        ) AS user_now USING user_key"""
+_EXPOSURE_PROPERTY = (
+    "if(is_exposure, if(JSONType(properties, {{{param}:String}}) = 'String', "
+    "JSONExtractString(properties, {{{param}:String}}), "
+    "JSONExtractRaw(properties, {{{param}:String}})), '')"
+)
 
 PRE_PERIOD_DAYS = 30
 _IN_WINDOW = "{t} >= first_at AND {t} < first_at + toIntervalDay({{window:UInt32}})"
@@ -174,12 +213,49 @@ class VariantDay:
 
 
 @dataclass
+class Slice:
+    """The users of one value of a dimension (or, `other`, of every value past the top ones):
+    one row per variant, with the same sums as a day's."""
+
+    value: str
+    other: bool
+    rows: list[VariantDay] = field(default_factory=list)
+
+    @property
+    def users(self) -> int:
+        return sum(r.users for r in self.rows)
+
+
+def slices_from_rows(rows: list[dict], dimensions: Sequence[Dimension]):
+    """(the daily rows, {dimension name: [Slice, ...]}) from a dimensions query's rows."""
+    days: list[VariantDay] = []
+    slices: dict[str, dict[tuple[str, bool], Slice]] = {d.name: {} for d in dimensions}
+    sets = {dimension_set(i, len(dimensions)): d.name for i, d in enumerate(dimensions)}
+    for row in rows:
+        group = int(row["grouping_set"])
+        if group == base_set(len(dimensions)):
+            days.append(VariantDay.from_row(row))
+            continue
+        other = bool(int(row["is_other"]))
+        key = (str(row["dim_value"]), other)
+        found = slices[sets[group]].setdefault(key, Slice(key[0], other))
+        found.rows.append(replace(VariantDay.from_row(row), day=""))
+    ordered = {
+        name: sorted(values.values(), key=lambda s: (s.other, -s.users, s.value))
+        for name, values in slices.items()
+    }
+    return days, ordered
+
+
+@dataclass
 class MetricData:
     """Per exposure day and variant: users and the sums of the per-user metric value."""
 
     metric: Metric
     role: str
     days: list[VariantDay] = field(default_factory=list)
+    # Per dimension name: its values, most exposed users first, the folded rest last.
+    slices: dict[str, list[Slice]] = field(default_factory=dict)
 
     def totals(self) -> dict[str, VariantDay]:
         out: dict[str, VariantDay] = {}
@@ -214,8 +290,74 @@ class Fragments:
     den: str = "toFloat64(0)"
     or_denominator: str = ""
 
-    def sql(self) -> str:
-        return METRIC_DAILY_SQL.format(**self.__dict__)
+    def sql(self, dimensions: Sequence[Dimension] = ()) -> str:
+        """The metric's query: per exposure day and variant, and with `dimensions`, per
+        variant and value of each (top values and the rest folded)."""
+        parts = {
+            "grouping": "0",
+            "dim_keys": "",
+            "dim_pass": "",
+            "dim_user": "",
+            "dim_first": "",
+            "dim_raw": "",
+            "users_join": "",
+            "group_by": "day, variant",
+            "settings": "",
+        }
+        if not dimensions:
+            return METRIC_DAILY_SQL.format(**self.__dict__, **parts)
+        names = [f"dim_{i}" for i in range(len(dimensions))]
+        raw, first, user = [], [], []
+        for name, dimension in zip(names, dimensions, strict=True):
+            if dimension.user_column:
+                user.append(f"u_{dimension.user_column} AS {name}")
+                continue
+            column = dimension.column or _EXPOSURE_PROPERTY.format(param=f"{name}_property")
+            raw.append(f"{column} AS {name}_raw")
+            first.append(f"argMinIf({name}_raw, timestamp, is_exposure) AS {name}")
+            user.append(name)
+        sets = ", ".join(["(day, variant)"] + [f"(variant, {n})" for n in names])
+        parts.update(
+            grouping=f"grouping({', '.join(names)})",
+            dim_keys="".join(f", {n}" for n in names),
+            dim_pass="".join(f", {n}" for n in names),
+            dim_user="".join(f", {u}" for u in user),
+            dim_first="".join(f",\n{' ' * 19}{f}" for f in first),
+            dim_raw="".join(f", {r}" for r in raw),
+            users_join=_USERS_JOIN if any(d.user_column for d in dimensions) else "",
+            group_by=f"GROUPING SETS ({sets})",
+        )
+        grouped = METRIC_DAILY_SQL.format(**self.__dict__, **parts)
+        value = (
+            "multiIf("
+            + "".join(
+                f"grouping_set = {dimension_set(i, len(names))}, {n}, " for i, n in enumerate(names)
+            )
+            + "'')"
+        )
+        sums = ", ".join(f"sum({c}) AS {c}" for c in ("users", *VariantDay.SUMS))
+        return (
+            DIMENSIONS_SQL.format(sums=sums, dim_value=value, grouped=grouped, quantile_any="")
+            + "SETTINGS force_grouping_standard_compatibility = 1"
+        )
+
+
+def base_set(dimensions: int) -> int:
+    """grouping() of the (day, variant) set: every dimension aggregated over (SQL standard)."""
+    return (1 << dimensions) - 1
+
+
+def dimension_set(index: int, dimensions: int) -> int:
+    """grouping() of the (variant, dimension `index`) set: only that one grouped by."""
+    return base_set(dimensions) ^ (1 << (dimensions - 1 - index))
+
+
+def dimension_params(dimensions: Sequence[Dimension]) -> dict:
+    params = {"base_set": base_set(len(dimensions)), "top": TOP_VALUES}
+    for i, dimension in enumerate(dimensions):
+        if dimension.prop:
+            params[f"dim_{i}_property"] = dimension.prop
+    return params
 
 
 def _per_user(metric: Metric, window: str) -> str:
@@ -294,16 +436,28 @@ def experiment_metrics(experiment: Experiment) -> list[tuple[Metric, str]]:
     return pairs
 
 
-def experiment_data(experiment: Experiment) -> tuple[list[VariantDay], list[MetricData]]:
-    """Daily first exposures per variant, and each metric's daily per-variant sums."""
+def experiment_data(
+    experiment: Experiment, dimensions: Sequence[Dimension] = ()
+) -> tuple[list[VariantDay], list[MetricData]]:
+    """Daily first exposures per variant, and each metric's daily per-variant sums (with
+    `dimensions`, also per variant and value of each, in the same pass)."""
     start, end = experiment_window(experiment)
     return exposure_data(
-        key=experiment.key, start=start, end=end, metrics=experiment_metrics(experiment)
+        key=experiment.key,
+        start=start,
+        end=end,
+        metrics=experiment_metrics(experiment),
+        dimensions=dimensions,
     )
 
 
 def exposure_data(
-    *, key: str, start: dt.datetime, end: dt.datetime, metrics: list[tuple[Metric, str]]
+    *,
+    key: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    metrics: list[tuple[Metric, str]],
+    dimensions: Sequence[Dimension] = (),
 ) -> tuple[list[VariantDay], list[MetricData]]:
     """`experiment_data` for the exposures logged under `key` (an experiment's, or a
     holdout's tracking key) between `start` and `end`, and these (metric, role) pairs."""
@@ -325,7 +479,13 @@ def exposure_data(
                 "metric_start": ts(start - pre),
                 "metric_end": ts(end + window),
             }
-            rows = db.query(_metric_fragments(metric).sql(), params)
+            sql = _metric_fragments(metric).sql(dimensions)
+            if dimensions:
+                rows = db.query(sql, {**params, **dimension_params(dimensions)})
+                days, slices = slices_from_rows(rows, dimensions)
+                data.append(MetricData(metric, role, days, slices))
+                continue
+            rows = db.query(sql, params)
             data.append(MetricData(metric, role, [VariantDay.from_row(r) for r in rows]))
     if data:  # every metric's query counts the same exposed users
         exposures = [VariantDay(r.day, r.variant, r.users) for r in data[0].days]

@@ -60,6 +60,8 @@ def experiment_start(*, experiment: Experiment, by) -> Experiment:
         float(required * experiment.variants.count()) if required else None
     )
     experiment.status = Experiment.Status.RUNNING
+    # The splits chosen before anyone could look at results; later ones get a warning.
+    experiment.preregistered_dimensions = list(experiment.dimensions or [])
     experiment.started_at = timezone.now()
     experiment.started_by = by if getattr(by, "pk", None) else None
     experiment.save()

@@ -54,10 +54,12 @@ def simulated_events(
     lost_exposures: dict[str, float] | None = None,
     rng: np.random.Generator | None = None,
     now: dt.datetime | None = None,
+    exposure_properties: dict[str, dict] | None = None,
 ) -> list[dict]:
     """Event rows for `audience` (each user and when they are exposed): each user's
     exposure(s) and outcomes; `lost_exposures` drops that share of a variant's users entirely
-    (exposure logging lost, the cause of a sample ratio mismatch)."""
+    (exposure logging lost, the cause of a sample ratio mismatch); `exposure_properties`: per
+    user id, what capture's enrichment would add to their exposures (geo_country, ...)."""
     rng = rng or np.random.default_rng(0)
     now = now or dt.datetime.now(dt.UTC)
     ranges = bucket_ranges(len(variant_keys), 1.0, weights)
@@ -72,7 +74,8 @@ def simulated_events(
             continue
         if exposed_at > now:
             continue
-        props = json.dumps({"experiment_id": key, "variant": variant})
+        extra = (exposure_properties or {}).get(user_id, {})
+        props = json.dumps({**extra, "experiment_id": key, "variant": variant})
         for repeat in range(1 + int(rng.random() < 0.3)):  # some users are assigned twice
             if exposed_at + REPEAT_GAP * repeat <= now:  # never an event from the future
                 rows.append(_row(Event.EXPERIMENT_ASSIGNMENT, user_id, exposed_at, props, repeat))

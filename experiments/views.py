@@ -3,10 +3,32 @@
 from django.shortcuts import get_object_or_404, render
 
 from analytics.store import StoreError
+from core.errors import InvalidRequest
 from core.roles import role_required
 from experiments import charts
+from experiments.dimensions import BUILT_IN, EXPOSURE_PREFIX, dimension_parse
 from experiments.models import Experiment
 from experiments.results import experiment_results_cached
+
+
+def _dimension_choices(experiment: Experiment) -> list[tuple[str, str]]:
+    """(name, label) for the picker: the experiment's registered dimensions, then the rest."""
+    registered = [n for n in experiment.dimensions or [] if n not in BUILT_IN]
+    built_in = [(d.name, f"{d.label} ({d.source})") for d in BUILT_IN.values()]
+    return [(n, f"{n[len(EXPOSURE_PREFIX) :]} (first exposure)") for n in registered] + built_in
+
+
+def _chosen_dimension(request):
+    """The dimension the picker asks for (a name, or any first-exposure property), or None;
+    (None, problem) for an unknown one."""
+    prop = request.GET.get("property", "").strip()
+    name = f"{EXPOSURE_PREFIX}{prop}" if prop else request.GET.get("dimension", "")
+    if not name:
+        return None, ""
+    try:
+        return dimension_parse(name), ""
+    except InvalidRequest as exc:
+        return None, exc.problem
 
 
 @role_required()
@@ -24,11 +46,20 @@ def detail(request, key: str):
     )
     variants = list(experiment.variants.all())
     names = {v.key: v.name or v.key for v in variants}
-    context = {"experiment": experiment, "variants": variants}
+    dimension, dimension_problem = _chosen_dimension(request)
+    context = {
+        "experiment": experiment,
+        "variants": variants,
+        "dimension_choices": _dimension_choices(experiment),
+        "dimension": dimension,
+        "dimension_problem": dimension_problem,
+    }
     if experiment.status == Experiment.Status.DRAFT:
         return render(request, "experiments/detail.html", context)
     try:
-        result = experiment_results_cached(experiment=experiment)
+        result = experiment_results_cached(
+            experiment=experiment, dimensions=[dimension] if dimension else []
+        )
     except StoreError as exc:
         context["store_error"] = str(exc)
         return render(request, "experiments/detail.html", context)
@@ -36,6 +67,7 @@ def detail(request, key: str):
     so_far = result["users_per_variant_so_far"]
     context.update(
         result=result,
+        split=result["dimensions"][0] if result["dimensions"] else None,
         confidence=1 - result["alpha"],
         progress=min(100, round(100 * so_far / required)) if required else None,
         figures={

@@ -263,7 +263,13 @@ def _results_validator(client, path: str = "/api/experiments/{key}/results/"):
 
     schema = client.get("/api/schema/", {"format": "json"}).json()
     operation = schema["paths"][path]["get"]
-    assert set(operation["responses"]) == {"200", "401", "403", "404", "429", "503"}
+    expected = {"200", "401", "403", "404", "429", "503"}
+    if path == "/api/experiments/{key}/results/":
+        expected.add("400")  # an unknown dimension
+        (dimension,) = [p for p in operation["parameters"] if p["in"] == "query"]
+        assert dimension["name"] == "dimension"
+        assert dimension["schema"]["type"] == "array" and not dimension.get("required")
+    assert set(operation["responses"]) == expected
     body = operation["responses"]["200"]["content"]["application/json"]["schema"]
     return jsonschema.Draft7Validator(_json_schema(body, schema["components"]["schemas"]))
 
@@ -274,7 +280,7 @@ def test_results_response_is_exactly_what_the_schema_says(
 ):
     from analytics.catalog import Event
     from analytics.store.bulk import rows_insert
-    from experiments.tests.conftest import event_row, exposure_row
+    from experiments.tests.conftest import event_row
     from experiments.tests.factories import MetricFactory
 
     revenue = MetricFactory(key="rev", kind="mean", event=Event.PAYMENT, value_property="amount")
@@ -284,7 +290,14 @@ def test_results_response_is_exactly_what_the_schema_says(
     rows = []
     for i in range(400):
         variant = "treatment" if i % 2 else "control"
-        rows.append(exposure_row("shape", f"s{i}", variant, at))
+        rows.append(
+            event_row(
+                Event.EXPERIMENT_ASSIGNMENT,
+                f"s{i}",
+                at,
+                {"experiment_id": "shape", "variant": variant, "geo_country": f"C{i % 14}"},
+            )
+        )
         if i % 3 == 0:
             rows.append(event_row(Event.PROJECT_CREATED, f"s{i}", at, {}))
             rows.append(event_row(Event.PAYMENT, f"s{i}", at, {"amount": i % 17}))
@@ -292,6 +305,10 @@ def test_results_response_is_exactly_what_the_schema_says(
     client = api_client_for(pm)
     body = client.get("/api/experiments/shape/results/").json()
     _results_validator(client).validate(body)
+    split = client.get("/api/experiments/shape/results/?dimension=country&dimension=user.tier")
+    _results_validator(client).validate(split.json())
+    assert [d["name"] for d in split.json()["dimensions"]] == ["country", "user.tier"]
+    assert split.json()["dimensions"][0]["values"][-1]["other"] is True
     assert body["engine"] == engine
     for metric in body["metrics"]:
         control, treated = metric["variants"]

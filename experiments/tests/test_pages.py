@@ -16,19 +16,31 @@ def _login(user) -> Client:
     return client
 
 
+COUNTRIES = ["US", "DE", "FR", "GB", "IN", "BR", "CA", "JP", "ES", "IT", "NL", "SE", "PL"]
+
+
 def _with_data(experiment, *, lost=None, users=3000):
     rng = np.random.default_rng(1)
+    audience = new_users(
+        users=users, start=experiment.started_at, days=6, rng=rng, prefix=experiment.key
+    )
+    enrichment = {
+        user: {
+            "geo_country": COUNTRIES[min(int(rng.exponential(3)), len(COUNTRIES) - 1)],
+            "device_type": "mobile" if rng.random() < 0.6 else "desktop",
+        }
+        for user, _ in audience
+    }
     rows = simulated_events(
         key=experiment.key,
         seed=experiment.seed,
         variant_keys=["control", "treatment"],
         weights=[0.5, 0.5],
-        audience=new_users(
-            users=users, start=experiment.started_at, days=6, rng=rng, prefix=experiment.key
-        ),
+        audience=audience,
         outcomes=[Outcome(Event.PROJECT_CREATED, {"control": 0.1, "treatment": 0.16})],
         lost_exposures=lost,
         rng=rng,
+        exposure_properties=enrichment,
     )
     rows_insert(table="events", rows=rows)
 
@@ -59,6 +71,30 @@ def test_results_page_shows_verdict_progress_and_srm(pm, running, analytics_stor
 
 
 @pytest.mark.django_db
+def test_results_page_split_by_a_dimension(pm, running, analytics_store):
+    experiment = running(key="split-one", days_ago=7, dimensions=["device_type"])
+    experiment.preregistered_dimensions = ["device_type"]
+    experiment.save()
+    _with_data(experiment)
+    client = _login(pm)
+    plain = client.get("/experiments/split-one/").content.decode()
+    assert "Choose a dimension" in plain and "pre-registered: device_type" in plain
+    page = client.get("/experiments/split-one/", {"dimension": "country"})
+    body = page.content.decode()
+    assert "Chosen after looking" in body and "Benjamini-Hochberg" in body
+    split = page.context["split"]
+    assert [v["label"] for v in split["values"]][-1] == "other values"
+    assert "<td>US</td>" in body
+    registered = client.get("/experiments/split-one/", {"dimension": "device_type"})
+    assert "Chosen after looking" not in registered.content.decode()
+    assert "Pre-registered" in registered.content.decode()
+    by_property = client.get("/experiments/split-one/", {"property": "geo_country"})
+    assert by_property.context["split"]["name"] == "exposure.geo_country"
+    bad = client.get("/experiments/split-one/", {"dimension": "shoe_size"})
+    assert bad.status_code == 200 and "unknown dimension" in bad.content.decode()
+
+
+@pytest.mark.django_db
 def test_draft_page_explains_how_to_start(pm):
     from experiments.tests.factories import ExperimentFactory
 
@@ -82,6 +118,13 @@ def test_results_page_in_a_browser(page, live_asgi, login, pm, running, analytic
     assert not {"chance to win", "risk"} & {h.lower() for h in headers}
     assert page.locator(".main-svg").count() >= 3
     page.screenshot(path=artifact("experiments-results.png"), full_page=True)
+    page.select_option("select[name=dimension]", "country")
+    page.click(".dimension-picker button[type=submit]")
+    page.wait_for_selector(".dimension-table")
+    assert "Chosen after looking" in page.inner_text(".after-looking")
+    assert page.locator(".dimension-table tbody tr").count() >= 5
+    page.locator("#dimensions").screenshot(path=artifact("experiments-results-by-country.png"))
+    page.screenshot(path=artifact("experiments-results-dimension.png"), full_page=True)
 
 
 @pytest.mark.django_db
