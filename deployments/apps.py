@@ -7,6 +7,8 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self):
         from core import releases
-        from deployments.selectors import release_markers
+        from deployments.selectors import release_markers, service_names
 
-        releases.register(release_markers)  # rollouts as markers on other areas' charts
+        releases.register(
+            release_markers, services=service_names
+        )  # rollouts as markers on other areas' charts

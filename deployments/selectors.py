@@ -1,6 +1,7 @@
 """Reads of the deployments area: services with their current rollout, rollouts, samples."""
 
 import datetime as dt
+from collections.abc import Collection
 
 from django.db.models import Prefetch, Q, QuerySet
 
@@ -156,26 +157,47 @@ def step_samples(rollout: Rollout) -> tuple[dict[str, list], dict[str, list]]:
 ROLLED_BACK_STATUSES = (RolloutStatus.ROLLED_BACK, RolloutStatus.ABORTED, RolloutStatus.FAILED)
 
 
-def release_markers(*, start: dt.datetime, end: dt.datetime, limit: int = 100) -> list[dict]:
+def release_markers(
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    services: Collection[str] | None = None,
+    limit: int = 100,
+) -> list[dict]:
     """Rollout starts, promotions and rollbacks (rolled back, aborted or failed: traffic back on
-    stable) in [start, end), oldest first, for the annotations of time-series charts."""
+    stable) in [start, end), oldest first, of `services` (names) when given, for the
+    annotations of time-series charts and the release warnings of experiment readouts."""
     rollouts = Rollout.objects.select_related("service").filter(
         Q(started_at__gte=start, started_at__lt=end)
         | Q(finished_at__gte=start, finished_at__lt=end)
     )
+    if services is not None:
+        rollouts = rollouts.filter(service__name__in=list(services))
     markers = []
     for r in rollouts:
         name = f"{r.service.name}:{r.image_tag}"
+        about = {"service": r.service.name, "image_tag": r.image_tag, "rollout": r.pk}
         if r.started_at and start <= r.started_at < end:
-            markers.append({"at": r.started_at, "kind": "start", "label": f"{name} started"})
+            markers.append(
+                {"at": r.started_at, "kind": "start", "label": f"{name} started", **about}
+            )
         if r.finished_at and start <= r.finished_at < end:
             if r.status == RolloutStatus.PROMOTED:
                 markers.append(
-                    {"at": r.finished_at, "kind": "promoted", "label": f"{name} promoted"}
+                    {"at": r.finished_at, "kind": "promoted", "label": f"{name} promoted", **about}
                 )
             elif r.status in ROLLED_BACK_STATUSES:
                 markers.append(
-                    {"at": r.finished_at, "kind": "rollback", "label": f"{name} {r.status}"}
+                    {
+                        "at": r.finished_at,
+                        "kind": "rollback",
+                        "label": f"{name} {r.status}",
+                        **about,
+                    }
                 )
     markers.sort(key=lambda m: m["at"])
     return [{**m, "at": m["at"].isoformat()} for m in markers[-limit:]]
+
+
+def service_names() -> list[str]:
+    return list(Service.objects.order_by("name").values_list("name", flat=True))

@@ -6,6 +6,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core import releases
 from experiments.models import FROZEN_WHEN_STARTED, Experiment, Metric, Variant, variants_validate
 from experiments.results import experiment_power_analysis
 from experiments.services import (
@@ -81,6 +82,20 @@ def _power_summary(analysis: dict) -> str:
 
 
 class ExperimentForm(forms.ModelForm):
+    depends_on_services = forms.MultipleChoiceField(
+        required=False,
+        label="Depends on services",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The readout warns when one of these services was rolled out (started, "
+        "promoted or rolled back) while the experiment ran: its results may mix two versions.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        chosen = list(self.initial.get("depends_on_services") or [])
+        names = dict.fromkeys([*releases.service_names(), *chosen])
+        self.fields["depends_on_services"].choices = [(n, n) for n in names]
+
     rerandomize = forms.BooleanField(
         required=False,
         label="Re-randomize",
@@ -109,7 +124,19 @@ class ExperimentAdmin(admin.ModelAdmin):
     filter_horizontal = ("secondary_metrics", "guardrail_metrics")
     actions = ["start_experiments", "stop_experiments"]
     fieldsets = (
-        (None, {"fields": ("key", "name", "hypothesis", "status", "results_link")}),
+        (
+            None,
+            {
+                "fields": (
+                    "key",
+                    "name",
+                    "hypothesis",
+                    "depends_on_services",
+                    "status",
+                    "results_link",
+                )
+            },
+        ),
         (
             "Assignment",
             {

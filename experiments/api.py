@@ -25,6 +25,7 @@ from core.errors import error_body
 from experiments.assignment import assign
 from experiments.dimensions import FIRST_EXPOSURE, HELP, MAX_DIMENSIONS, USER, dimensions_parse
 from experiments.models import HOLDOUT_FEATURE_PREFIX, HOLDOUT_GROUPS, Experiment, Holdout, Metric
+from experiments.releases import experiment_release_warning
 from experiments.results import experiment_results_cached, holdout_results_cached
 from experiments.sdk import CACHE_CONTROL, sdk_payload
 from experiments.services import exposures_record
@@ -402,6 +403,19 @@ class DimensionOutput(serializers.Serializer):
     values = DimensionValueOutput(many=True)
 
 
+class ReleaseOutput(serializers.Serializer):
+    service = serializers.CharField()
+    image_tag = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["start", "promoted", "rollback"])
+    at = serializers.DateTimeField()
+    label = serializers.CharField()
+
+
+class ReleaseWarningOutput(serializers.Serializer):
+    message = serializers.CharField()
+    rollouts = ReleaseOutput(many=True, help_text="oldest first")
+
+
 class ResultsOutput(serializers.Serializer):
     experiment = serializers.CharField()
     name = serializers.CharField()
@@ -421,6 +435,11 @@ class ResultsOutput(serializers.Serializer):
     timeseries = TimeseriesOutput()
     dimensions = DimensionOutput(
         many=True, help_text="one block per `dimension` asked for, in that order (else empty)"
+    )
+    release_warning = ReleaseWarningOutput(
+        allow_null=True,
+        help_text="rollouts (start, promotion, rollback) of the services the experiment "
+        "depends on while it ran; null when none (or no services are set)",
     )
 
 
@@ -481,7 +500,12 @@ class ExperimentResultsApi(StoreReadApi):
     def get(self, request, key: str):
         experiment = get_object_or_404(Experiment, key=key)
         dimensions = dimensions_parse(request.query_params.getlist("dimension"))
-        return Response(experiment_results_cached(experiment=experiment, dimensions=dimensions))
+        return Response(
+            {
+                **experiment_results_cached(experiment=experiment, dimensions=dimensions),
+                "release_warning": experiment_release_warning(experiment=experiment),
+            }
+        )
 
 
 class HoldoutExperimentOutput(serializers.Serializer):

@@ -24,7 +24,10 @@ def exposures_figure(result: dict, variant_names: dict[str, str]) -> dict:
         )
     fig.update_layout(
         charts.layout(
-            title="Cumulative users exposed", height=HEIGHT, yaxis={"title": {"text": "users"}}
+            title="Cumulative users exposed",
+            height=HEIGHT,
+            xaxis={"type": "date"},
+            yaxis={"title": {"text": "users"}},
         )
     )
     return fig.to_plotly_json()
@@ -63,6 +66,7 @@ def primary_rate_figure(result: dict, variant_names: dict[str, str]) -> dict | N
         charts.layout(
             title=f"{primary['name']}: cumulative {label}",
             height=HEIGHT,
+            xaxis={"type": "date"},
             yaxis={"tickformat": ".1%" if primary["kind"] == "conversion" else ""},
         )
     )

@@ -115,6 +115,9 @@ EXPERIMENTS = [
         "audience": "all",
         "outcomes": [(Event.PROJECT_CREATED, {"control": 0.0, "picker": 0.01}, "", {}, {})],
         "lost": {"picker": 0.12},  # the new picker dropped some exposure events
+        # the picker's previews are rendered: the demo's video-renderer rollouts (3 days ago)
+        # fall inside this experiment, so its readout warns
+        "depends_on": ["video-renderer"],
     },
 ]
 
@@ -174,6 +177,7 @@ def _create(spec: dict, metrics: dict[str, Metric], variant_keys: list[str]) -> 
         engine=spec.get("engine", Experiment.Engine.FREQUENTIST),
         # Pre-registered splits (set before the start); any other is read with a warning.
         dimensions=["country", "device_type"],
+        depends_on_services=spec.get("depends_on", []),
     )
     experiment.secondary_metrics.set([metrics[k] for k in spec["secondary"]])
     experiment.guardrail_metrics.set([metrics[k] for k in spec["guardrails"]])
@@ -192,6 +196,10 @@ def seed(*, stdout) -> None:
         experiment = Experiment.objects.filter(key=spec["key"]).first()
         if experiment is None:
             experiment = _create(spec, metrics, variant_keys)
+        elif spec.get("depends_on") and not experiment.depends_on_services:
+            Experiment.objects.filter(pk=experiment.pk).update(
+                depends_on_services=spec["depends_on"]
+            )
         if experiment.status == Experiment.Status.DRAFT:
             experiment = experiment_start(experiment=experiment, by=admin)
             # Demo only: pretend it started days ago so its data spans a realistic period.

@@ -196,6 +196,13 @@ class Experiment(models.Model):
         default=0.8, validators=[MinValueValidator(0.5), MaxValueValidator(0.999)]
     )
     minimum_runtime_days = models.PositiveIntegerField(default=7)
+    depends_on_services = models.JSONField(
+        "depends on services",
+        default=list,
+        blank=True,
+        help_text="services whose releases can move this experiment's metrics: the readout "
+        "warns when one of them was rolled out while the experiment ran",
+    )
     sequential_testing = models.BooleanField(
         default=True,
         help_text="frequentist: always-valid intervals and p-values, safe to look every hour",

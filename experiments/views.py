@@ -1,13 +1,16 @@
 """Pages of the experiments area: the list and each experiment's results."""
 
 from django.shortcuts import get_object_or_404, render
+from django.utils.dateparse import parse_datetime
 
 from analytics.store import StoreError
+from charts import with_releases
 from core.errors import InvalidRequest
 from core.roles import role_required
 from experiments import charts
 from experiments.dimensions import BUILT_IN, EXPOSURE_PREFIX, dimension_parse
 from experiments.models import Experiment
+from experiments.releases import experiment_release_markers, experiment_release_warning
 from experiments.results import experiment_results_cached
 
 
@@ -63,6 +66,8 @@ def detail(request, key: str):
     except StoreError as exc:
         context["store_error"] = str(exc)
         return render(request, "experiments/detail.html", context)
+    markers = experiment_release_markers(experiment=experiment)
+    rate = charts.primary_rate_figure(result, names)
     required = result["required_users_per_variant"]
     so_far = result["users_per_variant_so_far"]
     context.update(
@@ -70,10 +75,19 @@ def detail(request, key: str):
         split=result["dimensions"][0] if result["dimensions"] else None,
         confidence=1 - result["alpha"],
         progress=min(100, round(100 * so_far / required)) if required else None,
+        release_warning=_shown(experiment_release_warning(experiment=experiment)),
         figures={
-            "exposures": charts.exposures_figure(result, names),
-            "rate": charts.primary_rate_figure(result, names),
+            "exposures": with_releases(charts.exposures_figure(result, names), markers),
+            "rate": rate and with_releases(rate, markers),
             "lift": charts.lift_figure(result, names),
         },
     )
     return render(request, "experiments/detail.html", context)
+
+
+def _shown(warning: dict | None) -> dict | None:
+    """The warning with its times as datetimes, shown in the viewer's timezone."""
+    if warning is None:
+        return None
+    rollouts = [{**r, "at": parse_datetime(r["at"])} for r in warning["rollouts"]]
+    return {**warning, "rollouts": rollouts}

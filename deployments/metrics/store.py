@@ -278,3 +278,103 @@ def store_metric_evaluate(metric: StoreMetric, *, canary_share: float, **window)
         canary_share=canary_share,
         both=arms["both"].users,
     )
+
+
+# The `store` kind of metric templates (deployments/metrics/templates.py) --------------------
+
+# A store template's `params`; `query` is `rate` or `conversion`, `direction` says which values
+# are better (`higher` for a success rate: a decrease is the bad way).
+STORE_PARAMS = (
+    "event",
+    "per_event",
+    "from_event",
+    "tolerance_percent",
+    "min_users",
+    "alpha",
+    "tuning",
+)
+
+
+def metric_from_template(template: dict) -> StoreMetric:
+    params = dict(template.get("params") or {})
+    unknown = sorted(set(params) - set(STORE_PARAMS))
+    if unknown:
+        raise StoreMetricError(f"params.{unknown[0]}", "unknown setting of the store kind")
+    return StoreMetric.from_dict(
+        {
+            **params,
+            "name": template.get("name") or "",
+            "query": template.get("query") or RATE,
+            "direction": INCREASE if template.get("direction") == "lower" else DECREASE,
+            "dry_run": bool(template.get("dry_run")),
+        }
+    )
+
+
+class StoreKind:
+    """Product metrics from the analytics store (see the module's docstring); each look judges
+    the current step's users with the sequential test, so the kind sets the verdict itself."""
+
+    label = "analytics store (product events per version)"
+
+    def validate(self, template: dict) -> dict[str, str]:
+        try:
+            metric_from_template(template)
+        except StoreMetricError as exc:
+            field = exc.field
+            if field not in ("name", "query", "direction") and not field.startswith("params."):
+                field = f"params.{field}"
+            return {field: exc.problem}
+        return {}
+
+    def measure(self, templates: list[dict], context) -> dict:
+        from analytics.store import StoreError
+        from deployments.metrics.templates import FAIL, INCONCLUSIVE, PASS, Measurement
+
+        rollout, service = context.rollout, context.service
+        start = rollout.step_started_at or rollout.started_at or context.now
+        emit = getattr(context.backend, "emit_product_traffic", None)
+        if emit is not None and "store:emitted" not in context.cache:
+            context.cache["store:emitted"] = emit(
+                service,
+                canary_tag=rollout.image_tag,
+                stable_tag=rollout.from_tag,
+                start=max(start, rollout.last_sample_at or start),
+                end=context.now,
+            )
+        share = _canary_share(context)
+        verdicts = {PASS: PASS, FAIL: FAIL, NO_DATA: INCONCLUSIVE}
+        out = {}
+        for template in templates:
+            metric = metric_from_template(template)
+            try:
+                result = store_metric_evaluate(
+                    metric,
+                    canary_share=share,
+                    service=service,
+                    canary_tag=rollout.image_tag,
+                    stable_tag=rollout.from_tag,
+                    start=start,
+                    end=context.now,
+                )
+            except StoreError as exc:
+                out[metric.name] = Measurement(problems=[f"analytics store: {exc}"])
+                continue
+            verdict = verdicts[result["verdict"]]
+            if not context.stable_serving:
+                verdict = PASS  # at 100 % nothing to compare with: the limits of other metrics
+            out[metric.name] = Measurement(
+                canary=result["canary"],
+                stable=result["stable"],
+                verdict=verdict,
+                why=result["why"] if verdict != PASS else "",
+                detail={k: v for k, v in result.items() if k not in ("metric", "why", "verdict")},
+            )
+        return out
+
+
+def _canary_share(context) -> float:
+    """% of requests the canary serves: the simulated cluster knows it with match rules; on
+    Kubernetes it is the weight (requests matching a rule come on top, unknown here)."""
+    share = getattr(getattr(context.backend, "cluster", None), "canary_share", None)
+    return float(share(context.service)) if share else float(context.rollout.current_weight)
