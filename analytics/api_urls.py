@@ -7,4 +7,5 @@ urlpatterns: list = [
     path("", include("analytics.product.api_urls")),
     path("", include("analytics.insights.api_urls")),
     path("", include("analytics.cohorts.api_urls")),
+    path("", include("analytics.dashboards.api_urls")),
 ]

@@ -12,11 +12,13 @@ def seed(*, stdout) -> None:
     """Generate 25,000 users (about 2 M events) over the 12 months ending now, unless the store
     already has events; then the demo cohorts."""
     from analytics.cohorts.demo import seed as seed_cohorts
+    from analytics.dashboards.demo import seed as seed_dashboards
 
     db = store()
     if db.query("SELECT 1 AS found FROM events LIMIT 1"):
         stdout.write("analytics: the store already has events, demo data skipped")
         seed_cohorts(stdout=stdout)
+        seed_dashboards(stdout=stdout)
         return
     result = generate(
         GenerationSpec(users=DEMO_USERS, months=DEMO_MONTHS, seed=DEMO_SEED, id_prefix="demo-")
@@ -26,6 +28,7 @@ def seed(*, stdout) -> None:
         f"in {result.seconds:.1f} s"
     )
     seed_cohorts(stdout=stdout)
+    seed_dashboards(stdout=stdout)
 
 
 def queue_background_work(*, stdout) -> None:

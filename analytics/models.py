@@ -2,6 +2,7 @@
 and gathered here so Django finds them."""
 
 from analytics.cohorts.models import Cohort, CohortSize
+from analytics.dashboards.models import Dashboard, Tile
 from analytics.insights.models import ModelKind, ModelVersion, TrainingRun
 
-__all__ = ["Cohort", "CohortSize", "ModelKind", "ModelVersion", "TrainingRun"]
+__all__ = ["Cohort", "CohortSize", "Dashboard", "ModelKind", "ModelVersion", "Tile", "TrainingRun"]

@@ -6,6 +6,7 @@ from django.urls import include, path
 app_name = "analytics"
 
 urlpatterns = [
+    path("", include("analytics.dashboards.urls")),
     path("", include("analytics.product.urls")),
     path("", include("analytics.events.urls")),
     path("", include("analytics.insights.urls")),

@@ -170,6 +170,9 @@ def render_analysis(request, analysis: Analysis):
             if table.name == wanted:
                 return table.csv_response(analysis.name)
     context.update(presented)
+    from analytics.dashboards.views import pin_context  # dashboards import the analyses
+
+    context["pin"] = pin_context(request, analysis)
     context["charts"] = _with_releases(context["charts"], data.validated_data)
     context["csv_base"] = query_string(request, csv=None)
     return render(request, analysis.template, context)

@@ -84,7 +84,7 @@ ANALYSES: dict[str, AnalysisSpec] = {
             "analytics-paths",
             filtered=lambda data, users: paths(data.query(user_filter=users)),
         ),
-        AnalysisSpec("overview", OVERVIEW, "analytics:index", "analytics-overview"),
+        AnalysisSpec("overview", OVERVIEW, "analytics:overview", "analytics-overview"),
         AnalysisSpec("retention", RETENTION, "analytics:retention", "analytics-retention"),
         AnalysisSpec("funnel", FUNNEL, "analytics:funnel", "analytics-funnel"),
         AnalysisSpec("revenue", REVENUE, "analytics:revenue", "analytics-revenue"),

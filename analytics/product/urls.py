@@ -15,7 +15,7 @@ from analytics.product import (
 )
 
 urlpatterns = [
-    path("", overview.page, name="index"),
+    path("overview/", overview.page, name="overview"),
     path("trends/", trends.page, name="trends"),
     path("lifecycle/", lifecycle.lifecycle_page, name="lifecycle"),
     path("stickiness/", lifecycle.stickiness_page, name="stickiness"),

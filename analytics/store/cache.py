@@ -8,10 +8,12 @@ bumps to forget them all.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -21,6 +23,8 @@ from django.core.cache import cache
 Result = TypeVar("Result")
 
 _GENERATION_KEY = "panalytics:generation"
+# Inside `cache_refresh()`, every `cached` call computes afresh and overwrites its entry.
+_refreshing: contextvars.ContextVar[bool] = contextvars.ContextVar("refreshing", default=False)
 # Part of every key: bump it whenever a result's shape or meaning changes, so a deploy never
 # serves what the previous code cached (closed ranges are cached for a long time).
 RESULT_VERSION = 2
@@ -66,9 +70,20 @@ def cache_ttl(date_to: dt.date) -> int:
 def cached(name: str, params: dict, compute: Callable[[], Result], *, ttl: int) -> Result:
     """The cached result for these normalized params, computing and storing it on a miss."""
     key = cache_key(name, params)
-    hit = cache.get(key)
+    hit = None if _refreshing.get() else cache.get(key)
     if hit is not None:
         return hit
     result = compute()
     cache.set(key, result, ttl)
     return result
+
+
+@contextlib.contextmanager
+def cache_refresh() -> Iterator[None]:
+    """Recompute every cached result asked for inside the block (a dashboard's refresh) and
+    store it over the old one."""
+    token = _refreshing.set(True)
+    try:
+        yield
+    finally:
+        _refreshing.reset(token)

@@ -25,7 +25,7 @@ def test_pm_reads_retention_and_opens_a_cell(page, live_asgi, login, pm, artifac
     rng = "date_from=2024-01-01&date_to=2024-12-31"
     page.goto(f"{live_asgi}/analytics/?{rng}&period=month")
     assert page.locator(".subnav").get_by_text("At-risk users").is_visible()
-    page.wait_for_selector("#overview-activity .main-svg")
+    page.wait_for_selector("[id$=overview-activity] .main-svg")  # the default dashboard's tile
     page.screenshot(path=artifact("analytics-overview.png"), full_page=True)
 
     page.goto(f"{live_asgi}/analytics/retention/?{rng}&period=month")
