@@ -43,3 +43,16 @@ def test_bench_experiments_aa_quick_reports_both_engines():
     assert "sequential false-positive rate" in lines[-1] and "Bayesian false-ship" in lines[-1]
     with pytest.raises(CommandError):
         call_command("bench", "store", "--aa")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+def test_bench_rollouts_product_part_catches_a_quality_fault_and_not_a_healthy_canary():
+    from benchmarks.rollouts_product import product_detection
+
+    out = io.StringIO()
+    figures = product_detection(out, quick=True)
+    assert figures["caught_minutes"] is not None and figures["caught_minutes"] < 30
+    assert figures["error_rate_caught"] == 0  # error rate, latency and resources stay normal
+    assert figures["false_alarms"] == 0
+    assert "rolled back (2 failing looks in a row) after" in out.getvalue()

@@ -311,6 +311,21 @@ def metric_from_template(template: dict) -> StoreMetric:
     )
 
 
+# The demo services' product metric: render success (video_completed per video_rendered) of
+# the users each version serves. Inconclusive while a step has too few users (the step waits),
+# paused only after 10 such looks.
+RENDER_SUCCESS_TEMPLATE = {
+    "name": "render_success",
+    "kind": "store",
+    "query": RATE,
+    "params": {"event": "video_completed", "per_event": "video_rendered", "min_users": 50},
+    "unit": "ratio",
+    "direction": "higher",
+    "failure_limit": 2,
+    "inconclusive_limit": 10,
+}
+
+
 class StoreKind:
     """Product metrics from the analytics store (see the module's docstring); each look judges
     the current step's users with the sequential test, so the kind sets the verdict itself."""
