@@ -20,7 +20,17 @@ from experiments.services import (
 
 @admin.register(Metric)
 class MetricAdmin(admin.ModelAdmin):
-    list_display = ("key", "name", "kind", "event", "window_days", "direction", "cuped", "capping")
+    list_display = (
+        "key",
+        "name",
+        "kind",
+        "event",
+        "quantile",
+        "window_days",
+        "direction",
+        "cuped",
+        "capping",
+    )
     list_filter = ("kind", "direction")
     search_fields = ("key", "name", "event")
 

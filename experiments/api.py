@@ -273,7 +273,29 @@ class ComparisonField(serializers.JSONField):
     pass
 
 
-@extend_schema_field({"oneOf": [CONVERSION_SUMMARY, MEAN_SUMMARY]})
+QUANTILE_SUMMARY = _object(
+    {
+        "users": _USERS,
+        "values": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "the values the quantile is over: events, or users with an event",
+        },
+        "mean": _number(True, description="the quantile (as `quantile`)"),
+        "quantile": _number(True, description="the sample quantile, e.g. p90"),
+        "variance": _number(
+            True, minimum=0, description="per value, from the order-statistic interval"
+        ),
+        "ci": {
+            **_INTERVAL,
+            "description": "[low, high] of the quantile itself, (1 - alpha) confidence",
+        },
+    },
+    "quantile metric (null quantities: too few values for an interval)",
+)
+
+
+@extend_schema_field({"oneOf": [CONVERSION_SUMMARY, MEAN_SUMMARY, QUANTILE_SUMMARY]})
 class SummaryField(serializers.JSONField):
     pass
 
@@ -303,6 +325,15 @@ class CappingOutput(serializers.Serializer):
     cap = serializers.FloatField(allow_null=True, help_text="the cap applied to user values")
 
 
+class QuantileSettingOutput(serializers.Serializer):
+    level = serializers.FloatField(min_value=0, max_value=1, help_text="e.g. 0.9")
+    scope = serializers.ChoiceField(
+        choices=Metric.QuantileScope.values,
+        help_text="event: over every event's value; user: over each user's total",
+    )
+    label = serializers.CharField(help_text="e.g. p90, median")
+
+
 class ResultMetricOutput(serializers.Serializer):
     key = serializers.CharField()
     name = serializers.CharField()
@@ -310,6 +341,7 @@ class ResultMetricOutput(serializers.Serializer):
     role = serializers.ChoiceField(choices=["primary", "secondary", "guardrail"])
     direction = serializers.ChoiceField(choices=Metric.Direction.values)
     window_days = serializers.IntegerField(min_value=1)
+    quantile = QuantileSettingOutput(allow_null=True, help_text="quantile metrics only")
     cuped = CupedOutput()
     capping = CappingOutput()
     variants = ResultVariantOutput(many=True)

@@ -45,6 +45,11 @@ class Metric(models.Model):
         CONVERSION = "conversion", "conversion (did the user do the event)"
         MEAN = "mean", "mean (per-user sum or count)"
         RATIO = "ratio", "ratio (sum or count of the event over count of a denominator event)"
+        QUANTILE = "quantile", "quantile (e.g. p90 of a numeric property, such as render time)"
+
+    class QuantileScope(models.TextChoices):
+        EVENT = "event", "events (every event's value, e.g. p90 of all renders)"
+        USER = "user", "users (each user's total in the window)"
 
     class Direction(models.TextChoices):
         INCREASE = "increase", "increase is good"
@@ -81,6 +86,19 @@ class Metric(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(365)],
         help_text="events count within this many days after the user's first exposure",
     )
+    quantile = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.001), MaxValueValidator(0.999)],
+        help_text="quantile metrics: the level, e.g. 0.5 (median) or 0.9 (p90)",
+    )
+    quantile_scope = models.CharField(
+        max_length=10,
+        choices=QuantileScope.choices,
+        default=QuantileScope.EVENT,
+        help_text="quantile metrics: over every event's value (clustered by user), or over "
+        "each user's total",
+    )
     direction = models.CharField(
         max_length=10, choices=Direction.choices, default=Direction.INCREASE
     )
@@ -111,8 +129,9 @@ class Metric(models.Model):
 
     @property
     def has_cuped(self) -> bool:
-        """CUPED applies (not to ratio metrics: gbstats has no regression-adjusted ratio)."""
-        return self.cuped and self.kind != self.Kind.RATIO
+        """CUPED applies (not to ratio or quantile metrics: gbstats has no regression
+        adjustment for either)."""
+        return self.cuped and self.kind not in (self.Kind.RATIO, self.Kind.QUANTILE)
 
     def clean(self) -> None:
         if (self.kind == self.Kind.RATIO) != bool(self.denominator_event):
@@ -127,6 +146,20 @@ class Metric(models.Model):
             raise ValidationError(
                 {"value_property": "only mean metrics sum a property; leave it empty"}
             )
+        if self.kind == self.Kind.QUANTILE:
+            if not self.value_property:
+                raise ValidationError(
+                    {
+                        "value_property": "a quantile metric needs the numeric property, e.g. "
+                        "processing_seconds"
+                    }
+                )
+            if self.quantile is None or not 0 < self.quantile < 1:
+                raise ValidationError({"quantile": "give the level, e.g. 0.9 for p90"})
+            if self.capping != self.Capping.NONE:
+                raise ValidationError({"capping": "a quantile needs no capping: leave it off"})
+        elif self.quantile is not None:
+            raise ValidationError({"quantile": "only quantile metrics have a level"})
         if self.capping != self.Capping.NONE and self.kind == self.Kind.CONVERSION:
             raise ValidationError({"capping": "a conversion is 0 or 1 per user: nothing to cap"})
         if self.capping == self.Capping.NONE and self.cap_value is not None:

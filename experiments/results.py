@@ -67,8 +67,35 @@ def _ratio(row: selectors.VariantDay, total: float, squares: float, products: fl
     )
 
 
+def _quantile(metric: Metric, row: selectors.QuantileRow) -> stats.Quantile:
+    """The quantile of a variant and its grid's bounds at the n* of its sample."""
+    n_star = stats.quantile_n_star(row.n)
+    index = stats.N_STAR_VALUES.index(n_star)
+    common = {
+        "n": row.n,
+        "n_star": n_star,
+        "nu": metric.quantile,
+        "quantile_hat": row.grid[0],
+        "lower": row.grid[1 + 2 * index],
+        "upper": row.grid[2 + 2 * index],
+    }
+    if metric.quantile_scope == Metric.QuantileScope.USER:
+        return stats.Quantile(**common)
+    return stats.QuantileClustered(
+        **common,
+        main_sum=row.main_sum,
+        main_sum_squares=row.main_sum_squares,
+        denominator_sum=float(row.n),
+        denominator_sum_squares=row.denominator_squares,
+        main_denominator_sum_product=row.main_denominator_products,
+        n_clusters=row.users,
+    )
+
+
 def _statistic(metric: Metric, row: selectors.VariantDay | None) -> stats.Statistic:
     """The raw statistic: no capping, no CUPED."""
+    if metric.kind == Metric.Kind.QUANTILE and row is not None and row.n > 0:
+        return _quantile(metric, row)
     if row is None or row.users == 0:
         return stats.Proportion(0, 0.0)
     if metric.kind == Metric.Kind.CONVERSION:
@@ -83,6 +110,8 @@ def _statistic(metric: Metric, row: selectors.VariantDay | None) -> stats.Statis
 def _adjusted(metric: Metric, row: selectors.VariantDay | None) -> stats.Statistic:
     """The statistic the comparison uses: capped values, regressed on the capped
     pre-exposure values when the metric has CUPED on (theta is set per comparison)."""
+    if metric.kind == Metric.Kind.QUANTILE:
+        return _statistic(metric, row)
     if row is None or row.users == 0:
         return stats.Proportion(0, 0.0)
     if metric.kind == Metric.Kind.RATIO:
@@ -103,6 +132,34 @@ def _summary(metric: Metric, statistic: stats.Statistic) -> dict:
             conversions = round(statistic.sum)
         return {"users": statistic.n, "conversions": conversions}
     return {"users": statistic.n, "mean": statistic.mean, "variance": statistic.variance}
+
+
+def _quantile_summary(experiment: Experiment, metric: Metric, row) -> dict:
+    """`raw`/`adjusted` of a quantile metric: exposed users, the values counted, the quantile
+    (also as `mean`), its variance per value and its (1 - alpha) interval from that variance
+    (the order-statistic interval's normal approximation); null quantities without values."""
+    users = row.users if row is not None else 0
+    statistic = _statistic(metric, row)
+    if not isinstance(statistic, stats.Quantile) or statistic.degenerate:
+        quantile = statistic.quantile_hat if isinstance(statistic, stats.Quantile) else None
+        return {
+            "users": users,
+            "values": statistic.n if isinstance(statistic, stats.Quantile) else 0,
+            "mean": quantile,
+            "quantile": quantile,
+            "variance": None,
+            "ci": None,
+        }
+    z = float(stats.sps.norm.ppf(1 - experiment.alpha / 2))
+    half = z * math.sqrt(statistic.variance / statistic.n)
+    return {
+        "users": users,
+        "values": statistic.n,
+        "mean": statistic.quantile_hat,
+        "quantile": statistic.quantile_hat,
+        "variance": statistic.variance,
+        "ci": [statistic.quantile_hat - half, statistic.quantile_hat + half],
+    }
 
 
 def _joint_cuped(adjusted: list[stats.Statistic]) -> list[stats.Statistic]:
@@ -177,13 +234,20 @@ def metric_rows(experiment: Experiment, data: selectors.MetricData, variants) ->
     shown = _joint_cuped([_adjusted(metric, totals.get(v.key)) for v in variants])
     rows = []
     for variant, adjusted in zip(variants, shown, strict=True):
+        if metric.kind == Metric.Kind.QUANTILE:
+            raw = _quantile_summary(experiment, metric, totals.get(variant.key))
+            summaries = {"raw": raw, "adjusted": dict(raw)}
+        else:
+            summaries = {
+                "raw": _summary(metric, _statistic(metric, totals.get(variant.key))),
+                "adjusted": _summary(metric, adjusted),
+            }
         rows.append(
             {
                 "key": variant.key,
                 "name": variant.name or variant.key,
                 "control": variant.is_control,
-                "raw": _summary(metric, _statistic(metric, totals.get(variant.key))),
-                "adjusted": _summary(metric, adjusted),
+                **summaries,
                 "comparison": None
                 if variant.is_control
                 else compare(
@@ -415,6 +479,14 @@ def _srm(exposures: list[selectors.VariantDay], variants) -> dict:
     }
 
 
+def _quantile_setting(metric: Metric) -> dict | None:
+    if metric.kind != Metric.Kind.QUANTILE:
+        return None
+    level = metric.quantile * 100
+    label = "median" if level == 50 else f"p{level:g}"
+    return {"level": metric.quantile, "scope": metric.quantile_scope, "label": label}
+
+
 def _metrics(experiment, metric_data: list[selectors.MetricData], variants) -> list[dict]:
     """Every metric's readout by the engine of `experiment` (an experiment or a holdout),
     Holm-adjusted across the goal metrics when frequentist."""
@@ -426,6 +498,7 @@ def _metrics(experiment, metric_data: list[selectors.MetricData], variants) -> l
             "role": d.role,
             "direction": d.metric.direction,
             "window_days": d.metric.window_days,
+            "quantile": _quantile_setting(d.metric),
             **metric_adjustments(d, variants),
             "variants": metric_rows(experiment, d, variants) if variants else [],
         }
@@ -575,8 +648,8 @@ def _timeseries(experiment, exposures, metric_data, variants) -> dict:
             cumulative.append(running)
         series["exposures"][v.key] = cumulative
     primary = next((d for d in metric_data if d.role == "primary"), None)
-    if primary is None:
-        return series
+    if primary is None or primary.metric.kind == Metric.Kind.QUANTILE:
+        return series  # a quantile has no daily sums to accumulate
     z = float(stats.sps.norm.ppf(1 - experiment.alpha / 2))
     for v in variants:
         acc = selectors.VariantDay("", v.key, 0)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from analytics.catalog import Event
 from analytics.store import store
+from experiments import stats
 from experiments.dimensions import TOP_VALUES, Dimension
 from experiments.models import Experiment, Metric
 
@@ -47,20 +48,9 @@ FROM exposures GROUP BY day, variant ORDER BY day, variant
 # A ratio metric also collects its denominator's events (`d` per user, same window).
 # The fragments in braces are fixed SQL chosen below from the metric's definition, never user
 # text; the metric's events, properties, window and cap are parameters.
-METRIC_DAILY_SQL = """
-SELECT {grouping} AS grouping_set, toString(toDate(first_at)) AS day, variant{dim_keys},
-       count() AS users,
-       countIf(value > 0) AS converted, sum(value) AS total, sum(value * value) AS total_squares,
-       sum(v) AS capped_total, sum(v * v) AS capped_squares,
-       sum(p) AS pre_total, sum(p * p) AS pre_squares, sum(v * p) AS cross_products,
-       sum(d) AS den_total, sum(d * d) AS den_squares, sum(v * d) AS num_den_products,
-       max(value_cap) AS value_cap
-FROM (
-    SELECT variant, first_at, value, {cap_value} AS value_cap, least(value, value_cap) AS v,
-           least(pre, {cap_pre}) AS p, d{dim_pass}
-    FROM (
-        SELECT variant, first_at, {value} AS value, {pre} AS pre, {den} AS d{dim_user}
-        FROM (
+# Every user exposed in the window with their first exposure (variant, time, and the
+# dimensions' values then) and the metric's events as a set (each uuid once).
+_PER_USER = """
             SELECT user_key,
                    argMinIf(variant, timestamp, is_exposure) AS variant,
                    minIf(timestamp, is_exposure) AS first_at,
@@ -81,20 +71,90 @@ FROM (
                    {or_denominator}
             )
             GROUP BY user_key
-            HAVING countIf(is_exposure) > 0
+            HAVING countIf(is_exposure) > 0"""
+
+METRIC_DAILY_SQL = (
+    """
+SELECT {grouping} AS grouping_set, toString(toDate(first_at)) AS day, variant{dim_keys},
+       count() AS users,
+       countIf(value > 0) AS converted, sum(value) AS total, sum(value * value) AS total_squares,
+       sum(v) AS capped_total, sum(v * v) AS capped_squares,
+       sum(p) AS pre_total, sum(p * p) AS pre_squares, sum(v * p) AS cross_products,
+       sum(d) AS den_total, sum(d * d) AS den_squares, sum(v * d) AS num_den_products,
+       max(value_cap) AS value_cap
+FROM (
+    SELECT variant, first_at, value, {cap_value} AS value_cap, least(value, value_cap) AS v,
+           least(pre, {cap_pre}) AS p, d{dim_pass}
+    FROM (
+        SELECT variant, first_at, {value} AS value, {pre} AS pre, {den} AS d{dim_user}
+        FROM ("""
+    + _PER_USER
+    + """
         ){users_join}
     )
 )
 GROUP BY {group_by}{settings}
 """
+)
+
+# A quantile metric: per user, the values that count (the events' values in the window, or
+# the user's total when they have any); per grouping set (the whole variant, or a value of
+# a dimension: each per-user row once per set), the TOP_VALUES values by users kept and the
+# rest folded into one `is_other` value, then the quantile and its grid of order-statistic
+# bounds over every value of the set's users (a window per set, value and variant), and per
+# user how many of their values are at or below it (for events clustered by user).
+QUANTILE_SQL = (
+    """
+SELECT grouping_set, dim_value, is_other, variant, count() AS users,
+       sum(n_values) AS quantile_n, sum(below) AS main_sum,
+       sum(below * below) AS main_sum_squares, sum(n_values * n_values) AS denominator_squares,
+       sum(below * n_values) AS main_denominator_products, any(grid) AS grid
+FROM (
+    SELECT grouping_set, dim_value, is_other, variant, n_values, grid,
+           arrayCount(x -> x <= grid[1], vals) AS below
+    FROM (
+        SELECT *, quantilesExactArray({levels})(vals)
+                  OVER (PARTITION BY grouping_set, dim_value, is_other, variant) AS grid
+        FROM (
+            SELECT grouping_set, variant, vals, n_values,
+                   grouping_set != {{base_set:UInt32}} AND value_rank > {{top:UInt32}}
+                       AS is_other,
+                   if(is_other, '', raw_value) AS dim_value
+            FROM (
+                SELECT *, dense_rank() OVER (PARTITION BY grouping_set
+                                             ORDER BY value_users DESC, raw_value) AS value_rank
+                FROM (
+                    SELECT *, count() OVER (PARTITION BY grouping_set, raw_value) AS value_users
+                    FROM (
+                        SELECT variant, vals, length(vals) AS n_values,
+                               arrayJoin({sets}) AS set_value,
+                               tupleElement(set_value, 1) AS grouping_set,
+                               tupleElement(set_value, 2) AS raw_value
+                        FROM (
+                            SELECT variant, {vals} AS vals{dim_user}
+                            FROM ("""
+    + _PER_USER
+    + """
+                            ){users_join}
+                        )
+                    )
+                )
+            )
+        )
+    )
+)
+GROUP BY grouping_set, dim_value, is_other, variant
+ORDER BY grouping_set, dim_value, variant
+"""
+)
 
 # With dimensions, the per-user rows above are grouped once per grouping set: (day, variant)
 # for the readout and (variant, dimension) for each dimension; then, on that small result,
 # each dimension keeps its TOP_VALUES values with the most users and folds the rest into one
-# `is_other` row (sums add up; a quantile does not, so it is left out of that row).
+# `is_other` row (sums add up; quantile metrics have their own query, QUANTILE_SQL).
 DIMENSIONS_SQL = """
 SELECT grouping_set, day, variant, if(is_other, '', dim_value) AS dim_value, is_other,
-       {sums}, max(value_cap) AS value_cap{quantile_any}
+       {sums}, max(value_cap) AS value_cap
 FROM (
     SELECT *, grouping_set != {{base_set:UInt32}} AND value_rank > {{top:UInt32}} AS is_other
     FROM (
@@ -213,6 +273,61 @@ class VariantDay:
 
 
 @dataclass
+class QuantileRow:
+    """A quantile metric's values in one variant (of one value of a dimension): exposed users,
+    values counted, the per-user sums of the count at or below the quantile (clustered
+    variance) and `grid`: the quantile, then the lower and upper bound at each n*."""
+
+    variant: str
+    users: int
+    n: int
+    main_sum: float
+    main_sum_squares: float
+    denominator_squares: float
+    main_denominator_products: float
+    grid: list[float]
+    value_cap = None  # never capped
+
+    @classmethod
+    def from_row(cls, row: dict) -> QuantileRow:
+        grid = [math.nan if g is None else float(g) for g in row["grid"]]
+        return cls(
+            row["variant"],
+            int(row["users"]),
+            int(row["quantile_n"]),
+            float(row["main_sum"]),
+            float(row["main_sum_squares"]),
+            float(row["denominator_squares"]),
+            float(row["main_denominator_products"]),
+            grid,
+        )
+
+
+def quantile_rows(rows: list[dict], dimensions: Sequence[Dimension]):
+    """(the per-variant rows, {dimension name: [Slice, ...]}) from a QUANTILE_SQL answer."""
+    totals: list[QuantileRow] = []
+    slices: dict[str, dict[tuple[str, bool], Slice]] = {d.name: {} for d in dimensions}
+    sets = {dimension_set(i, len(dimensions)): d.name for i, d in enumerate(dimensions)}
+    for row in rows:
+        group = int(row["grouping_set"])
+        if group == base_set(len(dimensions)):
+            totals.append(QuantileRow.from_row(row))
+            continue
+        other = bool(int(row["is_other"]))
+        key = (str(row["dim_value"]), other)
+        found = slices[sets[group]].setdefault(key, Slice(key[0], other))
+        found.rows.append(QuantileRow.from_row(row))
+    return totals, _ordered(slices)
+
+
+def _ordered(slices: dict[str, dict[tuple[str, bool], Slice]]) -> dict[str, list[Slice]]:
+    return {
+        name: sorted(values.values(), key=lambda s: (s.other, -s.users, s.value))
+        for name, values in slices.items()
+    }
+
+
+@dataclass
 class Slice:
     """The users of one value of a dimension (or, `other`, of every value past the top ones):
     one row per variant, with the same sums as a day's."""
@@ -240,11 +355,7 @@ def slices_from_rows(rows: list[dict], dimensions: Sequence[Dimension]):
         key = (str(row["dim_value"]), other)
         found = slices[sets[group]].setdefault(key, Slice(key[0], other))
         found.rows.append(replace(VariantDay.from_row(row), day=""))
-    ordered = {
-        name: sorted(values.values(), key=lambda s: (s.other, -s.users, s.value))
-        for name, values in slices.items()
-    }
-    return days, ordered
+    return days, _ordered(slices)
 
 
 @dataclass
@@ -258,6 +369,8 @@ class MetricData:
     slices: dict[str, list[Slice]] = field(default_factory=dict)
 
     def totals(self) -> dict[str, VariantDay]:
+        if self.metric.kind == Metric.Kind.QUANTILE:  # one QuantileRow per variant
+            return {row.variant: row for row in self.days}
         out: dict[str, VariantDay] = {}
         for row in self.days:
             out.setdefault(row.variant, VariantDay("", row.variant, 0)).add(row)
@@ -294,37 +407,21 @@ class Fragments:
         """The metric's query: per exposure day and variant, and with `dimensions`, per
         variant and value of each (top values and the rest folded)."""
         parts = {
+            **_dimension_parts(dimensions),
             "grouping": "0",
             "dim_keys": "",
             "dim_pass": "",
-            "dim_user": "",
-            "dim_first": "",
-            "dim_raw": "",
-            "users_join": "",
             "group_by": "day, variant",
             "settings": "",
         }
         if not dimensions:
             return METRIC_DAILY_SQL.format(**self.__dict__, **parts)
         names = [f"dim_{i}" for i in range(len(dimensions))]
-        raw, first, user = [], [], []
-        for name, dimension in zip(names, dimensions, strict=True):
-            if dimension.user_column:
-                user.append(f"u_{dimension.user_column} AS {name}")
-                continue
-            column = dimension.column or _EXPOSURE_PROPERTY.format(param=f"{name}_property")
-            raw.append(f"{column} AS {name}_raw")
-            first.append(f"argMinIf({name}_raw, timestamp, is_exposure) AS {name}")
-            user.append(name)
         sets = ", ".join(["(day, variant)"] + [f"(variant, {n})" for n in names])
         parts.update(
             grouping=f"grouping({', '.join(names)})",
             dim_keys="".join(f", {n}" for n in names),
             dim_pass="".join(f", {n}" for n in names),
-            dim_user="".join(f", {u}" for u in user),
-            dim_first="".join(f",\n{' ' * 19}{f}" for f in first),
-            dim_raw="".join(f", {r}" for r in raw),
-            users_join=_USERS_JOIN if any(d.user_column for d in dimensions) else "",
             group_by=f"GROUPING SETS ({sets})",
         )
         grouped = METRIC_DAILY_SQL.format(**self.__dict__, **parts)
@@ -337,9 +434,45 @@ class Fragments:
         )
         sums = ", ".join(f"sum({c}) AS {c}" for c in ("users", *VariantDay.SUMS))
         return (
-            DIMENSIONS_SQL.format(sums=sums, dim_value=value, grouped=grouped, quantile_any="")
+            DIMENSIONS_SQL.format(sums=sums, dim_value=value, grouped=grouped)
             + "SETTINGS force_grouping_standard_compatibility = 1"
         )
+
+    def quantile_sql(self, vals: str, dimensions: Sequence[Dimension] = ()) -> str:
+        """A quantile metric's query (QUANTILE_SQL): `vals`, the per-user values counted."""
+        k = len(dimensions)
+        sets = [f"(toUInt32({base_set(k)}), '')"] + [
+            f"(toUInt32({dimension_set(i, k)}), toString(dim_{i}))" for i in range(k)
+        ]
+        levels = ", ".join(f"{{q_{i}:Float64}}" for i in range(1 + 2 * len(stats.N_STAR_VALUES)))
+        return QUANTILE_SQL.format(
+            **self.__dict__,
+            **_dimension_parts(dimensions),
+            vals=vals,
+            sets=f"[{', '.join(sets)}]",
+            levels=levels,
+        )
+
+
+def _dimension_parts(dimensions: Sequence[Dimension]) -> dict:
+    """The per-user fragments that read each dimension on the user's first exposure (or, for
+    a user property, from the users table joined on the user)."""
+    raw, first, user = [], [], []
+    for i, dimension in enumerate(dimensions):
+        name = f"dim_{i}"
+        if dimension.user_column:
+            user.append(f"u_{dimension.user_column} AS {name}")
+            continue
+        column = dimension.column or _EXPOSURE_PROPERTY.format(param=f"{name}_property")
+        raw.append(f"{column} AS {name}_raw")
+        first.append(f"argMinIf({name}_raw, timestamp, is_exposure) AS {name}")
+        user.append(name)
+    return {
+        "dim_user": "".join(f", {u}" for u in user),
+        "dim_first": "".join(f",\n{' ' * 19}{f}" for f in first),
+        "dim_raw": "".join(f", {r}" for r in raw),
+        "users_join": _USERS_JOIN if any(d.user_column for d in dimensions) else "",
+    }
 
 
 def base_set(dimensions: int) -> int:
@@ -413,6 +546,26 @@ def _metric_fragments(metric: Metric) -> Fragments:
     )
 
 
+def _quantile_values(metric: Metric) -> str:
+    """Per user, the values a quantile metric counts: every event's value in the window
+    (event quantile), or the user's total when they have an event there (user quantile)."""
+    inside = _IN_WINDOW.format(t="o.2")
+    if metric.quantile_scope == Metric.QuantileScope.EVENT:
+        return f"arrayMap(o -> o.3, arrayFilter(o -> {inside}, outcomes))"
+    return (
+        f"if(arrayExists(o -> {inside}, outcomes), "
+        f"[arraySum(o -> if({inside}, o.3, 0), outcomes)], CAST([], 'Array(Float64)'))"
+    )
+
+
+def quantile_params(metric: Metric) -> dict:
+    """The quantile and its grid's bounds, q_0 and then (lower, upper) per n*."""
+    levels = [metric.quantile] + [
+        bound for pair in stats.quantile_grid_levels(metric.quantile) for bound in pair
+    ]
+    return {f"q_{i}": level for i, level in enumerate(levels)}
+
+
 def _metric_params(metric: Metric) -> dict:
     return {
         "metric_event": metric.event,
@@ -479,6 +632,12 @@ def exposure_data(
                 "metric_start": ts(start - pre),
                 "metric_end": ts(end + window),
             }
+            if metric.kind == Metric.Kind.QUANTILE:
+                sql = _metric_fragments(metric).quantile_sql(_quantile_values(metric), dimensions)
+                params.update(dimension_params(dimensions), **quantile_params(metric))
+                totals, slices = quantile_rows(db.query(sql, params), dimensions)
+                data.append(MetricData(metric, role, totals, slices))
+                continue
             sql = _metric_fragments(metric).sql(dimensions)
             if dimensions:
                 rows = db.query(sql, {**params, **dimension_params(dimensions)})
@@ -487,8 +646,9 @@ def exposure_data(
                 continue
             rows = db.query(sql, params)
             data.append(MetricData(metric, role, [VariantDay.from_row(r) for r in rows]))
-    if data:  # every metric's query counts the same exposed users
-        exposures = [VariantDay(r.day, r.variant, r.users) for r in data[0].days]
+    daily = next((d for d in data if d.metric.kind != Metric.Kind.QUANTILE), None)
+    if daily is not None:  # every metric's query counts the same exposed users
+        exposures = [VariantDay(r.day, r.variant, r.users) for r in daily.days]
     else:
         exposures = [
             VariantDay(r["day"], r["variant"], int(r["users"]))

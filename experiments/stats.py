@@ -10,8 +10,10 @@ Two engines over the same sufficient statistics, each GrowthBook's formulation (
   (expected relative loss of shipping the variant).
 
 Sufficient statistics: `Proportion` (conversions), `SampleMean` (per-user sums), `Ratio`
-(per-user numerator and denominator, delta method), and `Adjusted` (CUPED: a post-exposure
-statistic regressed on the same users' pre-exposure one).
+(per-user numerator and denominator, delta method), `Adjusted` (CUPED: a post-exposure
+statistic regressed on the same users' pre-exposure one), and `Quantile` /
+`QuantileClustered` (a sample quantile of users' or events' values, its variance from the
+order-statistic interval the store reads at GrowthBook's grid of sample sizes).
 The tests hold every engine to the gbstats package on the same inputs within 1e-6.
 """
 
@@ -155,7 +157,108 @@ class Adjusted:
         )
 
 
-Statistic = Proportion | SampleMean | Ratio | Adjusted
+# The sample sizes n* of GrowthBook's quantile grid: the store computes the quantiles at
+# nu -+ z sqrt(nu (1 - nu) / n*) for each, and the largest n* below the sample is used.
+N_STAR_VALUES = tuple(100 * 2**i for i in range(20))
+QUANTILE_GRID_ALPHA = 0.05  # the grid's interval is 95%, whatever the experiment's alpha
+
+
+def quantile_grid_levels(nu: float) -> list[tuple[float, float]]:
+    """(lower, upper) quantile levels of the order-statistic (binomial) interval of the
+    nu-quantile at each n* (GrowthBook's getQuantileBoundValues)."""
+    z = float(sps.norm.ppf(1 - QUANTILE_GRID_ALPHA / 2))
+    out = []
+    for n_star in N_STAR_VALUES:
+        se = math.sqrt(nu * (1 - nu) / n_star)
+        out.append((max(nu - z * se, 1e-8), min(nu + z * se, 0.99999999)))
+    return out
+
+
+def quantile_n_star(n: int) -> int:
+    """The grid's n* for a sample of n: the largest below n, else the smallest."""
+    below = [s for s in N_STAR_VALUES if s < n]
+    return max(below) if below else N_STAR_VALUES[0]
+
+
+@dataclass(frozen=True)
+class Quantile:
+    """A sample nu-quantile of n values (users' values, or events') with the order-statistic
+    interval [lower, upper] the store read at the grid's n*: its variance per value is that
+    interval's width scaled from n* to n (gbstats' QuantileStatistic)."""
+
+    n: int
+    n_star: int
+    nu: float
+    quantile_hat: float
+    lower: float
+    upper: float
+
+    @property
+    def mean(self) -> float:
+        return self.quantile_hat
+
+    @property
+    def unadjusted_mean(self) -> float:
+        return self.quantile_hat
+
+    @property
+    def iid_variance(self) -> float:
+        if self.n <= 1:
+            return 0.0
+        z = float(sps.norm.ppf(1 - QUANTILE_GRID_ALPHA / 2))
+        width = (self.upper - self.lower) / (2 * z)
+        return float((self.n_star / self.n) * (self.n - 1) * width**2)
+
+    @property
+    def variance_init(self) -> float:
+        return self.iid_variance
+
+    @property
+    def variance(self) -> float:
+        v = self.variance_init
+        return v if self.n < 100 else max(v, 1e-5)
+
+    @property
+    def degenerate(self) -> bool:
+        """Too few values for the interval to stay inside the data, or no spread at all."""
+        z2 = float(sps.norm.ppf(1 - QUANTILE_GRID_ALPHA / 2)) ** 2
+        if self.n <= z2 * self.nu / (1 - self.nu) or self.n <= z2 * (1 - self.nu) / self.nu:
+            return True
+        return self.variance_init <= 0 and self.n < 1000
+
+
+@dataclass(frozen=True)
+class QuantileClustered(Quantile):
+    """An event quantile: the events of one user are not independent, so the iid variance is
+    scaled by the variance of the share of events at or below the quantile, a ratio of
+    per-user sums (count below over events) by the delta method (gbstats'
+    QuantileClusteredStatistic)."""
+
+    main_sum: float = 0.0
+    main_sum_squares: float = 0.0
+    denominator_sum: float = 0.0
+    denominator_sum_squares: float = 0.0
+    main_denominator_sum_product: float = 0.0
+    n_clusters: int = 0
+
+    @property
+    def cluster_variance(self) -> float:
+        k = self.n_clusters
+        mu_s, mu_n = self.main_sum / k, self.denominator_sum / k
+        var_s = (self.main_sum_squares / k - mu_s * mu_s) * k / (k - 1)
+        var_n = (self.denominator_sum_squares / k - mu_n * mu_n) * k / (k - 1)
+        cov = (self.main_denominator_sum_product / k - mu_s * mu_n) * k / (k - 1)
+        return (var_s - 2 * mu_s * cov / mu_n + mu_s**2 * var_n / mu_n**2) / (k * mu_n**2)
+
+    @property
+    def variance_init(self) -> float:
+        if self.n <= 1 or self.nu == 0 or self.n_clusters <= 1 or self.denominator_sum <= 0:
+            return 0.0
+        iid_share = self.nu * (1 - self.nu) / self.n
+        return self.iid_variance * self.cluster_variance / iid_share
+
+
+Statistic = Proportion | SampleMean | Ratio | Adjusted | Quantile
 
 
 def cuped_theta(*arms: Adjusted) -> float:
@@ -186,6 +289,8 @@ def cuped_pair(control: Statistic, treatment: Statistic) -> tuple[Statistic, Sta
 
 
 def _zero_variance(statistic: Statistic) -> bool:
+    if isinstance(statistic, Quantile):
+        return statistic.degenerate
     return statistic.variance <= 0
 
 

@@ -6,7 +6,10 @@ Input: a list of cases {"engine": "frequentist"|"sequential"|"bayesian", "contro
 "treatment": stat, "alpha", "tuning"?, "prior_mean"?, "prior_stddev"?, "proper"?,
 "inverse"?}; a stat is {"type": "proportion", "n", "sum"}, {"type": "mean", "n", "sum",
 "sum_squares"}, {"type": "ratio", "n", "numerator": stat, "denominator": stat,
-"sum_of_products"} or {"type": "cuped", "n", "post": stat, "pre": stat, "sum_of_products"}.
+"sum_of_products"}, {"type": "cuped", "n", "post": stat, "pre": stat, "sum_of_products"},
+{"type": "quantile", "n", "n_star", "nu", "quantile_hat", "quantile_lower", "quantile_upper"}
+or {"type": "quantile_clustered", the same and "main_sum", "main_sum_squares",
+"denominator_sum", "denominator_sum_squares", "main_denominator_sum_product", "n_clusters"}.
 Output: per case {"lift", "ci", "p_value"} or {"lift", "ci", "chance_to_win", "risk"}
 (risk of shipping the variation), null where gbstats reports an error.
 """
@@ -23,6 +26,8 @@ from gbstats.frequentist.tests import (
 )
 from gbstats.models.statistics import (
     ProportionStatistic,
+    QuantileClusteredStatistic,
+    QuantileStatistic,
     RatioStatistic,
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
@@ -49,6 +54,10 @@ def statistic(s):
             post_pre_sum_of_products=s["sum_of_products"],
             theta=0,
         )
+    if s["type"] == "quantile":
+        return QuantileStatistic(**{k: v for k, v in s.items() if k != "type"})
+    if s["type"] == "quantile_clustered":
+        return QuantileClusteredStatistic(**{k: v for k, v in s.items() if k != "type"})
     raise ValueError(s["type"])
 
 

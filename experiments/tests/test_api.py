@@ -284,8 +284,15 @@ def test_results_response_is_exactly_what_the_schema_says(
     from experiments.tests.factories import MetricFactory
 
     revenue = MetricFactory(key="rev", kind="mean", event=Event.PAYMENT, value_property="amount")
+    median = MetricFactory(
+        key="median-payment",
+        kind="quantile",
+        event=Event.PAYMENT,
+        value_property="amount",
+        quantile=0.5,
+    )
     experiment = running(key="shape", engine=engine)
-    experiment.secondary_metrics.set([revenue])
+    experiment.secondary_metrics.set([revenue, median])
     at = experiment.started_at
     rows = []
     for i in range(400):
@@ -318,15 +325,10 @@ def test_results_response_is_exactly_what_the_schema_says(
             assert {"chance_to_win", "risk"} <= keys and "p_value" not in keys
         else:
             assert "p_value" in keys and not {"chance_to_win", "risk"} & keys
-        summary = (
-            {"users", "conversions"}
-            if metric["kind"] == "conversion"
-            else {
-                "users",
-                "mean",
-                "variance",
-            }
-        )
+        summary = {
+            "conversion": {"users", "conversions"},
+            "quantile": {"users", "values", "mean", "quantile", "variance", "ci"},
+        }.get(metric["kind"], {"users", "mean", "variance"})
         assert set(treated["raw"]) == set(treated["adjusted"]) == summary
 
 

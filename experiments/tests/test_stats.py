@@ -195,6 +195,8 @@ def _statistic(s: dict) -> stats.Statistic:
         return Ratio(
             s["n"], _statistic(s["numerator"]), _statistic(s["denominator"]), s["sum_of_products"]
         )
+    if s["type"].startswith("quantile"):
+        return _quantile_statistic(s)
     return Adjusted(s["n"], _statistic(s["post"]), _statistic(s["pre"]), s["sum_of_products"])
 
 
@@ -371,3 +373,131 @@ def test_aa_simulation_sequential_keeps_false_positives_near_alpha():
     )
     assert sequential_fpr <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
     assert naive_fpr > 0.15
+
+
+QUANTILE_CASES = Path(__file__).parent / "data" / "gbstats_quantile_cases.json"
+
+
+def _quantile(values, nu: float, *, users: np.ndarray | None = None) -> dict:
+    """The store's sufficient statistics of a quantile: the estimate and the grid's interval
+    at the n* for this sample (numpy's quantiles standing in for the store's); with `users`
+    (the user of each event), the clustered statistic of an event quantile."""
+    n = len(values)
+    n_star = stats.quantile_n_star(n)
+    lower, upper = stats.quantile_grid_levels(nu)[stats.N_STAR_VALUES.index(n_star)]
+    hat, low, high = (float(np.quantile(values, q)) for q in (nu, lower, upper))
+    stat = {
+        "type": "quantile",
+        "n": n,
+        "n_star": n_star,
+        "nu": nu,
+        "quantile_hat": hat,
+        "quantile_lower": low,
+        "quantile_upper": high,
+    }
+    if users is None:
+        return stat
+    below = np.bincount(users, weights=(values <= hat).astype(float))
+    events = np.bincount(users).astype(float)
+    return {
+        **stat,
+        "type": "quantile_clustered",
+        "main_sum": float(below.sum()),
+        "main_sum_squares": float((below * below).sum()),
+        "denominator_sum": float(events.sum()),
+        "denominator_sum_squares": float((events * events).sum()),
+        "main_denominator_sum_product": float((below * events).sum()),
+        "n_clusters": len(events),
+    }
+
+
+def generated_quantile_cases() -> list[dict]:
+    """p50, p90 and p99 of users' values and of events' values (several events per user,
+    correlated within a user), small and large samples, no effect and a 5% shift."""
+    rng = np.random.default_rng(20261206)
+    cases = []
+    for clustered in (False, True):
+        for nu in (0.5, 0.9, 0.99):
+            for size in (60, 700, 9000):
+                for lift in (0.0, 0.05):
+                    arms = []
+                    for i in (0, 1):
+                        if clustered:
+                            per_user = rng.poisson(3, size) + 1
+                            users = np.repeat(np.arange(size), per_user)
+                            scale = np.repeat(rng.lognormal(0, 0.5, size), per_user)
+                            values = scale * rng.gamma(2.0, 20 * (1 + lift * i), len(users))
+                            arms.append(_quantile(values, nu, users=users))
+                        else:
+                            values = rng.gamma(2.0, 20 * (1 + lift * i), size)
+                            arms.append(_quantile(values, nu))
+                    for engine in ENGINES:
+                        cases.append(
+                            {
+                                **engine,
+                                "kind": f"quantile nu={nu} n={size}",
+                                "cap": None,
+                                "control": arms[0],
+                                "treatment": arms[1],
+                            }
+                        )
+    return cases
+
+
+def _quantile_statistic(s: dict):
+    fields = {k: v for k, v in s.items() if k != "type"}
+    common = {
+        "n": fields.pop("n"),
+        "n_star": fields.pop("n_star"),
+        "nu": fields.pop("nu"),
+        "quantile_hat": fields.pop("quantile_hat"),
+        "lower": fields.pop("quantile_lower"),
+        "upper": fields.pop("quantile_upper"),
+    }
+    if s["type"] == "quantile":
+        return stats.Quantile(**common)
+    return stats.QuantileClustered(**common, **fields)
+
+
+def test_pinned_quantile_cases_are_the_generated_ones():
+    pinned = json.loads(QUANTILE_CASES.read_text())
+    assert pinned["cases"] == generated_quantile_cases()
+    assert len(pinned["cases"]) == len(pinned["gbstats"]) >= 200
+
+
+def test_both_engines_equal_gbstats_on_quantiles():
+    """Quantile metrics of users' and of events' values (clustered by user), p50 to p99, small
+    and large samples, every engine setting: within 1e-6 of what gbstats 0.8.0 computed,
+    errors (too few values for the interval) included."""
+    pinned = json.loads(QUANTILE_CASES.read_text())
+    assert any(g is None for g in pinned["gbstats"]) and any(pinned["gbstats"])
+    for i, (case, expected) in enumerate(zip(pinned["cases"], pinned["gbstats"], strict=True)):
+        _assert_close(engine_result(case), expected, 1e-6, f"case {i} {case['kind']}")
+
+
+def test_quantile_pins_are_what_gbstats_computes_now():
+    missing = gbstats_missing()
+    if missing and not os.environ.get("CI"):
+        pytest.skip(missing)
+    pinned = json.loads(QUANTILE_CASES.read_text())
+    for i, (got, expected) in enumerate(
+        zip(gbstats_run(pinned["cases"]), pinned["gbstats"], strict=True)
+    ):
+        _assert_close(got, expected, 1e-12, f"case {i}")
+
+
+@pytest.mark.parametrize("nu", [0.5, 0.9])
+def test_quantile_standard_error_agrees_with_the_bootstrap(nu):
+    """The order-statistic interval's standard error of a sample quantile is what a scipy
+    bootstrap of the same sample finds (independent of GrowthBook's formulation)."""
+    rng = np.random.default_rng(7)
+    values = rng.gamma(2.0, 20.0, 4000)
+    s = _quantile_statistic(_quantile(values, nu))
+    boot = sps.bootstrap(
+        (values,),
+        lambda x, axis: np.quantile(x, nu, axis=axis),
+        n_resamples=2000,
+        method="percentile",
+        random_state=np.random.default_rng(8),
+    )
+    assert math.sqrt(s.variance / s.n) == pytest.approx(boot.standard_error, rel=0.15)
