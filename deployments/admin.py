@@ -3,6 +3,7 @@ from django.contrib import admin
 from deployments.models import (
     AlertProvider,
     MetricSample,
+    MetricTemplate,
     Rollout,
     RolloutEvent,
     RolloutHook,
@@ -20,12 +21,47 @@ class RolloutHookInline(admin.TabularInline):
     fields = ["name", "type", "url", "timeout_seconds", "retries", "metadata", "enabled"]
 
 
+class MetricTemplateInline(admin.StackedInline):
+    """What the service's canaries are judged by (Flagger's MetricTemplate, Argo's
+    AnalysisTemplate); `clean` validates the query's placeholders and the kind's settings.
+    Rollouts copy these at start: editing them changes the next rollout."""
+
+    model = MetricTemplate
+    extra = 0
+    fieldsets = [
+        (None, {"fields": [("name", "kind", "enabled", "dry_run"), "query", "params"]}),
+        (
+            "Judgement",
+            {
+                "fields": [
+                    ("min_value", "max_value", "unit", "direction"),
+                    ("stable_tolerance", "stable_tolerance_unit", "interval"),
+                    ("failure_limit", "inconclusive_limit"),
+                    ("effect_size_tolerance", "weight", "critical"),
+                ]
+            },
+        ),
+    ]
+
+
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "namespace", "image", "stable_tag", "replicas"]
+    list_display = ["name", "namespace", "image", "stable_tag", "replicas", "templates"]
     list_filter = ["namespace"]
     search_fields = ["name"]
-    inlines = [RolloutHookInline]
+    inlines = [MetricTemplateInline, RolloutHookInline]
+
+    @admin.display(description="metric templates")
+    def templates(self, obj) -> int:
+        return obj.metric_templates.count()
+
+    def save_related(self, request, form, formsets, change):
+        """A new service gets the built-in templates it was not given."""
+        super().save_related(request, form, formsets, change)
+        if not change:
+            from deployments.services import metric_templates_ensure_defaults
+
+            metric_templates_ensure_defaults(service=form.instance)
 
 
 @admin.register(AlertProvider)
@@ -61,6 +97,14 @@ class RolloutAdmin(admin.ModelAdmin):
 class MetricSampleAdmin(admin.ModelAdmin):
     list_display = ["service", "rollout", "version", "at", "error_rate", "p99_ms", "request_rate"]
     list_filter = ["version", "service"]
+
+
+@admin.register(MetricTemplate)
+class MetricTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "service", "kind", "min_value", "max_value", "dry_run", "enabled"]
+    list_filter = ["kind", "dry_run", "enabled", "service"]
+    search_fields = ["name", "service__name"]
+    fieldsets = [(None, {"fields": ["service"]}), *MetricTemplateInline.fieldsets]
 
 
 admin.site.register(SimDeployment)

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from core.pagination import MAX_LIMIT, MAX_OFFSET, BoundedLimitOffsetPagination
 from core.roles import HasRole, Role
 from deployments import matching, selectors, services
+from deployments.metrics import templates
 from deployments.models import (
     DNS_LABEL,
     IMAGE_REPOSITORY,
@@ -207,6 +208,81 @@ class AnalysisInput(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+class MetricTemplateInput(serializers.Serializer):
+    """A metric template for one rollout: naming one of the service's templates changes the
+    fields given; naming none adds a template (kind and query or params needed)."""
+
+    name = serializers.RegexField(templates.NAME_PATTERN, max_length=63)
+    kind = serializers.ChoiceField(choices=list(templates.KINDS), required=False)
+    query = serializers.CharField(
+        max_length=4000,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="PromQL with placeholders: "
+        + ", ".join(f"{{{{ {name} }}}} ({what})" for name, what in templates.PLACEHOLDERS.items()),
+    )
+    params = serializers.DictField(required=False, help_text="settings of the kind (store kind)")
+    unit = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    interval = serializers.RegexField(
+        templates.INTERVAL_PATTERN, required=False, help_text="the query's window: 30s, 1m, 5m"
+    )
+    min_value = serializers.FloatField(required=False, allow_null=True, help_text="fail below")
+    max_value = serializers.FloatField(required=False, allow_null=True, help_text="fail above")
+    direction = serializers.ChoiceField(
+        choices=[templates.LOWER, templates.HIGHER],
+        required=False,
+        help_text="which values are better",
+    )
+    stable_tolerance = serializers.FloatField(
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="while stable serves traffic, fail when the canary is worse than stable by "
+        "more than this",
+    )
+    stable_tolerance_unit = serializers.ChoiceField(
+        choices=[templates.ABSOLUTE, templates.PERCENT], required=False
+    )
+    effect_size_tolerance = serializers.FloatField(
+        min_value=1,
+        max_value=100,
+        required=False,
+        help_text="statistical judge: canary/stable mean ratio tolerated in the bad direction",
+    )
+    weight = serializers.FloatField(
+        min_value=0, max_value=100, required=False, help_text="statistical judge; 0 leaves it out"
+    )
+    critical = serializers.BooleanField(required=False)
+    failure_limit = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, help_text="consecutive failed checks: rollback"
+    )
+    inconclusive_limit = serializers.IntegerField(
+        min_value=1, max_value=100, required=False, help_text="consecutive unanswered: pause"
+    )
+    dry_run = serializers.BooleanField(required=False, help_text="measured, shown, never decides")
+    enabled = serializers.BooleanField(required=False)
+
+    def validate_query(self, value):
+        problems = templates.placeholder_problems(value)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
+
+    def validate(self, attrs):
+        low, high = attrs.get("min_value"), attrs.get("max_value")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"max_value": ["must not be below min_value"]})
+        return attrs
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({k: ["unknown template field"] for k in unknown})
+        return super().to_internal_value(data)
+
+
 class StepsField(serializers.ListField):
     child = StepField()
 
@@ -226,6 +302,13 @@ class RolloutStartInput(serializers.Serializer):
         help_text="requests matching any rule go to canary at every step; with rules a step "
         "may have weight 0 (only matching requests reach canary)",
     )
+    metrics = MetricTemplateInput(
+        many=True,
+        required=False,
+        max_length=30,
+        help_text="metric templates for this rollout: by name, changes to the service's; new "
+        "names add templates",
+    )
 
     def validate(self, attrs):
         steps = attrs.get("steps") or []
@@ -234,6 +317,13 @@ class RolloutStartInput(serializers.Serializer):
                 {"steps": ["a step of weight 0 needs match rules (who reaches canary)"]}
             )
         return attrs
+
+    def validate_metrics(self, value):
+        names = [t["name"] for t in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise serializers.ValidationError(f"template named twice: {', '.join(repeated)}")
+        return value
 
     def validate_service(self, value):
         service = Service.objects.filter(name=value).first()
@@ -308,6 +398,56 @@ class HookOutput(serializers.Serializer):
     last = HookAnswerOutput(allow_null=True, help_text="the hook's last answer in this rollout")
 
 
+class MetricTemplateOutput(serializers.Serializer):
+    """A metric template as the rollout holds it (copied from the service at start)."""
+
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=list(templates.KINDS))
+    query = serializers.CharField(help_text="PromQL template (prometheus kind)")
+    params = serializers.DictField(help_text="settings of the kind")
+    unit = serializers.CharField()
+    interval = serializers.CharField()
+    min_value = serializers.FloatField(allow_null=True)
+    max_value = serializers.FloatField(allow_null=True)
+    direction = serializers.ChoiceField(choices=[templates.LOWER, templates.HIGHER])
+    stable_tolerance = serializers.FloatField(allow_null=True)
+    stable_tolerance_unit = serializers.ChoiceField(choices=[templates.ABSOLUTE, templates.PERCENT])
+    effect_size_tolerance = serializers.FloatField()
+    weight = serializers.FloatField()
+    critical = serializers.BooleanField()
+    failure_limit = serializers.IntegerField()
+    inconclusive_limit = serializers.IntegerField()
+    dry_run = serializers.BooleanField()
+    enabled = serializers.BooleanField()
+
+
+class MetricResultOutput(serializers.Serializer):
+    """A template's latest check in this rollout."""
+
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=list(templates.KINDS))
+    unit = serializers.CharField()
+    min_value = serializers.FloatField(allow_null=True)
+    max_value = serializers.FloatField(allow_null=True)
+    direction = serializers.ChoiceField(choices=[templates.LOWER, templates.HIGHER])
+    dry_run = serializers.BooleanField(help_text="measured and shown, never decides")
+    enabled = serializers.BooleanField()
+    verdict = serializers.ChoiceField(
+        choices=[templates.PASS, templates.FAIL, templates.INCONCLUSIVE],
+        allow_null=True,
+        help_text="null: not measured yet",
+    )
+    value = serializers.FloatField(allow_null=True, help_text="canary")
+    stable = serializers.FloatField(allow_null=True)
+    why = serializers.CharField(help_text="why it failed or was inconclusive")
+    failures = serializers.IntegerField(help_text="consecutive failed checks")
+    failure_limit = serializers.IntegerField()
+    inconclusive = serializers.IntegerField(help_text="consecutive inconclusive checks")
+    inconclusive_limit = serializers.IntegerField()
+    at = serializers.DateTimeField(allow_null=True, help_text="when last measured")
+    detail = serializers.DictField(help_text="what the kind adds (counts, p-values...)")
+
+
 class RolloutOutput(RolloutSummaryOutput):
     phase = serializers.CharField()
     steps = serializers.ListField(child=serializers.DictField())
@@ -315,6 +455,10 @@ class RolloutOutput(RolloutSummaryOutput):
     hooks = serializers.SerializerMethodField()
     promotion_confirmed = serializers.BooleanField()
     analysis = serializers.DictField()
+    metrics = serializers.SerializerMethodField(help_text="the templates this rollout is judged by")
+    metric_results = serializers.SerializerMethodField(
+        help_text="each template's latest check, in template order"
+    )
     judgement = serializers.DictField(source="last_judgement")
     actions = serializers.SerializerMethodField()
     events = serializers.SerializerMethodField()
@@ -330,6 +474,14 @@ class RolloutOutput(RolloutSummaryOutput):
     @extend_schema_field(HookOutput(many=True))
     def get_hooks(self, obj):
         return selectors.rollout_hooks(obj)
+
+    @extend_schema_field(MetricTemplateOutput(many=True))
+    def get_metrics(self, obj):
+        return selectors.rollout_templates(obj)
+
+    @extend_schema_field(MetricResultOutput(many=True))
+    def get_metric_results(self, obj):
+        return selectors.rollout_metric_results(obj)
 
     def get_actions(self, obj) -> list[str]:
         return selectors.rollout_actions(obj)

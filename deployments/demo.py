@@ -21,6 +21,7 @@ from deployments.models import (
     default_analysis,
     default_steps,
 )
+from deployments.services import metric_templates_ensure_defaults
 
 NAMESPACE = "book2video-production"
 SERVICES = [
@@ -52,6 +53,7 @@ def seed(*, stdout) -> None:
             )
             if made:
                 created += 1
+            metric_templates_ensure_defaults(service=service)
             if not service.rollouts.exists():
                 _history(service, history, days_ago=len(SERVICES) - index + 1)
             cluster.ensure_routing(service)

@@ -15,9 +15,11 @@ from django.utils import timezone
 
 from deployments.cluster import ClusterUnavailable, canary_name, cluster_backend, stable_name
 from deployments.hooks import has_hooks, hooks_run
-from deployments.judge import FAIL, NO_DATA
+from deployments.judge import overall
 from deployments.matching import describe
 from deployments.metrics import metrics_backend
+from deployments.metrics.base import METRICS
+from deployments.metrics.templates import FAIL, INCONCLUSIVE, PASS
 from deployments.models import HookType, MetricSample, Phase, Rollout, RolloutStatus, Version
 from deployments.services import (
     rollout_event,
@@ -229,55 +231,51 @@ class Tick:
         outcome = self.analysis_hooks()
         if outcome is not CONTINUE:
             return outcome
-        from deployments.judge import judge
-
-        canary = self.metrics.read(self.service, Version.CANARY)
-        stable = self.metrics.read(self.service, Version.STABLE)
-        samples = [
-            MetricSample.objects.create(
-                service=self.service,
-                rollout=rollout,
-                version=version,
-                image_tag=tag,
-                at=self.now,
-                **reading.values(),
-            )
-            for version, tag, reading in (
-                (Version.STABLE, rollout.from_tag, stable),
-                (Version.CANARY, rollout.image_tag, canary),
-            )
-        ]
-        rollout_publish(rollout_id=rollout.pk, messages=[sample_message(s) for s in samples])
-        verdict = judge(
-            rollout.analysis, canary, stable, stable_serving=rollout.current_weight < 100
-        )
-        previous = (rollout.last_judgement or {}).get("statistical")
-        rollout.last_judgement = {**verdict, "at": self.now.isoformat()}
-        if previous:  # the last step's comparison stays shown while the next step samples
-            rollout.last_judgement["statistical"] = previous
+        checks = self.measure()
         rollout.last_sample_at = self.now
-        if verdict["verdict"] == NO_DATA:
+        deciding = [c for c in checks if c["measured"] and not c["dry_run"]]
+        failed = [c for c in deciding if c["verdict"] == FAIL]
+        unanswered = [c for c in deciding if c["verdict"] == INCONCLUSIVE]
+        out_of_failures = [c for c in failed if c["failures"] >= c["failure_limit"]]
+        if out_of_failures:
+            names = ", ".join(c["metric"] for c in out_of_failures)
+            why = "; ".join(c["why"] for c in out_of_failures)
+            return self.start_rollback(
+                RolloutStatus.ROLLED_BACK,
+                f"canary failed analysis ({names}): {why}",
+                templates=[c["metric"] for c in out_of_failures],
+            )
+        out_of_answers = [c for c in unanswered if c["inconclusive"] >= c["inconclusive_limit"]]
+        if out_of_answers:
+            names = ", ".join(c["metric"] for c in out_of_answers)
             rollout.status = RolloutStatus.PAUSED
             rollout.pause_until = None
-            rollout.reason = "no data: " + "; ".join(verdict["reasons"] or ["metrics missing"])
-            self.transition("no_data", f"inconclusive, paused: {rollout.reason}")
+            rollout.reason = f"inconclusive ({names}): " + "; ".join(
+                c["why"] for c in out_of_answers
+            )
+            self.transition(
+                "inconclusive",
+                f"paused: {rollout.reason}",
+                templates=[c["metric"] for c in out_of_answers],
+            )
             return None
-        if verdict["verdict"] == FAIL:
-            rollout.consecutive_failures += 1
-            why = "; ".join(verdict["reasons"])
-            limit = int(rollout.analysis.get("failure_limit", 1))
+        if failed or unanswered:
+            parts = [
+                f"{c['metric']} {c['verdict']} ({c['failures']}/{c['failure_limit']}): {c['why']}"
+                if c["verdict"] == FAIL
+                else f"{c['metric']} inconclusive ({c['inconclusive']}/{c['inconclusive_limit']}): "
+                f"{c['why']}"
+                for c in failed + unanswered
+            ]
             rollout_event(
                 rollout=rollout,
-                kind="sample_failed",
-                message=f"sample failed ({rollout.consecutive_failures}/{limit}): {why}",
+                kind="sample_failed" if failed else "sample_inconclusive",
+                message="sample not counted: " + "; ".join(parts),
+                data={"templates": [c["metric"] for c in failed + unanswered]},
                 audit=False,
             )
-            if rollout.consecutive_failures >= limit:
-                return self.start_rollback(
-                    RolloutStatus.ROLLED_BACK, f"canary failed analysis: {why}"
-                )
             return self.interval()
-        rollout.consecutive_failures = 0
+        rollout.consecutive_failures = 0  # failed hooks count until a sample passes
         rollout.samples_in_step += 1
         if rollout.samples_in_step < int(rollout.analysis["samples_per_step"]):
             return self.interval()
@@ -285,6 +283,108 @@ class Tick:
         if outcome is not CONTINUE:
             return outcome
         return self.step_passed()
+
+    def templates(self) -> list[dict]:
+        """The rollout's enabled templates (the built-ins for a rollout from before them)."""
+        from deployments.metrics.templates import templates_for_analysis
+
+        templates = self.rollout.metrics or templates_for_analysis(self.rollout.analysis)
+        return [t for t in templates if t.get("enabled", True)]
+
+    def measure(self) -> list[dict]:
+        """Measure every template (kind by kind), save the samples, check each template and
+        count its consecutive failures and inconclusives; the checks, for the decision."""
+        from deployments.judge import check
+        from deployments.metrics.templates import MeasureContext, Measurement, template_kind
+
+        rollout = self.rollout
+        templates = self.templates()
+        context = MeasureContext(
+            rollout=rollout,
+            service=self.service,
+            backend=self.metrics,
+            now=self.now,
+            stable_serving=rollout.current_weight < 100,
+        )
+        measurements: dict[str, Measurement] = {}
+        for kind_name in dict.fromkeys(t["kind"] for t in templates):
+            of_kind = [t for t in templates if t["kind"] == kind_name]
+            kind = template_kind(kind_name)
+            if kind is None:
+                for t in of_kind:
+                    measurements[t["name"]] = Measurement(
+                        problems=[f"the {kind_name} kind is not installed"]
+                    )
+                continue
+            measurements.update(kind.measure(of_kind, context))
+        self.save_samples(templates, measurements)
+        state = dict(rollout.metric_state or {})
+        checks = []
+        for template in templates:
+            name = template["name"]
+            result = check(
+                template,
+                measurements.get(name) or Measurement(problems=["not measured"]),
+                stable_serving=context.stable_serving,
+            )
+            counts = dict(state.get(name) or {"failures": 0, "inconclusive": 0})
+            if result["verdict"] == FAIL:
+                counts["failures"] = counts.get("failures", 0) + 1
+                counts["inconclusive"] = 0
+            elif result["verdict"] == INCONCLUSIVE:
+                counts["inconclusive"] = counts.get("inconclusive", 0) + 1
+            else:
+                counts["failures"] = counts["inconclusive"] = 0
+            counts["at"] = self.now.isoformat()
+            state[name] = counts
+            checks.append(
+                {
+                    **result,
+                    "measured": True,
+                    "failures": counts["failures"],
+                    "failure_limit": int(template["failure_limit"]),
+                    "inconclusive": counts["inconclusive"],
+                    "inconclusive_limit": int(template["inconclusive_limit"]),
+                }
+            )
+        rollout.metric_state = state
+        deciding = [c for c in checks if not c["dry_run"]]
+        previous = (rollout.last_judgement or {}).get("statistical")
+        rollout.last_judgement = {
+            "verdict": overall(checks),
+            "checks": checks,
+            "reasons": [c["why"] for c in deciding if c["verdict"] != PASS],
+            "at": self.now.isoformat(),
+        }
+        if previous:  # the last step's comparison stays shown while the next step samples
+            rollout.last_judgement["statistical"] = previous
+        return checks
+
+    def save_samples(self, templates: list[dict], measurements: dict) -> None:
+        """One MetricSample per version: every template's value in `values`, the built-in
+        metrics also in their columns (the charts)."""
+        rollout = self.rollout
+        samples = []
+        for version, tag in (
+            (Version.STABLE, rollout.from_tag),
+            (Version.CANARY, rollout.image_tag),
+        ):
+            values = {
+                t["name"]: getattr(measurements.get(t["name"]), version, None) for t in templates
+            }
+            columns = {m: values.get(m) for m in METRICS}
+            samples.append(
+                MetricSample.objects.create(
+                    service=self.service,
+                    rollout=rollout,
+                    version=version,
+                    image_tag=tag,
+                    at=self.now,
+                    values=values,
+                    **columns,
+                )
+            )
+        rollout_publish(rollout_id=rollout.pk, messages=[sample_message(s) for s in samples])
 
     def statistical_judgement(self):
         """With `judge: statistical`, a step whose samples all passed the limits is also
@@ -298,7 +398,7 @@ class Tick:
         rollout = self.rollout
         if rollout.analysis.get("judge") != "statistical" or rollout.current_weight >= 100:
             return CONTINUE
-        result = judge_step(rollout.analysis, *step_samples(rollout))
+        result = judge_step(rollout.analysis, *step_samples(rollout), templates=self.templates())
         rollout.last_judgement["statistical"] = {
             "score": result.score,
             "decision": result.decision,
@@ -379,12 +479,12 @@ class Tick:
         self.finish(RolloutStatus.PROMOTED, f"promoted: {svc.name} runs {rollout.image_tag}")
         return None
 
-    def start_rollback(self, final: str, reason: str) -> float | None:
+    def start_rollback(self, final: str, reason: str, **data) -> float | None:
         rollout = self.rollout
         rollout.final_status = final
         rollout.reason = reason
         self.enter(Phase.ROLLBACK)
-        self.transition("rollback", f"rolling back: {reason}")
+        self.transition("rollback", f"rolling back: {reason}", **data)
         return self.rollback()
 
     def rollback(self) -> None:

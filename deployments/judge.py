@@ -1,94 +1,143 @@
-"""The judgement of one canary sample: thresholds, comparison with stable, and no-data.
+"""The judgement of one canary measurement, template by template (metrics/templates.py).
 
-Missing data never passes: a metric that has a threshold but no value makes the verdict
-`no_data`, which pauses the rollout instead of promoting it.
+Each template's check is `pass`, `fail` or `inconclusive`. Missing data never passes: a
+template without a canary value (or without a stable value to compare with, when it has a
+tolerance against stable) is inconclusive. Dry-run templates are checked and shown but never
+decide; the engine counts failures and inconclusives per template against its limits.
 """
 
 from deployments.metrics.base import Reading
+from deployments.metrics.templates import (
+    FAIL,
+    HIGHER,
+    INCONCLUSIVE,
+    PASS,
+    PERCENT,
+    Measurement,
+    templates_for_analysis,
+)
 
-PASS, FAIL, NO_DATA = "pass", "fail", "no_data"
-
-# metric -> analysis key holding its absolute limit
-LIMITS = {
-    "error_rate": "max_error_rate",
-    "p99_ms": "max_p99_ms",
-    "cpu_percent": "max_cpu_percent",
-    "memory_percent": "max_memory_percent",
-}
+NO_DATA = INCONCLUSIVE  # the overall verdict when something needed is missing
 
 
-def _check(metric: str, value, limit, *, stable=None, stable_limit=None) -> dict:
-    check = {"metric": metric, "value": value, "threshold": limit, "stable": stable}
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def check(template: dict, measurement: Measurement, *, stable_serving: bool = True) -> dict:
+    """One template's check: its values, range and verdict, with the reason when not a pass."""
+    name, value, stable = template["name"], measurement.canary, measurement.stable
+    low, high = template.get("min_value"), template.get("max_value")
+    result = {
+        "metric": name,
+        "kind": template.get("kind", "prometheus"),
+        "unit": template.get("unit", ""),
+        "value": value,
+        "stable": stable,
+        "min": low,
+        "max": high,
+        "threshold": high if high is not None else low,
+        "direction": template.get("direction", "lower"),
+        "dry_run": bool(template.get("dry_run")),
+        "detail": measurement.detail,
+    }
+    if measurement.verdict is not None:  # the kind judged by itself
+        return {**result, "verdict": measurement.verdict, "why": measurement.why}
     if value is None:
-        return {**check, "verdict": NO_DATA, "why": f"no {metric} data for canary"}
-    if value > limit:
-        return {**check, "verdict": FAIL, "why": f"canary {metric} {value:.4g} > limit {limit:.4g}"}
-    if stable_limit is not None and value > stable_limit:
+        why = f"no {name} data for canary"
+        if measurement.problems:
+            why += f" ({'; '.join(measurement.problems)})"
+        return {**result, "verdict": INCONCLUSIVE, "why": why}
+    if high is not None and value > high:
         return {
-            **check,
+            **result,
             "verdict": FAIL,
-            "why": f"canary {metric} {value:.4g} > stable {stable:.4g} + tolerance ({stable_limit:.4g})",
+            "why": f"canary {name} {_fmt(value)} > limit {_fmt(high)}",
         }
-    return {**check, "verdict": PASS, "why": ""}
+    if low is not None and value < low:
+        return {
+            **result,
+            "verdict": FAIL,
+            "why": f"canary {name} {_fmt(value)} < limit {_fmt(low)}",
+        }
+    tolerance = template.get("stable_tolerance")
+    if tolerance is not None and stable_serving:
+        if stable is None:
+            return {
+                **result,
+                "verdict": INCONCLUSIVE,
+                "why": f"no {name} data for stable to compare with",
+            }
+        higher_better = template.get("direction") == HIGHER
+        margin = (
+            abs(stable) * tolerance / 100
+            if template.get("stable_tolerance_unit") == PERCENT
+            else tolerance
+        )
+        if higher_better and value < stable - margin:
+            why = f"canary {name} {_fmt(value)} < stable {_fmt(stable)} - tolerance ({_fmt(stable - margin)})"
+            return {**result, "verdict": FAIL, "why": why}
+        if not higher_better and value > stable + margin:
+            why = f"canary {name} {_fmt(value)} > stable {_fmt(stable)} + tolerance ({_fmt(stable + margin)})"
+            return {**result, "verdict": FAIL, "why": why}
+    return {**result, "verdict": PASS, "why": ""}
+
+
+def overall(checks: list[dict]) -> str:
+    """fail if a deciding template fails, else inconclusive if one is, else pass."""
+    verdicts = {c["verdict"] for c in checks if not c["dry_run"]}
+    return FAIL if FAIL in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else PASS
 
 
 def judge(analysis: dict, canary: Reading, stable: Reading, *, stable_serving: bool = True) -> dict:
-    """At 100 % canary traffic stable serves nothing, so only the absolute limits apply."""
-    compare = analysis.get("compare_to_stable", True) and stable_serving
-    checks = []
-    for metric, key in LIMITS.items():
-        limit = analysis.get(key)
-        if limit is None:
-            continue
-        value = getattr(canary, metric)
-        stable_value = getattr(stable, metric)
-        stable_limit = None
-        if compare and metric == "error_rate" and value is not None:
-            if stable_value is None:
-                checks.append(
-                    {
-                        "metric": metric,
-                        "value": value,
-                        "threshold": limit,
-                        "stable": None,
-                        "verdict": NO_DATA,
-                        "why": "no error_rate data for stable to compare with",
-                    }
-                )
-                continue
-            stable_limit = stable_value + analysis.get("error_rate_tolerance", 1.0)
-        elif compare and metric == "p99_ms" and stable_value is not None:
-            stable_limit = stable_value * (1 + analysis.get("p99_tolerance_percent", 25.0) / 100)
-        checks.append(_check(metric, value, limit, stable=stable_value, stable_limit=stable_limit))
-    verdicts = {c["verdict"] for c in checks}
-    verdict = FAIL if FAIL in verdicts else NO_DATA if NO_DATA in verdicts or not checks else PASS
-    reasons = [c["why"] for c in checks if c["verdict"] != PASS]
-    return {"verdict": verdict, "checks": checks, "reasons": reasons + canary.problems}
+    """The built-in templates with `analysis`' settings on two readings (at 100 % canary
+    traffic stable serves nothing, so only the ranges apply)."""
+    checks = [
+        check(
+            t,
+            Measurement(getattr(canary, t["name"]), getattr(stable, t["name"])),
+            stable_serving=stable_serving,
+        )
+        for t in templates_for_analysis(analysis)
+        if t["enabled"]
+    ]
+    reasons = [c["why"] for c in checks if c["verdict"] != PASS and not c["dry_run"]]
+    return {"verdict": overall(checks), "checks": checks, "reasons": reasons + canary.problems}
 
 
-# The statistical judge (deployments/scoring.py) per metric: the bad direction and the
-# effect-size tolerance (ratio of canary to stable means) a significant difference must pass.
-STATISTICAL_METRICS = {
-    "error_rate": {"direction": "increase", "allowed_increase": 1.5, "critical": True},
-    "p99_ms": {"direction": "increase", "allowed_increase": 1.25},
-    "cpu_percent": {"direction": "increase", "allowed_increase": 1.5},
-    "memory_percent": {"direction": "increase", "allowed_increase": 1.5},
-}
+def statistical_options(template: dict) -> dict:
+    """How the statistical judge (scoring.py) treats a template: the bad direction and the
+    effect size tolerated that way, its weight, whether it is critical or dry-run."""
+    tolerance = float(template.get("effect_size_tolerance") or 1.0)
+    higher_better = template.get("direction") == HIGHER
+    return {
+        "direction": "decrease" if higher_better else "increase",
+        "allowed_increase": tolerance if not higher_better else 1.0,
+        "allowed_decrease": 1 / tolerance if higher_better else 1.0,
+        "weight": float(template.get("weight", 1.0)),
+        "critical": bool(template.get("critical")),
+        "dry_run": bool(template.get("dry_run")),
+    }
 
 
-def judge_step(analysis: dict, canary: dict[str, list], stable: dict[str, list]):
-    """Kayenta's comparison of one step's canary samples with stable's, as a `Score`."""
+def judge_step(analysis: dict, canary: dict[str, list], stable: dict[str, list], templates=None):
+    """Kayenta's comparison of one step's canary samples with stable's, as a `Score`: every
+    enabled template of weight above 0, with its own tolerance and weight (the analysis'
+    `statistical_metrics` may still override a template's options)."""
     from deployments.scoring import DEFAULT_MARGINAL_SCORE, DEFAULT_PASS_SCORE, classify, score
 
+    if templates is None:
+        templates = templates_for_analysis(analysis)
     overrides = analysis.get("statistical_metrics") or {}
-    metrics = {
-        name: {**options, **(overrides.get(name) or {})}
-        for name, options in STATISTICAL_METRICS.items()
-    }
-    results = [
-        classify(name, canary.get(name, []), stable.get(name, []), **options)
-        for name, options in metrics.items()
-    ]
+    results = []
+    for template in templates:
+        if not template.get("enabled", True) or template.get("kind") != "prometheus":
+            continue  # other kinds judge their own comparison
+        options = {**statistical_options(template), **(overrides.get(template["name"]) or {})}
+        if options["weight"] <= 0:
+            continue
+        name = template["name"]
+        results.append(classify(name, canary.get(name, []), stable.get(name, []), **options))
     return score(
         results,
         pass_score=analysis.get("pass_score", DEFAULT_PASS_SCORE),

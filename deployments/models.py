@@ -28,18 +28,17 @@ DEFAULT_STEPS = [
 
 
 def default_analysis() -> dict:
-    """Analysis settings a rollout starts with unless the service or the request says otherwise."""
+    """Analysis settings a rollout starts with unless the service or the request says otherwise.
+
+    What is measured and its limits are the metric templates (`MetricTemplate`); the older
+    settings `max_error_rate`, `max_p99_ms`, `max_cpu_percent`, `max_memory_percent`,
+    `error_rate_tolerance`, `p99_tolerance_percent`, `compare_to_stable` and `failure_limit`
+    are still accepted and change the built-in templates they stand for
+    (metrics/templates.py). `failure_limit` here also counts failed hooks."""
     return {
         "interval_seconds": settings.ROLLOUT_ANALYSIS_INTERVAL_SECONDS,
         "samples_per_step": settings.ROLLOUT_SAMPLES_PER_STEP,
-        "max_error_rate": 5.0,
-        "max_p99_ms": 800.0,
-        "max_cpu_percent": 90.0,
-        "max_memory_percent": 90.0,
         "failure_limit": 2,
-        "compare_to_stable": True,
-        "error_rate_tolerance": 1.0,
-        "p99_tolerance_percent": 25.0,
     }
 
 
@@ -126,6 +125,17 @@ class Rollout(models.Model):
         "(deployments/matching.py)",
     )
     analysis = models.JSONField(default=default_analysis)
+    metrics = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="the metric templates this rollout is judged by: the service's with this "
+        "rollout's overrides, copied at start (empty: the built-ins, for older rollouts)",
+    )
+    metric_state = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="per template: consecutive failures and inconclusives, last check",
+    )
     status = models.CharField(
         max_length=20, choices=RolloutStatus.choices, default=RolloutStatus.PENDING, db_index=True
     )
@@ -238,6 +248,9 @@ class MetricSample(models.Model):
     p99_ms = models.FloatField(null=True, blank=True)
     cpu_percent = models.FloatField(null=True, blank=True, help_text="% of the CPU limit")
     memory_percent = models.FloatField(null=True, blank=True, help_text="% of the memory limit")
+    values = models.JSONField(
+        default=dict, blank=True, help_text="every template's value at that moment: {name: value}"
+    )
 
     class Meta:
         ordering = ["at", "id"]
@@ -245,6 +258,126 @@ class MetricSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service.name} {self.version} @ {self.at:%H:%M:%S}"
+
+
+class MetricTemplate(models.Model):
+    """A metric a service's canaries are judged by (Flagger's MetricTemplate, Argo's
+    AnalysisTemplate): how to measure it (its kind) and how to judge it. Kinds and their
+    checks live in metrics/templates.py; `clean` validates through the kind."""
+
+    class Kind(models.TextChoices):
+        PROMETHEUS = "prometheus", "Prometheus query (PromQL template)"
+        STORE = "store", "analytics store (product events per version)"
+
+    class Direction(models.TextChoices):
+        LOWER = "lower", "lower is better"
+        HIGHER = "higher", "higher is better"
+
+    class ToleranceUnit(models.TextChoices):
+        ABSOLUTE = "absolute", "in the metric's unit"
+        PERCENT = "percent", "% of stable's value"
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="metric_templates")
+    name = models.CharField(
+        max_length=63,
+        validators=[
+            RegexValidator(r"^[a-z][a-z0-9_-]{0,62}$", "lowercase letters, digits, '_', '-'")
+        ],
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.PROMETHEUS)
+    query = models.TextField(
+        blank=True,
+        help_text="PromQL with placeholders {{ namespace }}, {{ service }}, {{ target }}, "
+        "{{ version }}, {{ image_tag }}, {{ interval }} (prometheus kind)",
+    )
+    params = models.JSONField(
+        default=dict, blank=True, help_text="settings of the kind (store kind: see README)"
+    )
+    unit = models.CharField(max_length=20, blank=True, help_text="shown with values: %, ms")
+    interval = models.CharField(
+        max_length=10, default="1m", help_text="the query's window, {{ interval }}: 30s, 1m, 5m"
+    )
+    min_value = models.FloatField(null=True, blank=True, help_text="fail below (blank: none)")
+    max_value = models.FloatField(null=True, blank=True, help_text="fail above (blank: none)")
+    direction = models.CharField(max_length=10, choices=Direction.choices, default=Direction.LOWER)
+    stable_tolerance = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="while stable serves traffic, fail when the canary is worse than stable by "
+        "more than this (blank: no comparison)",
+    )
+    stable_tolerance_unit = models.CharField(
+        max_length=10, choices=ToleranceUnit.choices, default=ToleranceUnit.ABSOLUTE
+    )
+    effect_size_tolerance = models.FloatField(
+        default=1.25,
+        help_text="statistical judge: ratio of canary to stable means tolerated in the bad "
+        "direction (1.25: 25 % worse)",
+    )
+    weight = models.FloatField(default=1.0, help_text="statistical judge: 0 leaves it out")
+    critical = models.BooleanField(
+        default=False, help_text="statistical judge: failing it makes the score 0"
+    )
+    failure_limit = models.PositiveSmallIntegerField(
+        default=2, help_text="consecutive failed checks that roll the canary back"
+    )
+    inconclusive_limit = models.PositiveSmallIntegerField(
+        default=1, help_text="consecutive checks without an answer that pause the rollout"
+    )
+    dry_run = models.BooleanField(default=False, help_text="measured and shown, never decides")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["service", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "name"], name="unique_metric_template"),
+            models.CheckConstraint(
+                condition=models.Q(min_value__isnull=True)
+                | models.Q(max_value__isnull=True)
+                | models.Q(min_value__lte=models.F("max_value")),
+                name="metric_template_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(failure_limit__gte=1, inconclusive_limit__gte=1),
+                name="metric_template_limits",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}/{self.name} ({self.kind})"
+
+    FIELDS = (
+        "name",
+        "kind",
+        "query",
+        "params",
+        "unit",
+        "interval",
+        "min_value",
+        "max_value",
+        "direction",
+        "stable_tolerance",
+        "stable_tolerance_unit",
+        "effect_size_tolerance",
+        "weight",
+        "critical",
+        "failure_limit",
+        "inconclusive_limit",
+        "dry_run",
+        "enabled",
+    )
+
+    def as_dict(self) -> dict:
+        return {field: getattr(self, field) for field in self.FIELDS}
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from deployments.metrics.templates import validate
+
+        problems = validate(self.as_dict())
+        if problems:
+            raise ValidationError(problems)
 
 
 class SimDeployment(models.Model):

@@ -18,6 +18,7 @@ NOTIFIED = {
     "gate_waiting": (Severity.INFO, "waiting for confirmation"),
     "pause": (Severity.WARNING, "paused by a person"),
     "no_data": (Severity.WARNING, "paused: no data"),
+    "inconclusive": (Severity.WARNING, "paused: inconclusive"),
     "hook_failed": (Severity.WARNING, "hook failed"),
     "promoted": (Severity.INFO, "promoted"),
     "aborted": (Severity.WARNING, "aborted"),

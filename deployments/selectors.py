@@ -43,6 +43,7 @@ def sample_dict(sample: MetricSample) -> dict:
         "image_tag": sample.image_tag,
         "at": sample.at.isoformat(),
         **{m: getattr(sample, m) for m in METRICS},
+        "values": sample.values or {m: getattr(sample, m) for m in METRICS},
     }
 
 
@@ -71,6 +72,46 @@ def rollout_hooks(rollout: Rollout) -> list[dict]:
         }
         for hook in rollout.service.hooks.order_by("type", "name")
     ]
+
+
+def rollout_templates(rollout: Rollout) -> list[dict]:
+    """The templates the rollout is judged by (the built-ins for one from before them)."""
+    from deployments.metrics.templates import complete, templates_for_analysis
+
+    return [complete(t) for t in rollout.metrics or templates_for_analysis(rollout.analysis)]
+
+
+def rollout_metric_results(rollout: Rollout) -> list[dict]:
+    """Each template with its latest check (verdict None until measured)."""
+    checks = {c["metric"]: c for c in (rollout.last_judgement or {}).get("checks", [])}
+    state = rollout.metric_state or {}
+    out = []
+    for t in rollout_templates(rollout):
+        last = checks.get(t["name"]) or {}
+        counts = state.get(t["name"]) or {}
+        out.append(
+            {
+                "name": t["name"],
+                "kind": t["kind"],
+                "unit": t["unit"],
+                "min_value": t["min_value"],
+                "max_value": t["max_value"],
+                "direction": t["direction"],
+                "dry_run": t["dry_run"],
+                "enabled": t["enabled"],
+                "verdict": last.get("verdict"),
+                "value": last.get("value"),
+                "stable": last.get("stable"),
+                "why": last.get("why", ""),
+                "failures": counts.get("failures", 0),
+                "failure_limit": t["failure_limit"],
+                "inconclusive": counts.get("inconclusive", 0),
+                "inconclusive_limit": t["inconclusive_limit"],
+                "at": counts.get("at"),
+                "detail": last.get("detail") or {},
+            }
+        )
+    return out
 
 
 def latest_samples(rollout: Rollout) -> dict:
@@ -142,15 +183,16 @@ def step_remaining_seconds(rollout: Rollout, now) -> float | None:
 
 
 def step_samples(rollout: Rollout) -> tuple[dict[str, list], dict[str, list]]:
-    """Canary and stable values of each metric sampled since the current step began."""
+    """Canary and stable values of each template sampled since the current step began."""
     rows = MetricSample.objects.filter(rollout=rollout)
     if rollout.step_started_at is not None:
         rows = rows.filter(at__gte=rollout.step_started_at)
-    series = {Version.CANARY: {m: [] for m in METRICS}, Version.STABLE: {m: [] for m in METRICS}}
-    for row in rows.values("version", *METRICS):
-        for metric in METRICS:
-            if row[metric] is not None:
-                series[row["version"]][metric].append(row[metric])
+    series: dict[str, dict[str, list]] = {Version.CANARY: {}, Version.STABLE: {}}
+    for row in rows.values("version", "values", *METRICS):
+        values = row["values"] or {m: row[m] for m in METRICS}  # rows from before templates
+        for name, value in values.items():
+            if value is not None:
+                series[row["version"]].setdefault(name, []).append(value)
     return series[Version.CANARY], series[Version.STABLE]
 
 

@@ -16,9 +16,11 @@ from core.consumers import relay_envelope
 from core.errors import DomainError, InvalidRequest
 from core.services import actor_label, audit_record
 from deployments.matching import MatchError, validate_rules
+from deployments.metrics import templates as metric_templates
 from deployments.models import (
     UNFINISHED,
     MetricSample,
+    MetricTemplate,
     Phase,
     Rollout,
     RolloutEvent,
@@ -226,8 +228,42 @@ def service_create(*, by, name: str, **fields) -> Service:
     service = Service.objects.create(
         name=name, **{k: v for k, v in fields.items() if k in SERVICE_FIELDS}
     )
+    metric_templates_ensure_defaults(service=service)
     audit_record(actor=by, action="service.create", target=service)
     return service
+
+
+def metric_templates_ensure_defaults(*, service: Service) -> int:
+    """Give the service the built-in templates it lacks (by name); returns how many."""
+    have = set(service.metric_templates.values_list("name", flat=True))
+    missing = [
+        MetricTemplate(service=service, **t)
+        for t in metric_templates.default_templates()
+        if t["name"] not in have
+    ]
+    MetricTemplate.objects.bulk_create(missing)
+    return len(missing)
+
+
+def service_metric_templates(service: Service) -> list[dict]:
+    """The service's templates as dicts, the built-ins when it has none."""
+    rows = [t.as_dict() for t in service.metric_templates.order_by("id")]
+    return rows or metric_templates.default_templates()
+
+
+def rollout_metric_templates(
+    *, service: Service, analysis: dict, overrides: list[dict] | None
+) -> list[dict]:
+    """The templates a new rollout is judged by: the service's, changed by the explicit
+    analysis settings that stand for them, then by the request's overrides (validated)."""
+    templates = metric_templates.apply_analysis(service_metric_templates(service), analysis)
+    templates = metric_templates.apply_overrides(templates, overrides or [])
+    for template in templates:
+        problems = metric_templates.validate(template)
+        if problems:
+            key, problem = next(iter(problems.items()))
+            raise InvalidRequest("metrics", f"{template['name']}: {key} {problem}")
+    return templates
 
 
 @transaction.atomic
@@ -285,12 +321,14 @@ def rollout_start(
     steps: list | None = None,
     analysis: dict | None = None,
     match: list | None = None,
+    metrics: list[dict] | None = None,
     retry_of: Rollout | None = None,
 ) -> Rollout:
     """Save a pending rollout and tick it on commit; 409 when the service has one unfinished.
 
     `match` rules (deployments/matching.py) send matching requests to canary at every step;
     with them a step may have weight 0 (only matching requests reach canary: Flagger's A/B mode).
+    `metrics` overrides the service's metric templates for this rollout (by name) or adds some.
     """
     settings_analysis = {
         **default_analysis(),
@@ -305,6 +343,11 @@ def rollout_start(
             "analysis", "the statistical judge needs samples_per_step of at least 3"
         )
     chosen_steps = normalize_steps(steps or service.default_steps or default_steps())
+    chosen_metrics = rollout_metric_templates(
+        service=service,
+        analysis={**(service.default_analysis or {}), **(analysis or {})},
+        overrides=metrics,
+    )
     try:
         match = validate_rules(match)
     except MatchError as exc:
@@ -326,6 +369,7 @@ def rollout_start(
                 from_tag=service.stable_tag,
                 steps=chosen_steps,
                 analysis=settings_analysis,
+                metrics=chosen_metrics,
                 match=match,
                 started_by=by if getattr(by, "is_authenticated", False) else None,
                 started_by_label=actor_label(by),
@@ -391,6 +435,11 @@ def rollout_resume(*, rollout: Rollout, by, reason: str = "") -> Rollout:
     if rollout.phase == Phase.ANALYZE:
         rollout.last_sample_at = None  # judge fresh samples, one interval from now
         rollout.step_started_at = timezone.now()
+    # As Argo resumes after Inconclusive: the templates' counts start again.
+    rollout.metric_state = {
+        name: {**state, "failures": 0, "inconclusive": 0}
+        for name, state in (rollout.metric_state or {}).items()
+    }
     return _control(rollout, action="resume", by=by, reason=reason, message="resumed")
 
 
@@ -440,6 +489,7 @@ def rollout_retry(*, rollout: Rollout, by) -> Rollout:
         steps=rollout.steps,
         analysis=rollout.analysis,
         match=rollout.match,
+        metrics=rollout.metrics,
         retry_of=rollout,
     )
 

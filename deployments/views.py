@@ -52,12 +52,18 @@ def parse_steps(text: str) -> list:
 
 
 def _form_defaults(service: Service) -> dict:
+    from deployments.services import service_metric_templates
+
     analysis = {**default_analysis(), **(service.default_analysis or {})}
+    limits = {t["name"]: t["max_value"] for t in service_metric_templates(service)}
+    analysis.setdefault("max_error_rate", limits.get("error_rate"))
+    analysis.setdefault("max_p99_ms", limits.get("p99_ms"))
+    analysis.setdefault("judge", "threshold")
     return {
         "image_tag": "",
         "steps": steps_text(service.default_steps or default_steps()),
         "match": "",
-        **{k: analysis.get(k, "threshold") for k in FORM_ANALYSIS},
+        **{k: "" if analysis.get(k) is None else analysis[k] for k in FORM_ANALYSIS},
     }
 
 
@@ -163,8 +169,9 @@ def rollout_detail(request, pk):
         "match": describe(rollout.match),
         "hooks": selectors.rollout_hooks(rollout),
         "thresholds": {
-            "error_rate": rollout.analysis.get("max_error_rate"),
-            "p99_ms": rollout.analysis.get("max_p99_ms"),
+            t["name"]: t["max_value"]
+            for t in selectors.rollout_templates(rollout)
+            if t["name"] in ("error_rate", "p99_ms")
         },
     }
     return render(request, "deployments/rollout.html", context)

@@ -350,6 +350,10 @@ SPECTACULAR_SETTINGS = {
         "CohortStateEnum": "analytics.cohorts.models.Cohort.State",
         "AnalysisPeriodEnum": ["day", "week", "month"],
         "WeeklyPeriodEnum": ["week"],
+        "MetricTemplateKindEnum": ["prometheus", "store"],
+        "MetricDirectionEnum": ["lower", "higher"],
+        "StableToleranceUnitEnum": ["absolute", "percent"],
+        "MetricVerdictEnum": ["pass", "fail", "inconclusive"],
     },
 }
 

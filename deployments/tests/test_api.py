@@ -77,7 +77,17 @@ def test_rollout_start_detail_contract(eng, service):
         assert key in data
     assert data["service"] == "api-gateway" and data["status"] == "pending"
     assert [s["weight"] for s in data["steps"]] == [10, 25, 50, 100]
-    assert data["analysis"]["max_error_rate"] == 5.0 and data["analysis"]["interval_seconds"] == 0.3
+    assert data["analysis"]["interval_seconds"] == 0.3
+    assert [t["name"] for t in data["metrics"]] == [
+        "request_rate",
+        "error_rate",
+        "p99_ms",
+        "cpu_percent",
+        "memory_percent",
+    ]
+    error_rate = next(t for t in data["metrics"] if t["name"] == "error_rate")
+    assert error_rate["max_value"] == 5.0 and error_rate["failure_limit"] == 2
+    assert all(r["verdict"] is None for r in data["metric_results"])
     assert data["reverts"] is None
     assert data["latest_samples"] == {"stable": None, "canary": None}
     assert data["events"][0]["kind"] == "start"

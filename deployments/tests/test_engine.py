@@ -57,7 +57,9 @@ def test_fault_tag_is_rolled_back_with_traffic_on_stable(service, engineer, driv
 def test_no_metrics_pauses_and_never_promotes(service, engineer, drive):
     rollout = drive(start(service, engineer, tag="v2-nodata"))
     assert rollout.status == RolloutStatus.PAUSED
-    assert rollout.reason.startswith("no data")
+    assert rollout.reason.startswith("inconclusive (error_rate, p99_ms, cpu_percent")
+    assert "no error_rate data for canary" in rollout.reason
+    assert rollout.events.filter(kind="inconclusive").count() == 1
     assert rollout.next_tick_at is None
 
 

@@ -62,16 +62,27 @@ def test_comparison_needs_stable_unless_stable_serves_nothing(analysis):
     err=st.floats(0, 100, allow_nan=False),
     p99=st.floats(1, 5000, allow_nan=False),
     stable_err=st.floats(0, 100, allow_nan=False),
+    stable_p99=st.one_of(st.none(), st.floats(1, 5000, allow_nan=False)),
 )
-def test_verdict_matches_an_independent_rule(err, p99, stable_err):
+def test_verdict_matches_an_independent_rule(err, p99, stable_err, stable_p99):
     analysis = {
         "max_error_rate": 5.0,
         "max_p99_ms": 800.0,
         "compare_to_stable": True,
         "error_rate_tolerance": 1.0,
     }
+    rest = {"cpu_percent": 30.0, "memory_percent": 40.0}
     verdict = judge(
-        analysis, Reading(error_rate=err, p99_ms=p99), Reading(error_rate=stable_err, p99_ms=None)
+        analysis,
+        Reading(error_rate=err, p99_ms=p99, **rest),
+        Reading(error_rate=stable_err, p99_ms=stable_p99, **rest),
     )
-    expected_fail = err > 5.0 or err > stable_err + 1.0 or p99 > 800.0
-    assert verdict["verdict"] == (FAIL if expected_fail else PASS)
+    expected_fail = (
+        err > 5.0
+        or err > stable_err + 1.0
+        or p99 > 800.0
+        or (stable_p99 is not None and p99 > stable_p99 + stable_p99 * 25.0 / 100)
+    )
+    # Missing data never passes: without stable's p99 the comparison is inconclusive.
+    expected = FAIL if expected_fail else NO_DATA if stable_p99 is None else PASS
+    assert verdict["verdict"] == expected

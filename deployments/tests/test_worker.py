@@ -77,7 +77,7 @@ def test_pause_and_resume(celery_worker, eng, service):
 def test_no_metrics_pauses_not_promotes(celery_worker, eng, service):
     rid = start(eng, service, "v2-nodata")
     assert settled(rid, "paused", *Rollout.FINISHED_STATUSES) == "paused"
-    assert Rollout.objects.get(pk=rid).reason.startswith("no data")
+    assert Rollout.objects.get(pk=rid).reason.startswith("inconclusive (error_rate")
 
 
 def test_killed_worker_mid_rollout_resumes(transactional_db, eng, service, settings):
