@@ -23,7 +23,8 @@ from django.test.utils import override_settings
 
 from analytics.catalog import Event
 from analytics.product.common import Period
-from analytics.product.funnels import FunnelQuery, Step, funnel
+from analytics.product.funnels import Exclusion, FunnelQuery, Step, funnel
+from analytics.product.paths import PathsQuery, paths
 from analytics.product.retention import RetentionQuery, retention
 from analytics.product.revenue import RevenueQuery, revenue
 from analytics.product.trends import Math, TrendBreakdown, TrendQuery, trends
@@ -74,7 +75,23 @@ def bench_analyses(start: dt.date, end: dt.date) -> dict:
         ),
         "trend by day, 2 events": lambda: trends(trend_queries(start, end)[0]),
         "trend by week, breakdown": lambda: trends(trend_queries(start, end)[1]),
+        "paths after signup, 5 steps": lambda: paths(paths_query(start, end)),
+        "funnel with an exclusion": lambda: funnel(exclusion_funnel(start, end)),
     }
+
+
+def paths_query(start: dt.date, end: dt.date) -> PathsQuery:
+    """What users do in the session they sign up in: 5 steps, 30-minute sessions."""
+    return PathsQuery(date_from=start, date_to=end, start_event=Event.SIGNUP.value, steps=5)
+
+
+# users who filed a support ticket between creating a project and rendering drop out
+EXCLUSION = Exclusion(Event.SUPPORT_TICKET.value, 2, 3)
+
+
+def exclusion_funnel(start: dt.date, end: dt.date) -> FunnelQuery:
+    steps = tuple(Step(s) for s in FUNNEL_STEPS)
+    return FunnelQuery(steps=steps, date_from=start, date_to=end, exclusions=(EXCLUSION,))
 
 
 TREND_EVENTS = ("video_rendered", "project_created")
@@ -202,12 +219,43 @@ def _bench_queries(stdout, *, quick: bool) -> None:
             breakdown=("event", "geo_country") if q.breakdown else None,
         )
 
+    def pandas_paths():
+        frame = _pandas_frame(
+            "SELECT uuid, event, user_id, timestamp FROM events "
+            "WHERE timestamp >= toDateTime64({ts:String}, 3, 'UTC')",
+            params,
+        )
+        q = paths_query(start, end)
+        return reference.paths(
+            frame, date_from=start, date_to=end, start_event=q.start_event, steps=q.steps
+        )
+
+    def pandas_exclusion_funnel():
+        names = [*FUNNEL_STEPS, EXCLUSION.event]
+        frame = _pandas_frame(
+            f"SELECT {cols} FROM events WHERE event IN {{steps:Array(String)}} "
+            "AND timestamp >= toDateTime64({ts:String}, 3, 'UTC')",
+            {**params, "steps": names},
+        )
+        levels = reference.funnel_levels(
+            frame,
+            steps=[(s, "", "") for s in FUNNEL_STEPS],
+            date_from=start,
+            date_to=end,
+            window_days=14,
+            order="sequential",
+            exclusions=[(EXCLUSION.event, EXCLUSION.from_step, EXCLUSION.to_step)],
+        )
+        return reference.funnel(levels, len(FUNNEL_STEPS))
+
     references = {
         "retention by month": pandas_retention,
         "4-step funnel": pandas_funnel,
         "revenue by month": pandas_revenue,
         "trend by day, 2 events": lambda: pandas_trend(0),
         "trend by week, breakdown": lambda: pandas_trend(1),
+        "paths after signup, 5 steps": pandas_paths,
+        "funnel with an exclusion": pandas_exclusion_funnel,
     }
     # how each result is checked against its pandas twin: a list of differences
     compare = {
@@ -218,6 +266,8 @@ def _bench_queries(stdout, *, quick: bool) -> None:
         "trend by week, breakdown": lambda got, exp: reference.trend_differences(
             got["series"], exp
         ),
+        "paths after signup, 5 steps": reference.paths_differences,
+        "funnel with an exclusion": reference.funnel_differences,
     }
     ratios, colds = [], []
     for name, fn in analyses.items():

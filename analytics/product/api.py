@@ -18,7 +18,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.product.funnels import FunnelDroppedInput, FunnelInput, dropped_users, funnel
+from analytics.product.funnels import (
+    FunnelDroppedInput,
+    FunnelInput,
+    Order,
+    dropped_users,
+    funnel,
+)
 from analytics.product.lifecycle import LifecycleInput, StickinessInput, lifecycle, stickiness
 from analytics.product.overview import OverviewInput, overview
 from analytics.product.paths import Bound, PathsInput, PathUsersInput, edge_users, paths
@@ -64,6 +70,25 @@ class AnalysisApi(APIView):
         raise NotImplementedError
 
 
+ErrorOutput = inline_serializer(
+    "AnalyticsErrorOutput",
+    {"error": serializers.CharField(), "detail": serializers.JSONField()},
+)
+ERROR_RESPONSES = {
+    400: OpenApiResponse(ErrorOutput, description="a parameter is invalid (named in detail)"),
+    401: OpenApiResponse(ErrorOutput, description="not authenticated"),
+    403: OpenApiResponse(ErrorOutput, description="not a staff role"),
+    503: OpenApiResponse(
+        ErrorOutput, description="the analytics store did not answer in time (query_timeout)"
+    ),
+}
+
+
+class UserListOutput(serializers.Serializer):
+    total = serializers.IntegerField(min_value=0, help_text="users in the whole list")
+    users = serializers.ListField(child=serializers.CharField(), help_text="this page, by id")
+
+
 def _schema(input_class, summary: str):
     return extend_schema(
         parameters=[input_class], responses={200: OpenApiTypes.OBJECT}, summary=summary
@@ -95,6 +120,66 @@ class RetentionUsersApi(AnalysisApi):
         return cell_users(data)
 
 
+class FunnelStepOutput(serializers.Serializer):
+    event = serializers.CharField()
+    label = serializers.CharField(help_text="the event and its filter, if any")
+    count = serializers.IntegerField(min_value=0, help_text="users who reached this step")
+    conversion_from_start = serializers.FloatField(allow_null=True)
+    conversion_from_previous = serializers.FloatField(allow_null=True)
+    dropped = serializers.IntegerField(min_value=0)
+    median_seconds_to_convert = serializers.FloatField(
+        allow_null=True, help_text="from the previous step; null for the first"
+    )
+
+
+class FunnelBucketOutput(serializers.Serializer):
+    bucket = serializers.CharField()
+    users = serializers.IntegerField(min_value=0)
+
+
+class FunnelTrendOutput(serializers.Serializer):
+    period = serializers.DateField()
+    entered = serializers.IntegerField(min_value=0)
+    converted = serializers.IntegerField(min_value=0)
+    conversion = serializers.FloatField(allow_null=True)
+
+
+class FunnelGroupOutput(serializers.Serializer):
+    breakdown = serializers.CharField(allow_blank=True)
+    steps = FunnelStepOutput(many=True)
+    time_to_convert = FunnelBucketOutput(many=True)
+    trend = FunnelTrendOutput(many=True)
+
+
+class FunnelExclusionOutput(serializers.Serializer):
+    event = serializers.CharField()
+    from_step = serializers.IntegerField(min_value=1)
+    to_step = serializers.IntegerField(min_value=2)
+
+
+class FunnelOutput(serializers.Serializer):
+    order = serializers.ChoiceField(choices=[o.value for o in Order])
+    window_days = serializers.IntegerField(
+        allow_null=True, help_text="null: only the steps' own windows"
+    )
+    step_windows = serializers.ListField(
+        child=serializers.FloatField(allow_null=True),
+        allow_null=True,
+        help_text="seconds each step after the first may take after the one before",
+    )
+    exclusions = FunnelExclusionOutput(many=True)
+    period = serializers.ChoiceField(choices=["day", "week", "month"])
+    date_from = serializers.DateField()
+    date_to = serializers.DateField()
+    breakdown_by = serializers.CharField(allow_null=True)
+    steps = FunnelStepOutput(many=True)
+    time_to_convert = FunnelBucketOutput(many=True, help_text="entry to the last step")
+    trend = FunnelTrendOutput(many=True, help_text="by period of entry")
+    breakdowns = FunnelGroupOutput(
+        many=True, required=False, help_text="with a breakdown: one group per value"
+    )
+
+
 class FunnelApi(AnalysisApi):
     input_class = FunnelInput
 
@@ -105,7 +190,7 @@ class FunnelApi(AnalysisApi):
                 "steps", str, required=True, description="e.g. signup,project_created"
             ),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: FunnelOutput, **ERROR_RESPONSES},
         summary="Funnel conversion, drop-off and time to convert",
     )
     def get(self, request):
@@ -118,7 +203,11 @@ class FunnelApi(AnalysisApi):
 class FunnelDroppedApi(AnalysisApi):
     input_class = FunnelDroppedInput
 
-    @_schema(FunnelDroppedInput, "Users who reached step-1 but not `step`")
+    @extend_schema(
+        parameters=[FunnelDroppedInput],
+        responses={200: UserListOutput, **ERROR_RESPONSES},
+        summary="Users who reached step-1 but not `step`",
+    )
     def get(self, request):
         return super().get(request)
 
@@ -168,20 +257,6 @@ class OverviewApi(AnalysisApi):
 
     def compute(self, data):
         return overview(data.query())
-
-
-ErrorOutput = inline_serializer(
-    "AnalyticsErrorOutput",
-    {"error": serializers.CharField(), "detail": serializers.JSONField()},
-)
-ERROR_RESPONSES = {
-    400: OpenApiResponse(ErrorOutput, description="a parameter is invalid (named in detail)"),
-    401: OpenApiResponse(ErrorOutput, description="not authenticated"),
-    403: OpenApiResponse(ErrorOutput, description="not a staff role"),
-    503: OpenApiResponse(
-        ErrorOutput, description="the analytics store did not answer in time (query_timeout)"
-    ),
-}
 
 
 class TrendPointOutput(serializers.Serializer):
@@ -349,11 +424,6 @@ class PathsApi(AnalysisApi):
 
     def compute(self, data):
         return paths(data.query())
-
-
-class UserListOutput(serializers.Serializer):
-    total = serializers.IntegerField(min_value=0, help_text="users in the whole list")
-    users = serializers.ListField(child=serializers.CharField(), help_text="this page, by id")
 
 
 class PathUsersApi(AnalysisApi):

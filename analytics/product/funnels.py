@@ -2,13 +2,22 @@
 answers the funnel, otherwise over raw events with arrayFold.
 
 Each user enters at their first event in [date_from, date_to] matching step 1 (for `any`
-order: matching any step), and every later step must happen within `window_days` of entry.
+order: matching any step), and every later step must happen within `window_days` of entry
+and, in an ordered funnel, within its own window (`step_windows`) after the step before it:
+step k is the earliest step-k event after step k-1, so a user whose next step-k event comes
+later than step k's window stops at step k-1. With a window for every step, `window_days`
+may be left out (no overall window).
 - sequential: steps in order; other events in between are allowed;
 - strict: as sequential, but an event matching a step beyond the next one (and no step
   already reached) ends the user's attempt;
 - any: the steps in any order; each event completes at most one step (the lowest matching).
 Events are taken in time order (ties: by the bitmask of steps they match, then breakdown
 value); duplicate uuids count once. Time to convert for step k is the time from step k-1.
+Exclusions (as PostHog's): a user who did an excluded event after reaching step i and before
+reaching step j (strictly between their times; if they never reach step j, while their attempt
+could still advance: within the windows of entry and of their next step) is dropped from the
+funnel altogether, every step included. An exclusion's event may not be a step's event; at
+equal times a step counts before an exclusion.
 A breakdown splits users by the property on their entry event. The trend is conversion over
 time: for each period of the range, the users who entered in it and those of them who reached
 the last step (its last periods are young: their users may still convert within the window).
@@ -55,6 +64,8 @@ from analytics.store import store
 from analytics.store.cache import cache_ttl, cached
 
 MAX_STEPS = 10
+MAX_EXCLUSIONS = 5
+NO_WINDOW = 1e15  # seconds: a step without a window of its own
 # Upper bounds (seconds) of the time-to-convert histogram; the last bucket is open.
 TIME_BUCKETS = (
     ("< 1 min", 60),
@@ -88,15 +99,43 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Exclusion:
+    """Users who did `event` between step `from_step` and step `to_step` (1-based) drop out."""
+
+    event: str
+    from_step: int
+    to_step: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.event} between steps {self.from_step} and {self.to_step}"
+
+
+@dataclass(frozen=True)
 class FunnelQuery:
     steps: tuple[Step, ...]
     date_from: dt.date
     date_to: dt.date
-    window_days: int = 14
+    window_days: int | None = 14  # None: only the steps' own windows
     order: Order = Order.SEQUENTIAL
     breakdown: Breakdown | None = None
     period: Period = Period.WEEK  # of the trend
     in_cohort: CohortFilter | None = None
+    exclusions: tuple[Exclusion, ...] = ()
+    # seconds each step k >= 2 may take after step k-1 (None: no window of its own); empty:
+    # none has one
+    step_windows: tuple[float | None, ...] = ()
+
+    @property
+    def window_seconds(self) -> float:
+        """The overall window: without `window_days`, the steps' windows end to end."""
+        if self.window_days is not None:
+            return self.window_days * 86400.0
+        return float(sum(w or 0 for w in self.step_windows))
+
+    @property
+    def own_windows(self) -> bool:
+        return any(w is not None for w in self.step_windows)
 
 
 def _step_condition(i: int, step: Step) -> str:
@@ -106,17 +145,24 @@ def _step_condition(i: int, step: Step) -> str:
     return condition
 
 
-def _fold_sql(order: Order, n: int) -> str:
-    """The per-user fold over sorted (ts, mask, bval) into (level, times, stopped, done, bval)."""
+def _fold_sql(order: Order, n: int, *, exclusions=(), step_windows: bool = False) -> str:
+    """The per-user fold over sorted (ts, mask, bval) into (level, times, stopped, done, bval).
+    Bits 0..n-1 of the mask are the steps an event matches, bits n.. the exclusions; stopped
+    is 1 for a strict funnel's stop and 2 for a user an exclusion drops."""
     full = (1 << n) - 1
     in_window = "(x.1 - acc.2[1] <= {window:Float64})"
+    if step_windows:  # and within the next step's own window after the last step reached
+        in_window = (
+            "(x.1 - acc.2[1] <= {window:Float64} "
+            "AND x.1 - acc.2[acc.1] <= {step_windows:Array(Float64)}[acc.1 + 1])"
+        )
     entry_range = "(x.1 >= {entry_from:Float64} AND x.1 < {entry_end:Float64})"
     if order is Order.ANY:
         low = "bitAnd(bitAnd(x.2, bitNot(acc.4)), bitNot(bitAnd(x.2, bitNot(acc.4))) + 1)"
         step = (
             f"if(acc.1 = 0, if(x.2 != 0 AND {entry_range}, "
             f"(toUInt8(1), [x.1], toUInt8(0), toUInt16(bitAnd(x.2, bitNot(x.2) + 1)), x.3), acc), "
-            f"if(acc.4 != {full} AND bitAnd(x.2, bitNot(acc.4)) != 0 AND {in_window}, "
+            f"if(acc.3 = 0 AND acc.4 != {full} AND bitAnd(x.2, bitNot(acc.4)) != 0 AND {in_window}, "
             f"(toUInt8(acc.1 + 1), arrayPushBack(acc.2, x.1), acc.3, toUInt16(bitOr(acc.4, {low})), acc.5), acc))"
         )
     else:
@@ -136,6 +182,15 @@ def _fold_sql(order: Order, n: int) -> str:
             f"if(acc.3 = 0 AND acc.1 < {n} AND {in_window}, "
             f"if(bitTest(x.2, acc.1), {advance}, {later}), acc))"
         )
+    if exclusions:
+        step = step.replace("x.2", f"bitAnd(x.2, {full})")  # the steps see only their bits
+        hits = " OR ".join(
+            f"(bitTest(x.2, {n + e}) AND acc.1 >= {x.from_step} AND acc.1 < {x.to_step} "
+            f"AND x.1 > acc.2[{x.from_step}])"
+            for e, x in enumerate(exclusions)
+        )
+        drop = "(acc.1, acc.2, toUInt8(2), acc.4, acc.5)"
+        step = f"if(acc.1 > 0 AND acc.3 = 0 AND ({hits}) AND {in_window}, {drop}, {step})"
     init = "(toUInt8(0), CAST([], 'Array(Float64)'), toUInt8(0), toUInt16(0), '')"
     return f"arrayFold((acc, x) -> {step}, events, {init})"
 
@@ -156,6 +211,7 @@ def rollup_serves(query: FunnelQuery) -> bool:
         and query.breakdown is None
         and not any(s.property_key for s in query.steps)
         and len(set(events)) == len(events)
+        and not query.exclusions
     )
 
 
@@ -175,7 +231,9 @@ def _rollup_sql(query: FunnelQuery) -> str:
     ]
     for k in range(2, n + 1):
         chain += [
-            f"arrayFilter(t -> t >= t{k - 1} AND t - t1 <= {{window:Float64}}, a{k - 1}) AS f{k}",
+            f"arrayFilter(t -> t >= t{k - 1} AND t - t1 <= {{window:Float64}}"
+            + (f" AND t - t{k - 1} <= {{sw{k}:Float64}}" if _own_window(query, k) else "")
+            + f", a{k - 1}) AS f{k}",
             f"r{k - 1} AND notEmpty(f{k}) AS r{k}",
             f"arrayMin(f{k}) AS t{k}",
         ]
@@ -190,22 +248,29 @@ def _rollup_sql(query: FunnelQuery) -> str:
     )
 
 
+def _own_window(query: FunnelQuery, k: int) -> bool:
+    """Whether step k (1-based, >= 2) has a window of its own."""
+    return len(query.step_windows) >= k - 1 and query.step_windows[k - 2] is not None
+
+
 def _fold_sql_per_user(query: FunnelQuery) -> str:
     n = len(query.steps)
     mask = " + ".join(
-        f"if({_step_condition(i, s)}, {1 << i}, 0)" for i, s in enumerate(query.steps)
+        [f"if({_step_condition(i, s)}, {1 << i}, 0)" for i, s in enumerate(query.steps)]
+        + [f"if(event = {{x{e}:String}}, {1 << (n + e)}, 0)" for e in range(len(query.exclusions))]
     )
     bval, _ = breakdown_sql(query.breakdown)
+    fold = _fold_sql(query.order, n, exclusions=query.exclusions, step_windows=query.own_windows)
     return (
         "SELECT user_id, r.1 AS level, r.2 AS times, r.5 AS bval FROM ("
-        f"  SELECT user_id, {_fold_sql(query.order, n)} AS r FROM ("
+        f"  SELECT user_id, {fold} AS r FROM ("
         "    SELECT user_id, arraySort(arrayMap(e -> (e.2, e.3, e.4), groupUniqArray("
         f"      (uuid, toUnixTimestamp64Milli(timestamp) / 1000.0, toUInt16({mask}), toString({bval}))"
         "    ))) AS events FROM events "
         f"    WHERE {_source_filter(query)} "
         "    GROUP BY user_id"
         "  )"
-        ") WHERE level > 0"
+        ") WHERE level > 0 AND r.3 != 2"  # 2: dropped by an exclusion
     )
 
 
@@ -214,7 +279,7 @@ def _params(query: FunnelQuery) -> dict:
     entry_end = dt.datetime.combine(
         query.date_to + dt.timedelta(days=1), dt.time(), dt.UTC
     ).timestamp()
-    window = query.window_days * 86400.0
+    window = query.window_seconds
     params = {
         "first": query.period.start_of(query.date_from).isoformat(),
         "entry_from": entry_from,
@@ -230,6 +295,14 @@ def _params(query: FunnelQuery) -> dict:
         if s.property_key:
             params[f"pk{i}"] = s.property_key
             params[f"pv{i}"] = s.property_value
+    for e, x in enumerate(query.exclusions):
+        params[f"x{e}"] = x.event
+    if query.own_windows:
+        own = [w if w is not None else NO_WINDOW for w in query.step_windows]
+        params["step_windows"] = [NO_WINDOW, *own]
+        for k, w in enumerate(query.step_windows, start=2):
+            if w is not None:
+                params[f"sw{k}"] = float(w)
     if query.breakdown:
         params.update(query.breakdown.params)
     if query.in_cohort:
@@ -238,7 +311,10 @@ def _params(query: FunnelQuery) -> dict:
 
 
 def _source_filter(query: FunnelQuery) -> str:
-    names = " OR ".join(f"event = {{s{i}:String}}" for i in range(len(query.steps)))
+    names = " OR ".join(
+        [f"event = {{s{i}:String}}" for i in range(len(query.steps))]
+        + [f"event = {{x{e}:String}}" for e in range(len(query.exclusions))]
+    )
     return (
         f"({names}) AND timestamp >= toDateTime64({{ts_from:String}}, 3, 'UTC') "
         f"AND timestamp < toDateTime64({{ts_end:String}}, 3, 'UTC'){_cohort_sql(query)}"
@@ -331,6 +407,11 @@ def _meta(query: FunnelQuery) -> dict:
     return {
         "order": query.order.value,
         "window_days": query.window_days,
+        "step_windows": list(query.step_windows) or None,
+        "exclusions": [
+            {"event": x.event, "from_step": x.from_step, "to_step": x.to_step}
+            for x in query.exclusions
+        ],
         "period": query.period.value,
         "date_from": query.date_from.isoformat(),
         "date_to": query.date_to.isoformat(),
@@ -384,6 +465,48 @@ def parse_steps(text: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+_EXCLUSION = re.compile(r"^(?P<event>[^:]+):(?P<from>\d{1,2})-(?P<to>\d{1,2})$")
+_DURATION = re.compile(r"^(?P<n>\d{1,6})(?P<unit>[mhd])$")
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+DEFAULT_WINDOW_DAYS = 14
+
+
+def parse_exclusions(text: str) -> tuple[Exclusion, ...]:
+    """`event:i-j,...`: drop users who did `event` between step i and step j."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if len(parts) > MAX_EXCLUSIONS:
+        raise serializers.ValidationError(f"at most {MAX_EXCLUSIONS} exclusions, got {len(parts)}")
+    found = []
+    for part in parts:
+        match = _EXCLUSION.match(part)
+        if not match or not EVENT_NAME.match(match["event"]):
+            raise serializers.ValidationError(
+                f"{part!r} must read event:i-j (an event name, then the steps it must not "
+                "happen between, e.g. video_failed:2-3)"
+            )
+        found.append(Exclusion(match["event"], int(match["from"]), int(match["to"])))
+    return tuple(found)
+
+
+def parse_step_windows(text: str) -> tuple[float | None, ...]:
+    """`30m,,2d`: each step after the first, in order, within that long after the step
+    before it (m, h or d; empty: no window of its own)."""
+    windows: list[float | None] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            windows.append(None)
+            continue
+        match = _DURATION.match(part)
+        seconds = int(match["n"]) * _UNIT_SECONDS[match["unit"]] if match else 0
+        if not match or not 60 <= seconds <= 365 * 86400:
+            raise serializers.ValidationError(
+                f"{part!r} is not a window: a whole number of minutes, hours or days "
+                "(30m, 6h, 2d) from 1 minute to 365 days"
+            )
+        windows.append(float(seconds))
+    return tuple(windows)
+
+
 class FunnelInput(RangeInput, InCohortInput):
     default_days = 30
 
@@ -391,7 +514,27 @@ class FunnelInput(RangeInput, InCohortInput):
         max_length=2000,
         help_text="2-10 comma-separated steps: an event, optionally `event:key=value`",
     )
-    window_days = serializers.IntegerField(min_value=1, max_value=365, default=14)
+    window_days = serializers.IntegerField(
+        min_value=1,
+        max_value=365,
+        required=False,
+        help_text=f"every step within this many days of entry (default {DEFAULT_WINDOW_DAYS}; "
+        "left out when every step has a window of its own: none)",
+    )
+    step_windows = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="one per step after the first, comma-separated: within 30m / 6h / 2d after "
+        "the step before (empty: no own window), e.g. `1h,,7d`; not with order=any",
+    )
+    exclusions = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=1000,
+        help_text="comma-separated `event:i-j`: users who did the event between step i and "
+        "step j drop out of the funnel (at most 5; not a step's event)",
+    )
     order = serializers.ChoiceField(
         choices=[o.value for o in Order], default=Order.SEQUENTIAL.value
     )
@@ -399,17 +542,56 @@ class FunnelInput(RangeInput, InCohortInput):
     def validate_steps(self, value):
         return parse_steps(value)
 
-    def query(self) -> FunnelQuery:
+    def validate_step_windows(self, value):
+        return parse_step_windows(value) if value.strip() else ()
+
+    def validate_exclusions(self, value):
+        return parse_exclusions(value)
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        steps = attrs.get("steps") or ()
+        windows = attrs.get("step_windows") or ()
+        if windows:
+            if len(windows) != len(steps) - 1:
+                raise serializers.ValidationError(
+                    {
+                        "step_windows": [
+                            f"give one window per step after the first: {len(steps) - 1}"
+                        ]
+                    }
+                )
+            if attrs.get("order") == Order.ANY.value:
+                raise serializers.ValidationError(
+                    {"step_windows": ["per-step windows need order sequential or strict"]}
+                )
+        if attrs.get("window_days") is None and not (windows and all(windows)):
+            attrs["window_days"] = DEFAULT_WINDOW_DAYS
+        events = {s.event for s in steps}
+        for x in attrs.get("exclusions") or ():
+            if x.event in events:
+                raise serializers.ValidationError(
+                    {"exclusions": [f"{x.event!r} is a step of the funnel; exclude other events"]}
+                )
+            if not 1 <= x.from_step < x.to_step <= len(steps):
+                raise serializers.ValidationError(
+                    {"exclusions": [f"{x.label}: need 1 <= i < j <= {len(steps)}"]}
+                )
+        return attrs
+
+    def query(self, *, user_filter=None) -> FunnelQuery:
         values = self.validated_data
         return FunnelQuery(
             steps=values["steps"],
             date_from=values["date_from"],
             date_to=values["date_to"],
-            window_days=values["window_days"],
+            window_days=values.get("window_days"),
             order=Order(values["order"]),
             breakdown=values["breakdown"],
             period=values["period"],
-            in_cohort=values.get("in_cohort"),
+            in_cohort=user_filter or values.get("in_cohort"),
+            exclusions=values.get("exclusions") or (),
+            step_windows=values.get("step_windows") or (),
         )
 
 
@@ -447,11 +629,16 @@ def present_funnel(request, result, params):
         }
         for i, g in enumerate(groups)
     ]
+    rules = [
+        f"{x['event']} between steps {x['from_step']} and {x['to_step']}"
+        for x in result["exclusions"]
+    ]
     panels = [
         {
             "id": "funnel-steps",
             "title": "Users reaching each step",
             "table": "steps",
+            "note": f"Left out: users who did {'; or '.join(rules)}." if rules else "",
             "figure": {
                 "data": bars,
                 "layout": charts.layout(barmode="group", yaxis={"title": "users"}),
@@ -538,6 +725,13 @@ def present_funnel(request, result, params):
     }
 
 
+def _window_days(result) -> int:
+    """The overall window in whole days (the steps' own windows end to end without one)."""
+    if result["window_days"] is not None:
+        return result["window_days"]
+    return -(-int(sum(result["step_windows"])) // 86400)
+
+
 def _funnel_trend_chart(result, groups) -> dict:
     """Conversion (entry to last step) by period of entry: one line per breakdown group, over
     the users entering each period (bars) when there is no breakdown."""
@@ -576,8 +770,8 @@ def _funnel_trend_chart(result, groups) -> dict:
         "title": f"Conversion by {result['period']} of entry",
         "table": "trend",
         "note": (
-            f"Users who entered in the last {result['window_days']} days may still convert."
-            if young < result["window_days"]
+            f"Users who entered in the last {_window_days(result)} days may still convert."
+            if young < _window_days(result)
             else ""
         ),
         "figure": {"data": data, "layout": layout},
@@ -591,8 +785,10 @@ FUNNEL_FIELDS = [
         "signup,project_created,video_rendered,subscription_started",
         size=60,
     ),
-    text_field("window_days", "Window (days)", "14", size=3, kind="number"),
+    text_field("window_days", "Window (days)", "", size=3, kind="number"),
     select_field("order", "Order", [o.value for o in Order], Order.SEQUENTIAL.value),
+    text_field("step_windows", "Step windows (e.g. 1h,,7d)", "", size=14),
+    text_field("exclusions", "Exclude (event:i-j)", "", size=22),
 ]
 
 

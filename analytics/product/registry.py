@@ -17,7 +17,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from analytics.product.common import UserFilter
-from analytics.product.funnels import FUNNEL
+from analytics.product.funnels import FUNNEL, funnel
 from analytics.product.lifecycle import LIFECYCLE, STICKINESS, lifecycle, stickiness
 from analytics.product.overview import OVERVIEW
 from analytics.product.pages import Analysis
@@ -86,7 +86,13 @@ ANALYSES: dict[str, AnalysisSpec] = {
         ),
         AnalysisSpec("overview", OVERVIEW, "analytics:overview", "analytics-overview"),
         AnalysisSpec("retention", RETENTION, "analytics:retention", "analytics-retention"),
-        AnalysisSpec("funnel", FUNNEL, "analytics:funnel", "analytics-funnel"),
+        AnalysisSpec(
+            "funnel",
+            FUNNEL,
+            "analytics:funnel",
+            "analytics-funnel",
+            filtered=lambda data, users: funnel(data.query(user_filter=users)),
+        ),
         AnalysisSpec("revenue", REVENUE, "analytics:revenue", "analytics-revenue"),
         AnalysisSpec("feature_usage", USAGE, "analytics:feature-usage", "analytics-feature-usage"),
         AnalysisSpec(

@@ -129,16 +129,28 @@ def funnel_levels(
     order,
     breakdown_key=None,
     breakdown_column=None,
+    exclusions=(),
+    step_windows=(),
 ) -> pd.DataFrame:
-    """One row per user who entered: user_id, level, times (seconds), bval."""
+    """One row per user who entered: user_id, level, times (seconds), bval.
+    `exclusions`: (event, i, j) drop a user who did the event after their step i and before
+    their step j (if never reached, while the attempt could still advance); at equal times
+    steps come first. `step_windows`: seconds (or None) each step k >= 2 may take after step
+    k-1; `window_days` None: no overall window."""
     ev = prepare(events)
     entry_lo = pd.Timestamp(date_from, tz="UTC")
     entry_hi = pd.Timestamp(date_to, tz="UTC") + pd.Timedelta(days=1)
-    window = window_days * 86400.0
-    names = {s[0] for s in steps}
+    window = window_days * 86400.0 if window_days is not None else float("inf")
+    own = [None, *step_windows]  # own[k-1]: the window of step k
+    names = {s[0] for s in steps} | {x[0] for x in exclusions}
     ev = ev[ev.event.isin(names) & (ev.timestamp >= entry_lo)]
+    n_steps = len(steps)
     ev = ev.assign(
-        mask=[_step_mask(r, steps) for r in ev.itertuples()],
+        mask=[
+            _step_mask(r, steps)
+            | sum(1 << (n_steps + e) for e, x in enumerate(exclusions) if r.event == x[0])
+            for r in ev.itertuples()
+        ],
         t=(ev.timestamp - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1) / 1000.0,
         bval=[
             (prop(p, breakdown_key) if breakdown_key else "") if not breakdown_column else v
@@ -150,15 +162,36 @@ def funnel_levels(
     rows = []
     for user, grp in ev.groupby("user_id"):
         seq = sorted(zip(grp.t, grp["mask"], grp.bval, strict=True))
-        times, done, bval, stopped = [], 0, "", False
-        for t, mask, bv in seq:
+        times, done, bval, stopped, excluded = [], 0, "", False, False
+
+        def live(t, times):
+            """Whether the attempt with these step times can still advance at time t."""
+            level = len(times)
+            if t - times[0] > window:
+                return False
+            if order != "any" and level < n and level < len(own) and own[level] is not None:
+                return t - times[-1] <= own[level]
+            return True
+
+        for t, full_mask, bv in seq:
+            mask = full_mask & ((1 << n_steps) - 1)
+            if excluded:
+                break
+            if times and not stopped and live(t, times):
+                hit = any(
+                    full_mask >> (n_steps + e) & 1 and i <= len(times) < j and t > times[i - 1]
+                    for e, (_x, i, j) in enumerate(exclusions)
+                )
+                if hit:
+                    excluded = True
+                    break
             if not times:
                 enters = (mask != 0) if order == "any" else bool(mask & 1)
                 if enters and lo <= t < hi:
                     times, bval = [t], bv
                     done = (mask & -mask) if order == "any" else 1
                 continue
-            if t - times[0] > window or stopped:
+            if stopped or not live(t, times):
                 continue
             if order == "any":
                 fresh = mask & ~done
@@ -173,7 +206,7 @@ def funnel_levels(
                 times.append(t)
             elif order == "strict" and mask and not (mask & ((1 << level) - 1)):
                 stopped = True
-        if times:
+        if times and not excluded:
             rows.append({"user_id": user, "level": len(times), "times": times, "bval": bval})
     return pd.DataFrame(rows, columns=["user_id", "level", "times", "bval"])
 
@@ -647,3 +680,35 @@ def paths(
         "edges": edges,
         "edge_users": {k: sorted(v) for k, v in edge_users.items()},
     }
+
+
+def paths_differences(got: dict, expected: dict) -> list[str]:
+    """Where a paths result differs from `paths` above (nodes, edges, whole sequences)."""
+    out = []
+    nodes = {(n["step"], n["event"]): n["users"] for n in got["nodes"]}
+    if nodes != expected["nodes"]:
+        out.append("nodes differ")
+    edges = {(e["step"], e["source"], e["target"]): e["users"] for e in got["edges"]}
+    if edges != expected["edges"]:
+        out.append("edges differ")
+    top = sorted(expected["sequences"].items(), key=lambda kv: (-kv[1], kv[0]))[: len(got["paths"])]
+    if [(tuple(p["events"]), p["users"]) for p in got["paths"]] != top:
+        out.append("top paths differ")
+    if got["users"] != sum(expected["sequences"].values()):
+        out.append(f"users {got['users']} vs {sum(expected['sequences'].values())}")
+    return out
+
+
+def funnel_differences(got: dict, expected: dict) -> list[str]:
+    """Where a funnel result differs from `funnel` above (counts, conversions, medians,
+    time-to-convert buckets)."""
+    out = []
+    for k, (mine, theirs) in enumerate(zip(got["steps"], expected["steps"], strict=True), 1):
+        if mine["count"] != theirs["count"]:
+            out.append(f"step {k}: {mine['count']} vs {theirs['count']} users")
+        a, b = mine["median_seconds_to_convert"], theirs["median_seconds_to_convert"]
+        if (a is None) != (b is None) or (a is not None and abs(a - b) > 2e-3):
+            out.append(f"step {k}: median {a} vs {b}")
+    if [b["users"] for b in got["time_to_convert"]] != expected["time_to_convert"]:
+        out.append("time-to-convert buckets differ")
+    return out

@@ -108,6 +108,23 @@ def test_funnel_shape(analytics_store, pm, api_client_for):
     assert dropped == {"total": 1, "users": ["u2"]}
 
 
+def test_funnel_exclusions_and_step_windows(analytics_store, pm, api_client_for):
+    load(_rows())
+    params = {"steps": "signup,subscription_started", "date_from": "2024-01-01"}
+    params["date_to"] = "2024-01-31"
+    client = api_client_for(pm)
+    body = client.get(_url("funnel", **params, step_windows="2h")).json()
+    assert [s["count"] for s in body["steps"]] == [2, 0]  # a day after signup: past 2 hours
+    assert body["window_days"] is None and body["step_windows"] == [7200]
+    body = client.get(_url("funnel", **params, step_windows="2d", window_days=3)).json()
+    assert [s["count"] for s in body["steps"]] == [2, 1]
+    # u1 used a feature after subscribing: not between the steps, so kept
+    body = client.get(_url("funnel", **params, exclusions="feature_used:1-2")).json()
+    assert body["exclusions"] == [{"event": "feature_used", "from_step": 1, "to_step": 2}]
+    assert [s["count"] for s in body["steps"]] == [2, 1]
+    assert body["window_days"] == 14
+
+
 @pytest.mark.parametrize(
     ("name", "params", "field"),
     [
@@ -125,6 +142,15 @@ def test_funnel_shape(analytics_store, pm, api_client_for):
         ("funnel", {"steps": "a,b", "order": "random"}, "order"),
         ("funnel", {"steps": "a,b:nokey", "window_days": "14"}, "steps"),
         ("funnel", {"steps": "a,b", "window_days": "0"}, "window_days"),
+        ("funnel", {"steps": "a,b", "exclusions": "x:1-3"}, "exclusions"),
+        ("funnel", {"steps": "a,b", "exclusions": "x:2-1"}, "exclusions"),
+        ("funnel", {"steps": "a,b", "exclusions": "b:1-2"}, "exclusions"),
+        ("funnel", {"steps": "a,b", "exclusions": "x"}, "exclusions"),
+        ("funnel", {"steps": "a,b", "exclusions": ",".join(["x:1-2"] * 6)}, "exclusions"),
+        ("funnel", {"steps": "a,b,c", "step_windows": "1h"}, "step_windows"),
+        ("funnel", {"steps": "a,b", "step_windows": "10s"}, "step_windows"),
+        ("funnel", {"steps": "a,b", "step_windows": "366d"}, "step_windows"),
+        ("funnel", {"steps": "a,b", "step_windows": "1h", "order": "any"}, "step_windows"),
         ("revenue", {"breakdown": "user_tier"}, "breakdown"),
         ("feature-usage", {"dimension": "colour"}, "dimension"),
         ("satisfaction", {"min_drop": "0"}, "min_drop"),

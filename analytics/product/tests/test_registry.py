@@ -59,3 +59,14 @@ def test_a_saved_cohort_filters_the_new_analyses(analytics_store, name):
         assert got["periods"][0]["new"] == 1
     else:
         assert got["by_days"][0] == 1
+
+
+def test_a_user_filter_keeps_a_funnels_users(analytics_store):
+    t = dt.datetime(2024, 1, 1, 10, tzinfo=dt.UTC)
+    spec = [("u1", "a", 0, {}), ("u1", "b", 0.1, {}), ("u2", "a", 0, {}), ("u2", "b", 0.1, {})]
+    load(rows_from_spec(spec, start=t))
+    params = {"steps": "a,b", "date_from": "2024-01-01", "date_to": "2024-01-07"}
+    assert [s["count"] for s in analysis_result(name="funnel", params=params)["steps"]] == [2, 2]
+    only = UserSelect("u1", "SELECT 'u1' AS user_id")
+    got = analysis_result(name="funnel", params=params, user_filter=only)
+    assert [s["count"] for s in got["steps"]] == [1, 1]
