@@ -7,14 +7,26 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from core import releases
-from experiments.models import FROZEN_WHEN_STARTED, Experiment, Metric, Variant, variants_validate
+from experiments.models import (
+    FROZEN_WHEN_STARTED,
+    Experiment,
+    Holdout,
+    Metric,
+    Variant,
+    variants_validate,
+)
 from experiments.results import experiment_power_analysis
 from experiments.services import (
     ExperimentStateError,
+    HoldoutStateError,
     experiment_assignment_change,
     experiment_check_startable,
     experiment_start,
     experiment_stop,
+    holdout_end,
+    holdout_experiments_changed,
+    holdout_experiments_check,
+    holdout_start,
 )
 
 
@@ -318,9 +330,102 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Stop selected experiments")
     def stop_experiments(self, request, queryset):
-        for experiment in queryset:
+        _each(
+            self,
+            request,
+            queryset,
+            lambda e: experiment_stop(experiment=e, by=request.user, reason="stopped in admin"),
+            lambda e: f"stopped {e.key}",
+        )
+
+
+class HoldoutForm(forms.ModelForm):
+    class Meta:
+        model = Holdout
+        fields = (
+            "key",
+            "name",
+            "description",
+            "percentage",
+            "hash_seed",
+            "experiments",
+            "ends_at",
+            "metrics",
+            "engine",
+            "alpha",
+            "sequential_testing",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        experiments = cleaned.get("experiments")
+        if experiments is not None and self.instance.pk:
             try:
-                experiment_stop(experiment=experiment, by=request.user, reason="stopped in admin")
-                self.message_user(request, f"stopped {experiment.key}", messages.SUCCESS)
-            except ExperimentStateError as exc:
-                self.message_user(request, str(exc), messages.ERROR)
+                holdout_experiments_check(holdout=self.instance, experiments=experiments)
+            except HoldoutStateError as exc:
+                self.add_error("experiments", str(exc))
+        return cleaned
+
+
+@admin.register(Holdout)
+class HoldoutAdmin(admin.ModelAdmin):
+    form = HoldoutForm
+    list_display = ("key", "name", "status", "percentage", "started_at", "ends_at", "ended_at")
+    list_filter = ("status",)
+    search_fields = ("key", "name", "description")
+    filter_horizontal = ("experiments", "metrics")
+    actions = ["start_holdouts", "end_holdouts"]
+    fieldsets = (
+        (None, {"fields": ("key", "name", "description", "status", "results_link")}),
+        ("Who is held out", {"fields": ("percentage", "hash_seed", "experiments", "ends_at")}),
+        ("Readout", {"fields": ("metrics", "engine", "alpha", "sequential_testing")}),
+        ("History", {"fields": ("started_at", "ended_at")}),
+    )
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ("status", "results_link", "started_at", "ended_at")
+        if obj is not None and obj.has_started:
+            return (*fixed, "key", "percentage", "hash_seed")
+        return fixed
+
+    def save_related(self, request, form, formsets, change):
+        before = set(form.instance.experiments.values_list("key", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        holdout_experiments_changed(holdout=form.instance, by=request.user, before=before)
+
+    @admin.display(description="results")
+    def results_link(self, obj: Holdout) -> str:
+        if obj.pk is None:
+            return "-"
+        url = reverse("experiments:holdout", args=[obj.key])
+        return format_html('<a href="{}">holdout readout</a>', url)
+
+    @admin.action(description="Start selected holdouts (hold their users out from now on)")
+    def start_holdouts(self, request, queryset):
+        _each(
+            self,
+            request,
+            queryset,
+            lambda h: holdout_start(holdout=h, by=request.user),
+            lambda h: f"started {h.key}: {h.percentage:.1%} of users held out",
+        )
+
+    @admin.action(description="End selected holdouts (release their users)")
+    def end_holdouts(self, request, queryset):
+        _each(
+            self,
+            request,
+            queryset,
+            lambda h: holdout_end(holdout=h, by=request.user, reason="ended in admin"),
+            lambda h: f"ended {h.key}",
+        )
+
+
+def _each(model_admin, request, queryset, act, done) -> None:
+    """An admin action over each selected object: success or the domain error, per object."""
+    for obj in queryset:
+        try:
+            act(obj)
+            model_admin.message_user(request, done(obj), messages.SUCCESS)
+        except (ExperimentStateError, HoldoutStateError) as exc:
+            model_admin.message_user(request, str(exc), messages.ERROR)

@@ -1,4 +1,5 @@
-"""Demo experiments: one running with data, one concluded with a winner, one with an SRM.
+"""Demo experiments: one running with data, one concluded with a winner, one with an SRM, and
+a holdout kept out of the first two.
 
 Idempotent: experiments are created once, and their events are written only when the store
 holds none for that experiment key.
@@ -16,8 +17,17 @@ from django.utils import timezone
 from analytics.catalog import TIER_MRR, Event
 from analytics.store import store
 from analytics.store.bulk import rows_insert
-from experiments.models import Experiment, Metric, Variant
-from experiments.services import experiment_evaluate, experiment_start
+from experiments.assignment import RunningHoldout
+from experiments.models import (
+    HOLDOUT_CONTROL,
+    HOLDOUT_GROUPS,
+    HOLDOUT_TREATMENT,
+    Experiment,
+    Holdout,
+    Metric,
+    Variant,
+)
+from experiments.services import experiment_evaluate, experiment_start, holdout_start
 from experiments.simulation import (
     Outcome,
     exposure_events_exist,
@@ -133,6 +143,83 @@ EXPERIMENTS = [
 ]
 
 
+# The holdout covers the two experiments below from before they start; its general population
+# sample gets those experiments' events like everyone, and (the winners shipped meanwhile and
+# other work it covers) a little more of both goals than the held users.
+HOLDOUT = {
+    "key": "h2-holdout",
+    "name": "Second-half holdout",
+    "description": "Measures what the onboarding and pricing experiments add together.",
+    "percentage": 0.15,
+    "experiments": ["onboarding-checklist", "annual-plan-default"],
+    "metrics": ["project-created-7d", "subscription-started-7d", "revenue-7d"],
+    "outcomes": [
+        Outcome(Event.PROJECT_CREATED, {HOLDOUT_CONTROL: 0.0, HOLDOUT_TREATMENT: 0.15}),
+        Outcome(
+            Event.SUBSCRIPTION_STARTED,
+            {HOLDOUT_CONTROL: 0.0, HOLDOUT_TREATMENT: 0.015},
+            properties={"tier": "pro", "mrr": TIER_MRR["pro"], "plan": "monthly"},
+        ),
+    ],
+}
+
+
+def _holdout(metrics: dict[str, Metric]) -> Holdout:
+    holdout, created = Holdout.objects.get_or_create(
+        key=HOLDOUT["key"],
+        defaults={
+            "name": HOLDOUT["name"],
+            "description": HOLDOUT["description"],
+            "percentage": HOLDOUT["percentage"],
+        },
+    )
+    if created:
+        holdout.metrics.set([metrics[k] for k in HOLDOUT["metrics"]])
+    return holdout
+
+
+def _holdout_cover(holdout: Holdout, experiment: Experiment, *, by) -> Holdout:
+    """Cover a demo experiment still in draft, and start the holdout before it starts."""
+    if experiment.key not in HOLDOUT["experiments"] or experiment.has_started:
+        return holdout
+    if holdout.status == Holdout.Status.ENDED:
+        return holdout
+    holdout.experiments.add(experiment)
+    if holdout.status == Holdout.Status.DRAFT:
+        holdout = holdout_start(holdout=holdout, by=by)
+    return holdout
+
+
+def _not_held(holdout: Holdout, key: str, audience: list) -> list:
+    if key not in set(holdout.experiments.values_list("key", flat=True)):
+        return audience
+    running = RunningHoldout.from_model(holdout)
+    return [(u, at) for u, at in audience if running.group_for(u) != HOLDOUT_CONTROL]
+
+
+def _holdout_events(holdout: Holdout, *, stdout) -> None:
+    if not holdout.started_at or exposure_events_exist(holdout.tracking_key):
+        return
+    running = RunningHoldout.from_model(holdout)
+    # Exposed at their first session since the start, when a covered experiment evaluates them.
+    everyone, enrichment = _audience(holdout.started_at, free_only=False)
+    audience = [(u, at) for u, at in everyone if running.group_for(u)]
+    rows = simulated_events(
+        key=holdout.tracking_key,
+        seed=holdout.seed,  # the users chosen above keep their group under these ranges
+        variant_keys=list(HOLDOUT_GROUPS),
+        weights=[0.5, 0.5],
+        audience=audience,
+        outcomes=HOLDOUT["outcomes"],
+        rng=np.random.default_rng(200),
+        exposure_properties=enrichment,
+    )
+    rows_insert(table="events", rows=rows)
+    stdout.write(
+        f"experiments: holdout {holdout.key}: {len(rows)} events for {len(audience):,} users"
+    )
+
+
 def _audience(
     since: dt.datetime, *, free_only: bool
 ) -> tuple[list[tuple[str, dt.datetime]], dict[str, dict]]:
@@ -202,6 +289,7 @@ def _create(spec: dict, metrics: dict[str, Metric], variant_keys: list[str]) -> 
 def seed(*, stdout) -> None:
     metrics = _metrics()
     admin = get_user_model().objects.filter(username="admin").first()
+    holdout = _holdout(metrics)
     for index, spec in enumerate(EXPERIMENTS):
         variant_keys = list(spec["outcomes"][0][1])
         experiment = Experiment.objects.filter(key=spec["key"]).first()
@@ -211,6 +299,7 @@ def seed(*, stdout) -> None:
             Experiment.objects.filter(pk=experiment.pk).update(
                 depends_on_services=spec["depends_on"]
             )
+        holdout = _holdout_cover(holdout, experiment, by=admin)
         if experiment.status == Experiment.Status.DRAFT:
             experiment = experiment_start(experiment=experiment, by=admin)
             # Demo only: pretend it started days ago so its data spans a realistic period.
@@ -221,6 +310,7 @@ def seed(*, stdout) -> None:
             audience, enrichment = _audience(
                 experiment.started_at, free_only=spec["audience"] == "free"
             )
+            audience = _not_held(holdout, experiment.key, audience)
             # Demo only: planned for the demo's own traffic, so the always-valid interval is
             # tuned to the sample the demo actually has (the measured baseline would plan for
             # the whole product's traffic and leave every demo experiment undecided).
@@ -247,3 +337,14 @@ def seed(*, stdout) -> None:
         if experiment.status == Experiment.Status.RUNNING:
             experiment = experiment_evaluate(experiment_id=experiment.pk)
         stdout.write(f"experiments: {experiment.key} is {experiment.status}")
+    if holdout.started_at and holdout.started_at > _min_started(holdout):
+        # Demo only: started with its first covered experiment, days ago.
+        Holdout.objects.filter(pk=holdout.pk).update(started_at=_min_started(holdout))
+        holdout.refresh_from_db()
+    _holdout_events(holdout, stdout=stdout)
+    stdout.write(f"experiments: holdout {holdout.key} is {holdout.status}")
+
+
+def _min_started(holdout: Holdout) -> dt.datetime:
+    starts = [e.started_at for e in holdout.experiments.all() if e.started_at]
+    return min(starts, default=holdout.started_at)

@@ -337,3 +337,24 @@ def holdout_experiments_check(*, holdout: Holdout, experiments) -> None:
             f"cannot add experiments that have started to a running holdout ({', '.join(added)}):"
             " users already in them would be pulled out mid-test"
         )
+
+
+def holdout_experiments_changed(*, holdout: Holdout, by, before: set[str]) -> None:
+    """After the covered experiments of a started holdout changed: audit what changed and
+    reload the assignment snapshot."""
+    after = set(holdout.experiments.values_list("key", flat=True))
+    if not holdout.has_started or after == before:
+        return
+    added, removed = sorted(after - before), sorted(before - after)
+    detail = "; ".join(
+        part
+        for part in (
+            f"now covers {', '.join(added)}" if added else "",
+            f"no longer covers {', '.join(removed)} (its held users join it now)"
+            if removed
+            else "",
+        )
+        if part
+    )
+    audit_record(actor=by, action="holdout.experiments", target=holdout, detail=detail)
+    transaction.on_commit(running_experiments.invalidate)

@@ -8,5 +8,6 @@ app_name = "experiments"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("holdouts/<slug:key>/", views.holdout, name="holdout"),
     path("<slug:key>/", views.detail, name="detail"),
 ]

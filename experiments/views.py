@@ -9,9 +9,9 @@ from core.errors import InvalidRequest
 from core.roles import role_required
 from experiments import charts
 from experiments.dimensions import BUILT_IN, EXPOSURE_PREFIX, dimension_parse
-from experiments.models import Experiment
+from experiments.models import HOLDOUT_CONTROL, HOLDOUT_TREATMENT, Experiment, Holdout
 from experiments.releases import experiment_release_markers, experiment_release_warning
-from experiments.results import experiment_results_cached
+from experiments.results import HOLDOUT_SIDES, experiment_results_cached, holdout_results_cached
 
 
 def _dimension_choices(experiment: Experiment) -> list[tuple[str, str]]:
@@ -39,7 +39,10 @@ def index(request):
     experiments = Experiment.objects.select_related("primary_metric", "winner").prefetch_related(
         "variants"
     )
-    return render(request, "experiments/index.html", {"experiments": experiments})
+    holdouts = Holdout.objects.prefetch_related("experiments")
+    return render(
+        request, "experiments/index.html", {"experiments": experiments, "holdouts": holdouts}
+    )
 
 
 @role_required()
@@ -67,7 +70,6 @@ def detail(request, key: str):
         context["store_error"] = str(exc)
         return render(request, "experiments/detail.html", context)
     markers = experiment_release_markers(experiment=experiment)
-    rate = charts.primary_rate_figure(result, names)
     required = result["required_users_per_variant"]
     so_far = result["users_per_variant_so_far"]
     context.update(
@@ -76,11 +78,7 @@ def detail(request, key: str):
         confidence=1 - result["alpha"],
         progress=min(100, round(100 * so_far / required)) if required else None,
         release_warning=_shown(experiment_release_warning(experiment=experiment)),
-        figures={
-            "exposures": with_releases(charts.exposures_figure(result, names), markers),
-            "rate": rate and with_releases(rate, markers),
-            "lift": charts.lift_figure(result, names),
-        },
+        figures=_figures(result, names, markers),
     )
     return render(request, "experiments/detail.html", context)
 
@@ -91,3 +89,42 @@ def _shown(warning: dict | None) -> dict | None:
         return None
     rollouts = [{**r, "at": parse_datetime(r["at"])} for r in warning["rollouts"]]
     return {**warning, "rollouts": rollouts}
+
+
+def _figures(result: dict, names: dict[str, str], markers: list[dict] | None = None) -> dict:
+    """A readout's figures; `markers`: releases drawn on the time series."""
+    rate = charts.primary_rate_figure(result, names)
+    return {
+        "exposures": with_releases(charts.exposures_figure(result, names), markers or []),
+        "rate": rate and with_releases(rate, markers or []),
+        "lift": charts.lift_figure(result, names),
+    }
+
+
+@role_required()
+def holdout(request, key: str):
+    held = get_object_or_404(Holdout, key=key)
+    context: dict = {"holdout": held}
+    if held.status == Holdout.Status.DRAFT:
+        return render(request, "experiments/holdout.html", context)
+    try:
+        result = holdout_results_cached(holdout=held)
+    except StoreError as exc:
+        context["store_error"] = str(exc)
+        return render(request, "experiments/holdout.html", context)
+    covered = []
+    for e in result["experiments"]:
+        rows = [r for r in result["crossing"] if r["experiment"] == e["key"]]
+        general = [(r["variant"], r["users"]) for r in rows if r["grp"] == HOLDOUT_TREATMENT]
+        leaked = sum(r["users"] for r in rows if r["grp"] == HOLDOUT_CONTROL)
+        covered.append({**e, "general": general, "leaked": leaked})
+    context.update(
+        result=result,
+        confidence=1 - result["alpha"],
+        covered=covered,
+        shipped=sum(1 for e in result["experiments"] if e["winner"]),
+        held_users=result["srm"]["users"][HOLDOUT_CONTROL],
+        general_users=result["srm"]["users"][HOLDOUT_TREATMENT],
+        figures=_figures(result, {s.key: s.name for s in HOLDOUT_SIDES}),
+    )
+    return render(request, "experiments/holdout.html", context)

@@ -6,7 +6,8 @@ import pytest
 
 from analytics import demo as analytics_demo
 from experiments import demo
-from experiments.models import Experiment
+from experiments.models import HOLDOUT_CONTROL, HOLDOUT_TREATMENT, Experiment, Holdout
+from experiments.results import holdout_results
 
 pytestmark = pytest.mark.django_db
 
@@ -24,6 +25,19 @@ def test_demo_shows_every_state_and_is_idempotent(analytics_store, admin_user):
     concluded = states["annual-plan-default"]
     assert concluded.status == "concluded" and concluded.winner.key == "annual"
     assert states["video-style-picker"].srm_flagged is True
+    holdout = Holdout.objects.get(key="h2-holdout")
+    assert holdout.status == "running"
+    assert set(holdout.experiments.values_list("key", flat=True)) == {
+        "onboarding-checklist",
+        "annual-plan-default",
+    }
+    # started with its first covered experiment, so its users are counted from then
+    assert holdout.started_at == concluded.started_at
+    readout = holdout_results(holdout)
+    users = readout["srm"]["users"]
+    assert users[HOLDOUT_CONTROL] > 500 and users[HOLDOUT_TREATMENT] > 500
+    assert readout["srm"]["ok"] and readout["leaked_users"] == 0  # held users saw neither
+    assert {m["key"] for m in readout["metrics"]} >= {"project-created-7d"}
     count = analytics_store.query("SELECT count() AS n FROM events")[0]["n"]
     demo.seed(stdout=io.StringIO())
     assert analytics_store.query("SELECT count() AS n FROM events")[0]["n"] == count

@@ -296,3 +296,76 @@ def test_api_results_are_exactly_what_the_schema_says(
     assert client.get("/api/holdouts/nope/results/").status_code == 404
     (listed,) = client.get("/api/holdouts/").json()
     assert listed["experiments"] == ["api-x"] and listed["seed"] == holdout.seed
+
+
+def test_page_shows_readout_covered_experiments_and_leaks(pm, running, analytics_store):
+    from experiments.tests.test_pages import _login
+
+    metric = MetricFactory(key="created", event=Event.PROJECT_CREATED)
+    covered = running(key="page-x", primary_metric=metric)
+    holdout = _holdout(covered, percentage=0.05)
+    frame = _generated(holdout, covered, users=1000)
+    page = _login(pm).get("/experiments/holdouts/h1/")
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert page.context["held_users"] == (frame["group"] == HOLDOUT_CONTROL).sum()
+    assert "General population" in body and "Holdout" in body
+    assert "1 held-out users were exposed to a covered experiment" in body
+    assert "fig-exposures" in body and "fig-lift" in body
+    assert "/experiments/page-x/" in body
+    listing = _login(pm).get("/experiments/").content.decode()
+    assert "/experiments/holdouts/h1/" in listing
+
+
+def test_page_empty_states_say_what_to_do(pm, running, analytics_store):
+    from experiments.tests.test_pages import _login
+
+    client = _login(pm)
+    assert "No holdouts." in client.get("/experiments/").content.decode()
+    draft = Holdout.objects.create(key="d1", name="Draft one")
+    body = client.get("/experiments/holdouts/d1/").content.decode()
+    assert "Not started" in body and f"/admin/experiments/holdout/{draft.pk}/change/" in body
+    _holdout(key="bare")
+    body = client.get("/experiments/holdouts/bare/").content.decode()
+    assert "This holdout covers no experiment" in body and "No holdout exposures yet" in body
+    assert client.get("/experiments/holdouts/nope/").status_code == 404
+
+
+def test_admin_starts_ends_and_refuses_started_experiments(pm, running):
+    from experiments.tests.test_pages import _login
+
+    client = _login(pm)  # the product role manages holdouts as it does experiments
+    draft = ExperimentFactory(key="d-exp")
+    holdout = Holdout.objects.create(key="adm", name="Adm")
+    holdout.experiments.set([draft])
+    url = "/admin/experiments/holdout/"
+    response = client.post(
+        url, {"action": "start_holdouts", "_selected_action": [holdout.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    holdout.refresh_from_db()
+    assert holdout.status == Holdout.Status.RUNNING
+    started = running(key="live-exp")
+    form = {
+        "key": "adm",
+        "name": "Adm",
+        "description": "",
+        "percentage": "0.05",
+        "hash_seed": "",
+        "experiments": [draft.pk, started.pk],
+        "ends_at_0": "",
+        "ends_at_1": "",
+        "metrics": [],
+        "engine": "frequentist",
+        "alpha": "0.05",
+        "sequential_testing": "on",
+    }
+    response = client.post(f"{url}{holdout.pk}/change/", form)
+    assert response.status_code == 200  # the form again, with the error
+    assert "users already in them would be pulled out mid-test" in response.content.decode()
+    assert set(holdout.experiments.values_list("key", flat=True)) == {"d-exp"}
+    client.post(url, {"action": "end_holdouts", "_selected_action": [holdout.pk]}, follow=True)
+    holdout.refresh_from_db()
+    assert holdout.status == Holdout.Status.ENDED and holdout.ended_at is not None
+    actions = set(AuditEntry.objects.values_list("action", flat=True))
+    assert {"holdout.start", "holdout.end"} <= actions

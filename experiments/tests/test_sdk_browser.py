@@ -126,3 +126,30 @@ def test_posthog_js_offline_queue_arrives_once_and_sdk_exposures_count(
     assert sorted(json.loads(r["properties"])["n"] for r in rows) == list(range(12))
     assert len({r["uuid"] for r in rows}) == 12
     assert {r["user_id"] for r in rows} == {"reader-1"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_growthbook_js_honours_holdouts_like_the_server(
+    app_page, live_asgi, publishable_key, running
+):
+    from experiments.models import HOLDOUT_CONTROL
+    from experiments.tests.test_holdouts import _group, _holdout
+
+    experiments = running_mix(running)
+    covered = [e for e in experiments if e.key in ("checkout-cta", "tier-banner", "ns-right")]
+    holdout = _holdout(*covered, percentage=0.2)
+    keys = [e.key for e in experiments]
+    rng = random.Random(13)
+    users = [{"id": f"held-{i}", "attributes": random_attributes(rng)} for i in range(1500)]
+    local = app_page.evaluate(
+        "([host, key, users, keys]) => window.sdkEvaluate(host, key, users, keys, false)",
+        [live_asgi, publishable_key[1], users, keys],
+    )
+    held = 0
+    for user, assigned in zip(users, local, strict=True):
+        server, _ = assignments_for(user["id"], user["attributes"])
+        assert assigned == server, user
+        if _group(holdout, user["id"]) == HOLDOUT_CONTROL:
+            held += 1
+            assert not set(assigned) & {e.key for e in covered}
+    assert 200 < held < 400  # about 20% of 1,500 held out
