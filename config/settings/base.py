@@ -343,7 +343,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
-        "MetricKindEnum": ["conversion", "mean", "ratio"],
+        "MetricKindEnum": ["conversion", "mean", "ratio", "quantile"],
+        "ExperimentStatusEnum": ["draft", "running", "stopped", "concluded"],
+        "HoldoutStatusEnum": ["draft", "running", "ended"],
         "KindEnum": "analytics.insights.models.ModelKind",
         "ExperimentDecisionKindEnum": ["winner", "loser", "flat", "srm", "empty"],
         "CohortKindEnum": "analytics.cohorts.models.Cohort.Kind",
