@@ -261,3 +261,24 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def running(db):
+    """make running experiment: started `days_ago` days ago, status running (the experiments'
+    tests and the analyses that read exposures use it)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from experiments.models import Experiment
+    from experiments.tests.factories import ExperimentFactory
+
+    def make(days_ago: float = 10, **kwargs):
+        experiment = ExperimentFactory(**kwargs)
+        experiment.status = Experiment.Status.RUNNING
+        experiment.started_at = timezone.now() - dt.timedelta(days=days_ago)
+        experiment.save()
+        return experiment
+
+    return make

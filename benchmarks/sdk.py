@@ -7,6 +7,10 @@
   posthog-python sends them) against the same events in our own format at `POST /api/events/`
   (gzip too), through the full Django stack with the test client (no HTTP server competing
   for the cores), events per second into the Redis buffer (the writer is not part of either).
+- Identity: on the bench store of `bench queries` (~10M events; `--quick` ~200k), the writer's
+  write of 1,000 events of which 100 are `$identify` links of anonymous ids with 5 stored events
+  each against the write of 1,000 events without a link, the link lookup every write makes, and
+  the move pass that then gives those ids' events to their persons.
 """
 
 from __future__ import annotations
@@ -164,10 +168,127 @@ def bench_assignment(stdout, *, quick: bool) -> tuple[float, float]:
     return local, remote
 
 
+IDENTITY_PREFIX = "bench-identity-"
+LINKS, ANON_EVENTS = 100, 5
+
+
+def _identity_round(r: int) -> tuple[float, float, float, float]:
+    """(writing 1,000 events without links, the same with LINKS links recorded, the move pass
+    of those links, the link lookup alone) in seconds, as the writer's loop spends them."""
+    import datetime as dt
+
+    from analytics.events.identity import identity_apply, identity_moves_run
+    from analytics.events.services import events_capture
+    from analytics.events.writer import EventWriter
+    from analytics.store import store
+    from analytics.store.bulk import rows_insert
+
+    at = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+    ids = [f"{IDENTITY_PREFIX}{r}-{k}" for k in range(BATCH)]
+    writer = EventWriter(consumer=f"bench-identity-{os.getpid()}")
+    db = store()
+
+    def plain(tag: str) -> list[dict]:
+        return [{"event": "video_rendered", "user_id": f"{u}-{tag}", "timestamp": at} for u in ids]
+
+    def write(events: list[dict]) -> float:
+        events_capture(events=events)
+        batch = writer.read_new(block_ms=None)
+        started = time.perf_counter()
+        writer.write_or_divide(batch)
+        return time.perf_counter() - started
+
+    rows_insert(
+        table="events",
+        rows=[
+            {
+                "uuid": str(uuid.uuid4()),
+                "event": "session_start",
+                "user_id": f"{IDENTITY_PREFIX}{r}-anon-{k}",
+                "timestamp": at - dt.timedelta(hours=j),
+                "properties": "{}",
+            }
+            for k in range(LINKS)
+            for j in range(ANON_EVENTS)
+        ],
+    )
+    without = write(plain("a"))
+    with_links = write(
+        plain("b")[LINKS:]
+        + [
+            {
+                "event": "$identify",
+                "user_id": f"{IDENTITY_PREFIX}{r}-user-{k}",
+                "timestamp": at,
+                "properties": {"$anon_distinct_id": f"{IDENTITY_PREFIX}{r}-anon-{k}"},
+            }
+            for k in range(LINKS)
+        ]
+    )
+    started = time.perf_counter()
+    identity_moves_run(db=db, force=True)
+    move = time.perf_counter() - started
+    started = time.perf_counter()
+    with db.session():
+        identity_apply(db=db, links=[], user_ids={f"{u}-b" for u in ids})
+    lookup = time.perf_counter() - started
+    moved = db.query(
+        "SELECT count() AS n FROM events WHERE user_id LIKE {p:String}",
+        {"p": f"{IDENTITY_PREFIX}{r}-user-%"},
+    )[0]["n"]
+    if moved != LINKS * (ANON_EVENTS + 1):
+        raise RuntimeError(f"identity moved {moved} events, expected {LINKS * (ANON_EVENTS + 1)}")
+    return without, with_links, move, lookup
+
+
+def _identity_cleanup() -> None:
+    from analytics.events.identity import PER_USER_TABLES
+    from analytics.store import store
+
+    db = store()
+    like = {"p": f"{IDENTITY_PREFIX}%"}
+    with db.session():
+        for table in ("events", "users", "person_distinct_ids", *PER_USER_TABLES):
+            db.command(f"DELETE FROM {table} WHERE user_id LIKE {{p:String}}", like, timeout=600)
+
+
+def bench_identity(stdout, *, quick: bool) -> tuple[float, float]:
+    """Runs on the bench store of `bench queries` under VAR_DIR, never on the configured one;
+    the events it adds are deleted afterwards, so that store stays the bench's history."""
+    import statistics
+
+    from django.conf import settings
+
+    from analytics.store.migrate import store_migrate
+    from benchmarks.analytics_queries import QUICK_USERS, USERS, _load, bench_spec
+
+    bench_store = f"chdb://{settings.VAR_DIR / 'bench-chdb'}"
+    prefix = f"bench:identity:{os.getpid()}"
+    with override_settings(CLICKHOUSE_URL=bench_store, EVENTS_REDIS_PREFIX=prefix):
+        store_migrate()
+        spec, _start, _end = bench_spec(QUICK_USERS if quick else USERS)
+        loaded = _load(stdout, spec)
+        try:
+            rounds = [_identity_round(r) for r in range(3)]
+        finally:
+            _identity_cleanup()
+    without, linked, move, lookup = (statistics.median(r[i] for r in rounds) for i in range(4))
+    stdout.write(
+        f"identity, store of {loaded:,} events, median of 3 rounds: the writer writes "
+        f"{BATCH:,} events with {LINKS} $identify links in {linked * 1000:,.0f} ms, without "
+        f"links in {without * 1000:,.0f} ms (ratio {linked / without:.2f}; the link lookup every "
+        f"write makes {lookup * 1000:,.1f} ms); its move pass of the {LINKS} linked ids "
+        f"({LINKS * ANON_EVENTS} anonymous events) {move * 1000:,.0f} ms, at most every "
+        f"IDENTITY_MOVE_SECONDS"
+    )
+    return linked, without
+
+
 def bench_sdk(stdout, *, quick: bool = False) -> None:
     from core.embedded import ensure_embedded_redis
 
     ensure_embedded_redis()
+    bench_identity(stdout, quick=quick)
     bench_assignment(stdout, quick=quick)
     wire, own = bench_capture(stdout, quick=quick)
     stdout.write(f"sdk: {wire:,.0f} PostHog batch events/s, ratio {wire / own:.2f} vs /api/events/")

@@ -54,8 +54,25 @@ class BufferKeys:
     def writer_alive(self) -> str:
         return f"{self.prefix}:writer"
 
+    @property
+    def identity_pending(self) -> str:  # linked ids whose events wait to move to their person
+        return f"{self.prefix}:identity:pending"
+
+    @property
+    def identity_moved(self) -> str:  # set while the last move pass is recent
+        return f"{self.prefix}:identity:moved"
+
     def all(self) -> list[str]:
-        return [self.stream, self.dead, self.tiers, self.tiers_fresh, self.lag, self.writer_alive]
+        return [
+            self.stream,
+            self.dead,
+            self.tiers,
+            self.tiers_fresh,
+            self.lag,
+            self.writer_alive,
+            self.identity_pending,
+            self.identity_moved,
+        ]
 
 
 def buffer_keys() -> BufferKeys:

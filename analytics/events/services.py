@@ -26,8 +26,9 @@ from analytics.events.buffer import (
     user_tiers,
 )
 from analytics.events.enrich import enriched, mask_ip
+from analytics.events.identity import identity_link
 from analytics.events.schema import MAX_BATCH, Rejected, uuid7_texts, validate_events
-from analytics.events.users import DIMENSION_EVENTS, dimension_update, tier_after
+from analytics.events.users import dimension_update, tier_after, updates_dimension
 
 __all__ = ["BufferUnavailable", "CaptureResult", "events_capture", "events_flush"]
 
@@ -103,7 +104,7 @@ def events_capture(
         only_user is not None
         and len(checked.events) <= MAX_BATCH
         and not tier_cached(only_user)[0]
-        and not any(e.event in DIMENSION_EVENTS for _i, e, _p in checked.events)
+        and not any(updates_dimension(e.event, e.properties) for _i, e, _p in checked.events)
     )
     tiers = {} if splice else user_tiers(sorted(user_ids))
     split_rows: list[SplitRow] = []
@@ -115,7 +116,8 @@ def events_capture(
     chunks: list[Chunk] = []
     for _index, event, props_json in checked.events:
         properties = event.properties
-        if event.event in DIMENSION_EVENTS:
+        changes_dimension = updates_dimension(event.event, properties)
+        if changes_dimension:
             tier = tier_after(event.event, properties)
             if tier:
                 tiers[event.user_id] = tier
@@ -133,12 +135,17 @@ def events_capture(
             props_json = _encode(more)
         event_uuid = str(event.uuid) if event.uuid else new_uuids.pop()
         timestamp = _utc_text(event.timestamp) if event.timestamp else received_at
-        if event.event in DIMENSION_EVENTS:
+        if changes_dimension:
             updates.append(
                 dimension_update(
                     event=event.event, user_id=event.user_id, at=timestamp, properties=properties
                 )
             )
+        link = identity_link(
+            event=event.event, user_id=event.user_id, at=timestamp, properties=properties
+        )
+        if link is not None:
+            updates.append(link)
         encoded_properties = _encode(props_json.decode())  # a JSON string: "{...}"
         spliced = splice and "user_tier" not in properties
         if spliced:  # a NUL byte (never raw in JSON output) marks where the tier goes

@@ -5,6 +5,8 @@ inserted, then it is acknowledged and deleted); counting is exactly once because
 - a re-delivered entry (own retry, or claimed from a writer that died) first drops the rows
   whose uuid the store already holds, and
 - the events table is a ReplacingMergeTree on the uuid and every query counts a uuid once.
+After each insert, identity links (`$identify`, `$create_alias`) are recorded; the linked ids'
+events move to their persons in periodic passes (analytics.events.identity).
 If the store is down the entries stay in Redis and the writer retries with backoff.
 """
 
@@ -22,6 +24,13 @@ import redis
 from django.conf import settings
 
 from analytics.events.buffer import GROUP, LAG_SAMPLES, buffer_keys
+from analytics.events.identity import (
+    identity_apply,
+    identity_mark,
+    identity_moves_run,
+    is_link,
+    row_user_ids,
+)
 from analytics.events.users import user_tiers_refresh, users_dimension_apply
 from analytics.store import AnalyticsStore, StoreError, StoreUnavailable, store
 from core.redis import redis_client
@@ -189,12 +198,22 @@ class EventWriter:
             return 0
         payload = b"\n".join(e.rows for e in batch.entries)
         updates = [u for e in batch.entries for u in _decode_updates(e.users)]
+        links = [u for u in updates if is_link(u)]
+        updates = [u for u in updates if not is_link(u)]
+        # Of every row, even those a re-delivery skips: an earlier try may have stopped between
+        # inserting them and moving them.
+        user_ids = row_user_ids(payload)
         with self.db.session():
+            persons = identity_apply(db=self.db, links=links, user_ids=user_ids)
             if batch.redelivered:
                 payload = self._absent_rows(payload)
             inserted = payload.count(b"\n") + 1 if payload else 0
             if payload:
                 self.db.insert_json_each_row("events", payload)
+            # After the insert, so that the pass that takes these ids finds the batch's rows.
+            identity_mark(persons)
+            for update in updates:
+                update["user_id"] = persons.get(update["user_id"], update["user_id"])
             try:
                 users_dimension_apply(db=self.db, updates=updates)
             except StoreUnavailable:
@@ -277,6 +296,7 @@ class EventWriter:
                 break
             inserted += self.write_or_divide(batch)
             batches += 1
+        identity_moves_run(db=self.db, force=True)
         return inserted
 
     def run(self, stop: threading.Event, *, block_ms: int = 1000) -> None:
@@ -294,6 +314,7 @@ class EventWriter:
                 batch = self.own_pending() or self.claim_stale() or self.read_new(block_ms=block_ms)
                 if batch:
                     self.write_or_divide(batch)
+                identity_moves_run(db=self.db)
                 failures = 0
             except (StoreError, redis.RedisError, OSError) as exc:
                 failures += 1

@@ -19,9 +19,11 @@ import numpy as np
 
 from analytics.store import AnalyticsStore, store
 
-# The tables a bulk reload empties: raw events and the rollups the materialized views keep.
+# The tables a bulk reload empties: raw events, the rollups the materialized views keep and the
+# identity links the events were moved by.
 STORE_TABLES = (
     "events",
+    "person_distinct_ids",
     "panalytics_user_first",
     "panalytics_user_days",
     "panalytics_user_periods",

@@ -5,12 +5,9 @@ import json
 import uuid
 
 import pytest
-from django.utils import timezone
 
 from analytics.catalog import Event
 from experiments.assignment import running_experiments
-from experiments.models import Experiment
-from experiments.tests.factories import ExperimentFactory
 
 
 @pytest.fixture(autouse=True)
@@ -21,20 +18,6 @@ def _fresh_assignment_cache():
     ApiKeyAuthentication.forget()
     yield
     running_experiments.invalidate()
-
-
-@pytest.fixture
-def running(db):
-    """make running experiment: started `days_ago` days ago, status running."""
-
-    def make(days_ago: float = 10, **kwargs) -> Experiment:
-        experiment = ExperimentFactory(**kwargs)
-        experiment.status = Experiment.Status.RUNNING
-        experiment.started_at = timezone.now() - dt.timedelta(days=days_ago)
-        experiment.save()
-        return experiment
-
-    return make
 
 
 def event_row(event: str, user_id: str, at: dt.datetime, properties: dict, uid=None) -> dict:

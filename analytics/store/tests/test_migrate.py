@@ -154,7 +154,7 @@ def test_every_table_becomes_a_replicated_local_table_and_a_distributed_one_by_u
     creates = [s for s in statements if s.startswith("CREATE TABLE")]
     locals_ = [s for s in creates if re.match(r"CREATE TABLE IF NOT EXISTS \w+_local ", s)]
     distributed = [s for s in creates if "ENGINE = Distributed(" in s]
-    assert len(locals_) == len(distributed) == len(creates) // 2 == 9
+    assert len(locals_) == len(distributed) == len(creates) // 2 == 10
     for s in locals_:
         name = re.match(r"CREATE TABLE IF NOT EXISTS (\w+) ", s)[1]
         assert "ON CLUSTER 'analytics'" in s
