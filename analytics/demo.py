@@ -11,6 +11,7 @@ DEMO_SEED = 2024
 def seed(*, stdout) -> None:
     """Generate 25,000 users (about 2 M events) over the 12 months ending now, unless the store
     already has events; then the demo cohorts."""
+    from analytics.alerts.demo import seed as seed_alerts
     from analytics.cohorts.demo import seed as seed_cohorts
     from analytics.dashboards.demo import seed as seed_dashboards
 
@@ -19,6 +20,7 @@ def seed(*, stdout) -> None:
         stdout.write("analytics: the store already has events, demo data skipped")
         seed_cohorts(stdout=stdout)
         seed_dashboards(stdout=stdout)
+        seed_alerts(stdout=stdout)
         return
     result = generate(
         GenerationSpec(users=DEMO_USERS, months=DEMO_MONTHS, seed=DEMO_SEED, id_prefix="demo-")
@@ -29,6 +31,7 @@ def seed(*, stdout) -> None:
     )
     seed_cohorts(stdout=stdout)
     seed_dashboards(stdout=stdout)
+    seed_alerts(stdout=stdout)
 
 
 def queue_background_work(*, stdout) -> None:

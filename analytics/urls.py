@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("analytics.events.urls")),
     path("", include("analytics.insights.urls")),
     path("", include("analytics.cohorts.urls")),
+    path("", include("analytics.alerts.urls")),
 ]

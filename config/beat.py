@@ -49,6 +49,12 @@ def beat_schedule() -> dict[str, dict]:
             "schedule": float(settings.COHORTS_COMPUTE_SECONDS),
             "options": {"queue": Queue.ANALYTICS.value, "expires": 600},
         },
+        # Product-metric alerts: each enabled one measured, fired or resolved.
+        "analytics-check-metric-alerts": {
+            "task": "analytics.check_metric_alerts",
+            "schedule": float(settings.METRIC_ALERTS_CHECK_SECONDS),
+            "options": {"queue": Queue.ANALYTICS.value, "expires": 300},
+        },
         "analytics-ml-retrain-weekly": {
             "task": "analytics.ml_retrain_all",
             "schedule": crontab(**settings.ML_RETRAIN_CRONTAB),

@@ -14,7 +14,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [KombuQueue(q.value) for q in Queue]
 app.autodiscover_tasks()
 app.autodiscover_tasks(
-    ["analytics.events", "analytics.insights", "analytics.cohorts", "analytics.dashboards"]
+    [
+        "analytics.events",
+        "analytics.insights",
+        "analytics.cohorts",
+        "analytics.dashboards",
+        "analytics.alerts",
+    ]
 )  # sub-packages of analytics
 
 

@@ -8,7 +8,7 @@ what may pass; a provider that refuses for good is logged and not retried.
 from django.conf import settings
 from django.db.models import Q
 
-from core import outbound
+from core import chat, outbound
 from deployments.models import SEVERITY_RANK, AlertProvider, RolloutEvent, Severity
 
 # Timeline event kinds that notify (Argo's on-rollout-* triggers, Flagger's alert events).
@@ -91,4 +91,38 @@ def notification_send(*, event_id: int, provider_id: int) -> int | None:
         raise DeliveryFailed(str(exc)) from exc
     if response.status == 429 or response.status >= 500:
         raise DeliveryFailed(f"HTTP {response.status}")
+    return response.status
+
+
+def chat_destinations() -> list[str]:
+    """The enabled alert providers, by name: where other rooms' alerts may post."""
+    return list(AlertProvider.objects.filter(enabled=True).values_list("name", flat=True))
+
+
+def chat_send(name: str, msg: chat.ChatMessage) -> int | None:
+    """Another room's alert to the enabled provider `name`, in that provider's format (Slack's
+    `text`, or a JSON document); the status, or None when the guard refused the URL."""
+    provider = AlertProvider.objects.filter(name=name, enabled=True).first()
+    if provider is None:
+        raise chat.ChatUnavailable(f"no enabled alert provider named {name!r}")
+    icon = ICONS.get(Severity(msg.severity), "")
+    if provider.kind == AlertProvider.Kind.SLACK:
+        link = f" (<{msg.url}|open>)" if msg.url else ""
+        body = {"text": f"{icon} *{msg.title}*: {msg.text}{link}".strip()}
+    else:
+        body = {
+            "severity": msg.severity,
+            "title": msg.title,
+            "message": msg.text,
+            "url": msg.url,
+            **msg.fields,
+        }
+    try:
+        response = outbound.post(provider.url, json=body, timeout=10.0)
+    except outbound.OutboundRefused:
+        return None
+    except outbound.OutboundError as exc:
+        raise chat.ChatDeliveryFailed(str(exc)) from exc
+    if response.status == 429 or response.status >= 500:
+        raise chat.ChatDeliveryFailed(f"HTTP {response.status}")
     return response.status

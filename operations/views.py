@@ -6,6 +6,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from analytics.alerts.selectors import firing_alerts, recent_events
 from core.roles import Role, role_required
 from operations.models import Alert, AlertRule, PlatformSetting
 from operations.services import AlertStateError, alert_action_revert
@@ -39,6 +40,8 @@ def alerts(request):
             "settings_rows": PlatformSetting.objects.all(),
             "firing": Alert.objects.filter(status="firing").count(),
             "webhook_on": bool(settings.ALERT_WEBHOOK_TOKEN),
+            "product_firing": firing_alerts(),
+            "product_events": recent_events(limit=20),
         },
     )
 

@@ -36,7 +36,7 @@ class TileResult:
 
 
 def tile_result(tile: Tile, dashboard: Dashboard, override: Range | None = None) -> TileResult:
-    from analytics.dashboards.services import _error_text
+    from analytics.dashboards.services import error_text
     from analytics.product.registry import analysis_result
 
     params = tile_params(tile, dashboard, override)
@@ -44,7 +44,7 @@ def tile_result(tile: Tile, dashboard: Dashboard, override: Range | None = None)
     try:
         out.result = analysis_result(name=tile.analysis, params=params)
     except (serializers.ValidationError, InvalidRequest) as exc:  # e.g. a deleted cohort
-        out.status, out.error = "invalid", _error_text(exc)
+        out.status, out.error = "invalid", error_text(exc)
     except QueryTimeout as exc:
         out.status, out.error = "timeout", f"the query took too long ({exc}); refresh later"
     except StoreError as exc:

@@ -352,7 +352,7 @@ def dashboard_refresh(*, dashboard_id: int) -> Dashboard:
             Dashboard.objects.filter(pk=dashboard.pk).update(refresh_state=Dashboard.Refresh.FAILED)
             raise  # the task retries the whole refresh
         except (serializers.ValidationError, InvalidRequest, StoreError) as exc:
-            error = _error_text(exc)
+            error = error_text(exc)
             failed += 1
         Tile.objects.filter(pk=tile.pk).update(refreshed_at=timezone.now(), error=error[:500])
         Dashboard.objects.filter(pk=dashboard.pk).update(refresh_done=done, refresh_failed=failed)
@@ -364,7 +364,7 @@ def dashboard_refresh(*, dashboard_id: int) -> Dashboard:
     return dashboard
 
 
-def _error_text(exc: Exception) -> str:
+def error_text(exc: Exception) -> str:
     if isinstance(exc, InvalidRequest):
         return str(exc)
     if isinstance(exc, serializers.ValidationError):

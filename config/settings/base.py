@@ -441,6 +441,7 @@ WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 BUSINESS_METRICS_INTERVAL = env.int("BUSINESS_METRICS_INTERVAL", default=60)
 # Seconds between scheduled recomputations of every behavioural cohort (analytics/cohorts).
 COHORTS_COMPUTE_SECONDS = env.int("COHORTS_COMPUTE_SECONDS", default=3600)
+METRIC_ALERTS_CHECK_SECONDS = env.int("METRIC_ALERTS_CHECK_SECONDS", default=900)
 
 # Content-Security-Policy of every page (core.middleware): scripts only from this origin's
 # static files, never inline or eval'd; styles may be inline (plotly sets element styles).
