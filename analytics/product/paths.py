@@ -424,6 +424,12 @@ def _step_name(query_result: dict, step: int) -> str:
     return str(step)
 
 
+def _faded(hex_colour: str, alpha: float = 0.35) -> str:
+    """A palette colour (#rrggbb) as a translucent rgba, for the flows out of a node."""
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def _edge_url(request, edge: dict) -> str:
     changes = {"step": edge["step"], "source": edge["source"], "target": edge["target"]}
     return reverse("analytics:paths-users") + "?" + query_string(request, csv=None, **changes)
@@ -449,6 +455,7 @@ def present_paths(request, result, params):
             "source": [index[(e["step"], e["source"])] for e in edges],
             "target": [index[(e["step"] + 1, e["target"])] for e in edges],
             "value": [e["users"] for e in edges],
+            "color": [_faded(colour[e["source"]]) for e in edges],
             "customdata": [[e["users"], _edge_url(request, e)] for e in edges],
             "hovertemplate": "%{source.label} → %{target.label}<br>%{value:,} users"
             "<br>click for the users<extra></extra>",

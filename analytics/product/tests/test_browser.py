@@ -46,3 +46,30 @@ def test_pm_reads_retention_and_opens_a_cell(page, live_asgi, login, pm, artifac
         page.goto(f"{live_asgi}/analytics/{name}/?{rng}&period=month")
         page.wait_for_selector(".chart .main-svg")
         page.screenshot(path=artifact(f"analytics-{name}.png"), full_page=True)
+
+
+def test_pm_follows_paths_to_an_edges_users_and_excludes_from_a_funnel(
+    page, live_asgi, login, pm, artifact, demo_events
+):
+    login(page, pm)
+    rng = "date_from=2024-01-01&date_to=2024-12-31"
+    page.goto(f"{live_asgi}/analytics/paths/?{rng}&start_event=signup&steps=5")
+    page.wait_for_selector("#paths-sankey .main-svg")
+    assert page.locator("#paths-sankey .sankey-link").count() > 3
+    page.wait_for_timeout(300)
+    page.screenshot(path=artifact("analytics-paths.png"), full_page=True)
+
+    # the users on the busiest edge: its count in the edges table links to them
+    page.locator("#table-edges table tbody tr").first.locator("td a").first.click()
+    page.wait_for_url("**/analytics/paths/users/**")
+    assert "Users on this edge" in page.content()
+    assert page.locator("table.data tbody tr").count() > 0
+
+    steps = "signup,project_created,video_rendered,subscription_started"
+    page.goto(
+        f"{live_asgi}/analytics/funnel/?{rng}&steps={steps}"
+        "&exclusions=support_ticket:2-3&step_windows=7d,,30d"
+    )
+    page.wait_for_selector("#funnel-steps .main-svg")
+    assert "Left out: users who did support_ticket between steps 2 and 3" in page.content()
+    page.screenshot(path=artifact("analytics-funnel-exclusion.png"), full_page=True)
