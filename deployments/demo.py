@@ -84,11 +84,12 @@ def _history(service: Service, history, *, days_ago: int) -> None:
             reason=(
                 f"promoted: {service.name} runs {new}"
                 if outcome == "promoted"
-                else "canary failed analysis: canary error_rate 24.1 > limit 5"
+                else "canary failed analysis (error_rate): canary error_rate 24.1 > limit 5"
             ),
         )
         Rollout.objects.filter(pk=rollout.pk).update(created_at=began)
         _samples(service, rollout, began, fault="fault" in new, rng=rng)
+        _last_checks(service, rollout)
         events = [
             ("start", f"rollout of {service.name} {old} → {new} requested"),
             ("progressing", "started"),
@@ -104,6 +105,42 @@ def _history(service: Service, history, *, days_ago: int) -> None:
         if outcome == "promoted":
             service.stable_tag = new
             service.save(update_fields=["stable_tag"])
+
+
+def _last_checks(service: Service, rollout: Rollout) -> None:
+    """The rollout's templates and its last check of each, from its last samples."""
+    from deployments.judge import check, overall
+    from deployments.metrics.templates import BUILTIN, FAIL, Measurement
+    from deployments.services import service_metric_templates
+
+    templates = service_metric_templates(service)
+    last = {s.version: s for s in rollout.samples.order_by("at", "id")}
+    checks, state = [], {}
+    for t in templates:
+        if t["name"] not in BUILTIN:
+            continue  # other kinds were not measured by this history
+        canary, stable = (getattr(last.get(v), t["name"], None) for v in ("canary", "stable"))
+        result = check(t, Measurement(canary, stable), stable_serving=rollout.status != "promoted")
+        failures = t["failure_limit"] if result["verdict"] == FAIL else 0
+        state[t["name"]] = {
+            "failures": failures,
+            "inconclusive": 0,
+            "at": last["canary"].at.isoformat(),
+        }
+        checks.append(
+            {
+                **result,
+                "measured": True,
+                "failures": failures,
+                "failure_limit": t["failure_limit"],
+                "inconclusive": 0,
+                "inconclusive_limit": t["inconclusive_limit"],
+            }
+        )
+    rollout.metrics = templates
+    rollout.metric_state = state
+    rollout.last_judgement = {"verdict": overall(checks), "checks": checks, "reasons": []}
+    rollout.save(update_fields=["metrics", "metric_state", "last_judgement"])
 
 
 def _samples(service, rollout, began, *, fault: bool, rng) -> None:

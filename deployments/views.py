@@ -10,14 +10,17 @@ from core.errors import DomainError, InvalidRequest
 from core.roles import Role, has_role, role_required
 from deployments import selectors
 from deployments.matching import MatchError, describe, rules_from_text
+from deployments.metrics.templates import PLACEHOLDERS
 from deployments.models import FINISHED, RolloutStatus, Service, default_analysis, default_steps
 
 FORM_ANALYSIS_LABELS = {
     "interval_seconds": "Interval (s)",
     "samples_per_step": "Samples per step",
-    "max_error_rate": "Max error rate (%)",
-    "max_p99_ms": "Max p99 (ms)",
 }
+# Per metric template, what the roll-out form lets a rollout change (inputs `m-<name>-<field>`).
+TEMPLATE_NUMBERS = ("min_value", "max_value", "failure_limit", "inconclusive_limit")
+TEMPLATE_FLAGS = ("dry_run", "enabled")
+NEW_TEMPLATE = ("name", "query", "min_value", "max_value", "direction")
 JUDGES = (("threshold", "limits only"), ("statistical", "limits + statistical (Kayenta)"))
 FORM_ANALYSIS = (*FORM_ANALYSIS_LABELS, "judge")
 
@@ -51,20 +54,106 @@ def parse_steps(text: str) -> list:
     return steps
 
 
+def _number_text(value) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _template_values(template: dict) -> dict:
+    return {
+        **{f: _number_text(template[f]) for f in TEMPLATE_NUMBERS},
+        **{f: bool(template[f]) for f in TEMPLATE_FLAGS},
+    }
+
+
 def _form_defaults(service: Service) -> dict:
     from deployments.services import service_metric_templates
 
     analysis = {**default_analysis(), **(service.default_analysis or {})}
-    limits = {t["name"]: t["max_value"] for t in service_metric_templates(service)}
-    analysis.setdefault("max_error_rate", limits.get("error_rate"))
-    analysis.setdefault("max_p99_ms", limits.get("p99_ms"))
     analysis.setdefault("judge", "threshold")
     return {
         "image_tag": "",
         "steps": steps_text(service.default_steps or default_steps()),
         "match": "",
         **{k: "" if analysis.get(k) is None else analysis[k] for k in FORM_ANALYSIS},
+        "templates": {t["name"]: _template_values(t) for t in service_metric_templates(service)},
+        "new": dict.fromkeys(NEW_TEMPLATE, "") | {"direction": "lower"},
     }
+
+
+def _template_rows(service: Service, form: dict, errors: dict) -> list[dict]:
+    from deployments.services import service_metric_templates
+
+    return [
+        {
+            "t": t,
+            "prefix": f"m-{t['name']}-",
+            "values": form["templates"].get(t["name"]) or _template_values(t),
+            "errors": errors.get(f"m-{t['name']}", []),
+        }
+        for t in service_metric_templates(service)
+    ]
+
+
+def _template_overrides(service: Service, post) -> tuple[list[dict], dict, dict]:
+    """What the form changes in the service's templates (only fields that differ), plus the
+    new PromQL template if one was typed; and the values typed, to show again."""
+    from deployments.services import service_metric_templates
+
+    overrides, typed = [], {}
+    for t in service_metric_templates(service):
+        prefix = f"m-{t['name']}-"
+        if f"{prefix}shown" not in post:
+            continue
+        values = {
+            **{f: post.get(prefix + f, "").strip() for f in TEMPLATE_NUMBERS},
+            **{f: prefix + f in post for f in TEMPLATE_FLAGS},
+        }
+        typed[t["name"]] = values
+        change = {}
+        for f in TEMPLATE_NUMBERS:
+            text, current = values[f], t[f]
+            if text == "":
+                if current is not None and f in ("min_value", "max_value"):
+                    change[f] = None
+                continue
+            try:
+                same = current is not None and float(text) == float(current)
+            except ValueError:
+                same = False
+            if not same:
+                change[f] = text
+        change.update({f: values[f] for f in TEMPLATE_FLAGS if values[f] != bool(t[f])})
+        if change:
+            overrides.append({"name": t["name"], **change})
+    new = {f: post.get(f"new-{f}", "").strip() for f in NEW_TEMPLATE}
+    if new["name"] or new["query"]:
+        overrides.append(
+            {
+                "name": new["name"],
+                "kind": "prometheus",
+                "query": new["query"],
+                "direction": new["direction"] or "lower",
+                **{f: new[f] for f in ("min_value", "max_value") if new[f]},
+            }
+        )
+    return overrides, typed, new
+
+
+def _template_errors(overrides: list[dict], problems) -> dict[str, list[str]]:
+    """Serializer errors of `metrics` by form row: `m-<name>` or `new` (the added template)."""
+    if isinstance(problems, list) and all(isinstance(p, dict) for p in problems):
+        problems = dict(enumerate(problems))
+    if not isinstance(problems, dict):
+        return {"metrics": [str(p) for p in problems]}
+    errors: dict[str, list[str]] = {}
+    for index, fields in problems.items():
+        if not fields:
+            continue
+        override = overrides[int(index)]
+        key = "new" if override.get("kind") else f"m-{override['name']}"
+        for field, inner in fields.items():
+            errors.setdefault(key, []).extend(f"{field}: {p}" for p in inner)
+    return errors
 
 
 @role_required()
@@ -86,6 +175,7 @@ def _services_page(
             for name, label in FORM_ANALYSIS_LABELS.items()
         ]
         service.judge_errors = service.form_errors.get("judge", [])
+        service.template_rows = _template_rows(service, service.form, service.form_errors)
     context = {
         "services": services,
         "namespaces": selectors.namespaces(),
@@ -97,6 +187,9 @@ def _services_page(
         ],
         "form_for": form_for,
         "judges": JUDGES,
+        "placeholders": " ".join(f"{{{{ {name} }}}}" for name in PLACEHOLDERS),
+        "namespace_placeholder": "{{ namespace }}",
+        "version_placeholder": "{{ version }}",
         "any_services": Service.objects.exists(),
     }
     return render(request, "deployments/index.html", context, status=code)
@@ -129,10 +222,16 @@ def rollout_create(request, name):
     analysis = {k: form[k] for k in FORM_ANALYSIS if form[k] != ""}
     if analysis:
         payload["analysis"] = analysis
+    overrides, form["templates"], form["new"] = _template_overrides(service, request.POST)
+    if overrides:
+        payload["metrics"] = overrides
     data = RolloutStartInput(data=payload)
     if not data.is_valid() or errors:
         for field, problems in (data.errors or {}).items():
-            if isinstance(problems, dict):  # analysis: {setting: [problems]}
+            if field == "metrics":
+                for key, inner in _template_errors(overrides, problems).items():
+                    errors.setdefault(key, []).extend(inner)
+            elif isinstance(problems, dict):  # analysis: {setting: [problems]}
                 for setting, inner in problems.items():
                     errors.setdefault(setting, []).extend(str(p) for p in inner)
             else:
@@ -168,6 +267,7 @@ def rollout_detail(request, pk):
         "can_operate": has_role(request.user, Role.ENGINEER),
         "match": describe(rollout.match),
         "hooks": selectors.rollout_hooks(rollout),
+        "metric_results": selectors.rollout_metric_results(rollout),
         "thresholds": {
             t["name"]: t["max_value"]
             for t in selectors.rollout_templates(rollout)

@@ -109,3 +109,32 @@ def test_statistical_judge_chosen_in_the_form_is_shown_on_the_page(
     assert "p99_ms" in table and "pass" in table
     assert "statistical judge: score 100" in page.locator("#timeline").inner_text()
     page.screenshot(path=artifact("rollout-statistical.png"), full_page=True)
+
+
+def test_rollout_form_changes_templates_and_the_page_shows_each_result(
+    page, live_asgi, login, engineer, celery_worker, service, artifact
+):
+    from deployments.services import metric_templates_ensure_defaults
+
+    metric_templates_ensure_defaults(service=service)
+    login(page, engineer)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(f"{live_asgi}/deployments/")
+    row = page.locator(f'tr[data-service="{service.name}"]')
+    row.locator("summary").first.click()
+    row.locator("input[name=image_tag]").fill("v2")
+    row.locator("input[name=interval_seconds]").fill("0.5")
+    row.locator("input[name=samples_per_step]").fill("2")
+    row.locator(".templates-form summary").click()
+    row.locator("input[name='m-cpu_percent-dry_run']").check()
+    row.locator("input[name='m-p99_ms-max_value']").fill("100")  # the simulated p99 is ~150 ms
+    row.locator("input[name='m-p99_ms-failure_limit']").fill("3")
+    page.screenshot(path=artifact("rollout-form-templates.png"), full_page=True)
+    row.locator("button[type=submit]").click()
+    page.wait_for_url("**/deployments/rollouts/*/")
+    page.wait_for_selector("#status-badge.rolled_back", timeout=40000)
+    p99 = page.locator('#judgement tr[data-template="p99_ms"]')
+    assert "fail" in p99.inner_text() and "3/3" in p99.inner_text()
+    assert "dry-run" in page.locator('#judgement tr[data-template="cpu_percent"]').inner_text()
+    assert "canary failed analysis (p99_ms)" in page.locator("#timeline").inner_text()
+    page.screenshot(path=artifact("rollout-templates.png"), full_page=True)

@@ -56,8 +56,6 @@ def test_form_errors_are_shown_inline(client, engineer, seeded):
             "steps": "10, 5, 100",
             "interval_seconds": "x",
             "samples_per_step": "2",
-            "max_error_rate": "5",
-            "max_p99_ms": "800",
         },
     )
     assert r.status_code == 400
@@ -78,8 +76,15 @@ def test_form_starts_a_rollout_and_redirects(client, engineer, seeded):
             "steps": "20:30, 60:hold, 100",
             "interval_seconds": "2",
             "samples_per_step": "2",
-            "max_error_rate": "3",
-            "max_p99_ms": "500",
+            "m-error_rate-shown": "1",
+            "m-error_rate-max_value": "3",
+            "m-error_rate-failure_limit": "2",
+            "m-error_rate-inconclusive_limit": "1",
+            "m-error_rate-enabled": "on",
+            "m-request_rate-shown": "1",
+            "m-request_rate-failure_limit": "2",
+            "m-request_rate-inconclusive_limit": "1",
+            "m-request_rate-enabled": "on",  # dry-run unticked: request_rate decides now
         },
     )
     rollout = Rollout.objects.get(image_tag="v5")
@@ -89,7 +94,11 @@ def test_form_starts_a_rollout_and_redirects(client, engineer, seeded):
         {"weight": 60, "pause": "indefinite"},
         {"weight": 100, "pause": None},
     ]
-    assert rollout.analysis["max_error_rate"] == 3.0 and rollout.analysis["interval_seconds"] == 2.0
+    assert rollout.analysis["interval_seconds"] == 2.0
+    templates = {t["name"]: t for t in rollout.metrics}
+    assert templates["error_rate"]["max_value"] == 3.0
+    assert templates["request_rate"]["dry_run"] is False
+    assert templates["p99_ms"]["max_value"] == 800.0  # rows not sent stay as the service has them
     page = client.get(r.url).content.decode()
     assert "book-parser" in page and "v1 → v5" in page and "hold" in page
     # A second start is refused with a message, not a trace.
@@ -151,3 +160,56 @@ def test_form_chooses_the_statistical_judge(client, engineer, seeded):
     rollout = Rollout.objects.get(image_tag="v5")
     assert r.status_code == 302 and rollout.analysis["judge"] == "statistical"
     assert rollout.analysis["samples_per_step"] == 6
+
+
+def test_form_template_errors_are_shown(client, engineer, seeded):
+    client.force_login(engineer)
+    p99 = {
+        "m-p99_ms-shown": "1",
+        "m-p99_ms-max_value": "800",
+        "m-p99_ms-failure_limit": "2",
+        "m-p99_ms-inconclusive_limit": "1",
+        "m-p99_ms-enabled": "on",
+    }
+    url = "/deployments/services/book-parser/rollout/"
+    r = client.post(url, {"image_tag": "v5", **p99, "m-p99_ms-min_value": "900"})
+    assert r.status_code == 400
+    body = r.content.decode()
+    assert "p99_ms: max_value must not be below min_value" in body
+    assert 'value="900"' in body  # what was typed is kept
+    r = client.post(url, {"image_tag": "v5", **p99, "m-p99_ms-failure_limit": "0"})
+    assert "failure_limit: Ensure this value is greater than or equal to 1." in r.content.decode()
+    r = client.post(
+        url,
+        {
+            "image_tag": "v5",
+            "new-name": "queue_depth",
+            "new-query": 'max(q{ns="{{ namespace }}",pod="{{ pod }}"})',
+            "new-max_value": "10",
+        },
+    )
+    body = r.content.decode()
+    assert "unknown placeholder {{ pod }}" in body and 'value="queue_depth"' in body
+    assert not Rollout.objects.filter(image_tag="v5").exists()
+
+
+def test_form_adds_a_promql_template_for_one_rollout(client, engineer, seeded):
+    client.force_login(engineer)
+    r = client.post(
+        "/deployments/services/book-parser/rollout/",
+        {
+            "image_tag": "v5",
+            "new-name": "queue_depth",
+            "new-query": 'max(q{ns="{{ namespace }}",v="{{ version }}"})',
+            "new-max_value": "10",
+            "new-direction": "lower",
+        },
+    )
+    assert r.status_code == 302, r.content.decode()[:2000]
+    rollout = Rollout.objects.get(image_tag="v5")
+    added = rollout.metrics[-1]
+    assert added["name"] == "queue_depth" and added["max_value"] == 10.0
+    assert not rollout.service.metric_templates.filter(name="queue_depth").exists()
+    page = client.get(f"/deployments/rollouts/{rollout.pk}/").content.decode()
+    assert 'data-template="queue_depth"' in page and "not measured" in page
+    assert 'data-template="request_rate"' in page and "dry-run" in page

@@ -44,31 +44,92 @@
 
   function fmt(v) { return v === null || v === undefined ? "—" : Number(v).toPrecision(4).replace(/\.?0+$/, ""); }
 
+  function cell(tag, text, className) {
+    const el = document.createElement(tag);
+    el.textContent = text;
+    if (className) el.className = className;
+    return el;
+  }
+
+  function badge(text, className, title) {
+    const el = cell("span", text, `badge ${className}`);
+    if (title) el.title = title;
+    return el;
+  }
+
+  function range(c) {
+    const low = c.min !== undefined ? c.min : null;
+    const high = c.max !== undefined ? c.max : c.threshold;
+    if ((low === null || low === undefined) && (high === null || high === undefined)) return "no range";
+    return `${low === null || low === undefined ? "−∞" : fmt(low)} … ${high === null || high === undefined ? "∞" : fmt(high)} ${c.unit || ""}`;
+  }
+
+  function pct(v) { return v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`; }
+
+  // A product metric (store kind): the users behind it and the sequential test's answer.
+  function storeDetail(c) {
+    const d = c.detail;
+    const tr = document.createElement("tr");
+    tr.className = "store-detail";
+    let text = `${d.describe}: ${d.canary_users} canary vs ${d.stable_users} stable users`;
+    if (d.both_users) text += ` (${d.both_users} served by both, left out)`;
+    if (d.lift !== null && d.lift !== undefined) {
+      const ci = d.ci ? ` [${pct(d.ci[0])}, ${pct(d.ci[1])}]` : "";
+      text += `; lift ${d.lift > 0 ? "+" : ""}${pct(d.lift)}${ci}, sequential p ${fmt(d.p_value)}`;
+    }
+    if (d.srm_p_value !== null && d.srm_p_value !== undefined) text += `; users' split p ${fmt(d.srm_p_value)}`;
+    if (c.why) text += `. ${c.why}`;
+    const td = cell("td", text, "small muted");
+    td.colSpan = 7;
+    tr.appendChild(td);
+    return tr;
+  }
+
   function renderJudgement(j) {
     const body = document.querySelector("#judgement tbody");
     if (!j || !j.checks || !j.checks.length) return;
-    body.innerHTML = "";
+    body.replaceChildren();
     for (const c of j.checks) {
       const tr = document.createElement("tr");
-      const verdict = c.verdict === "no_data" ? "no data" : c.verdict;
-      tr.innerHTML = `<td>${c.metric}</td><td class="verdict-${c.verdict}">${verdict}</td>` +
-        `<td class="num">${fmt(c.value)}</td><td class="num">${fmt(c.stable)}</td><td class="num">${fmt(c.threshold)}</td>`;
+      tr.dataset.template = c.metric;
+      const name = cell("td", `${c.metric} `);
+      name.appendChild(badge(c.kind || "prometheus", "kind"));
+      if (c.dry_run) {
+        name.append(" ");
+        name.appendChild(badge("dry-run", "dry-run", "measured and shown, never decides"));
+      }
+      const verdict = c.verdict === "no_data" ? "inconclusive" : c.verdict;
+      tr.append(
+        name,
+        cell("td", verdict, `verdict-${verdict}`),
+        cell("td", fmt(c.value), "num"),
+        cell("td", fmt(c.stable), "num"),
+        cell("td", range(c), "small"),
+        cell("td", c.failure_limit ? `${c.failures}/${c.failure_limit}` : "", "num"),
+        cell("td", c.inconclusive_limit ? `${c.inconclusive}/${c.inconclusive_limit}` : "", "num"),
+      );
       if (c.why) tr.title = c.why;
       body.appendChild(tr);
+      if (c.kind === "store" && c.detail && c.detail.describe) body.appendChild(storeDetail(c));
     }
     const stat = j.statistical;
     if (!stat) return;
     const head = document.createElement("tr");
     const score = stat.score === null ? "no score" : `score ${Math.round(stat.score)}`;
-    head.innerHTML = `<th colspan="5">Statistical judge (last step): ${score}, ${stat.decision}</th>`;
+    const th = cell("th", `Statistical judge (last step): ${score}, ${stat.decision}`);
+    th.colSpan = 7;
+    head.appendChild(th);
     body.appendChild(head);
     for (const m of stat.metrics) {
       const tr = document.createElement("tr");
-      const verdict = m.failed ? "fail" : m.classification === "nodata" ? "no_data" : "pass";
+      const verdict = m.failed ? "fail" : m.classification === "nodata" ? "inconclusive" : "pass";
       const ratio = m.effect_size === null ? "" : ` ×${fmt(m.effect_size)}`;
-      tr.innerHTML = `<td>${m.metric}</td><td class="verdict-${verdict}">${m.classification}${ratio}</td>` +
-        `<td class="num">${fmt(m.canary)}</td><td class="num">${fmt(m.stable)}</td>` +
-        `<td class="num">p ${fmt(m.p_value)}</td>`;
+      const name = cell("td", `${m.metric} `);
+      if (m.dry_run) name.appendChild(badge("dry-run", "dry-run"));
+      const p = cell("td", `p ${fmt(m.p_value)} · weight ${fmt(m.weight)}`, "small");
+      p.colSpan = 3;
+      tr.append(name, cell("td", `${m.classification}${ratio}`, `verdict-${verdict}`),
+        cell("td", fmt(m.canary), "num"), cell("td", fmt(m.stable), "num"), p);
       if (m.why) tr.title = m.why;
       body.appendChild(tr);
     }
