@@ -776,12 +776,12 @@ def _holdout_verdict(holdout: Holdout, metrics: list[dict], *, srm: dict, users:
             if rule.loses(metric, c)
             else "not decisively different"
         )
-        parts.append(f"{metric['name']}: {word} ({_cell(holdout, row)})")
+        parts.append(f"{metric['name']}: {word}, {_cell(holdout, row)}")
     if not parts:
         return "Not enough data yet to compare the holdout with the general population."
     return (
         "With the covered experiments and the winners they shipped, the general population vs "
-        "the holdout: " + "; ".join(parts) + "."
+        "the holdout: " + "; ".join(parts) + f". Decisive means: {rule.describe()}."
     )
 
 

@@ -358,3 +358,17 @@ def holdout_experiments_changed(*, holdout: Holdout, by, before: set[str]) -> No
     )
     audit_record(actor=by, action="holdout.experiments", target=holdout, detail=detail)
     transaction.on_commit(running_experiments.invalidate)
+
+
+def holdouts_end_planned() -> list[str]:
+    """End the running holdouts past their planned end (`ends_at`), audited as reached; the
+    keys ended. Assignment and the payload already stop holding their users at that time."""
+    due = Holdout.objects.filter(status=Holdout.Status.RUNNING, ends_at__lte=timezone.now())
+    ended = []
+    for holdout in due:
+        try:
+            holdout_end(holdout=holdout, by="monitor:experiments", reason="planned end reached")
+        except HoldoutStateError:
+            continue  # ended meanwhile
+        ended.append(holdout.key)
+    return ended

@@ -5,7 +5,7 @@ from django.db import transaction
 
 from analytics.store import StoreUnavailable
 from core.queues import Queue
-from experiments.services import experiment_evaluate, experiments_to_monitor
+from experiments.services import experiment_evaluate, experiments_to_monitor, holdouts_end_planned
 
 
 @shared_task(
@@ -23,6 +23,8 @@ def evaluate_experiment(experiment_id: int) -> None:
 
 @shared_task(name="experiments.monitor_experiments", queue=Queue.ANALYTICS, acks_late=True)
 def monitor_experiments() -> None:
-    """Hourly (beat): fan out one evaluation per running experiment."""
+    """Hourly (beat): fan out one evaluation per running experiment; end the holdouts whose
+    planned end has passed."""
+    holdouts_end_planned()
     for experiment_id in experiments_to_monitor():
         transaction.on_commit(lambda pk=experiment_id: evaluate_experiment.delay(pk))

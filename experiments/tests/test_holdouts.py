@@ -119,6 +119,20 @@ def test_holdout_wins_over_a_sticky_bucket_and_ends_when_planned(running):
     assert assign(held_user, {}) == ({"sticky-one": "treatment"}, {}, [])
 
 
+def test_the_hourly_monitor_ends_a_holdout_past_its_planned_end(running):
+    from experiments.tasks import monitor_experiments
+
+    due = _holdout(running(key="e1"), key="due")
+    Holdout.objects.filter(pk=due.pk).update(ends_at=timezone.now() - dt.timedelta(minutes=1))
+    later = _holdout(running(key="e2"), key="later")
+    Holdout.objects.filter(pk=later.pk).update(ends_at=timezone.now() + dt.timedelta(days=9))
+    monitor_experiments()
+    assert Holdout.objects.get(key="due").status == Holdout.Status.ENDED
+    assert Holdout.objects.get(key="later").status == Holdout.Status.RUNNING
+    entry = AuditEntry.objects.get(action="holdout.end")
+    assert entry.actor_label == "monitor:experiments" and entry.detail == "planned end reached"
+
+
 def test_concluded_experiment_keeps_held_users_on_control(running, publishable_key, client):
     won = running(key="won")
     holdout = _holdout(won, percentage=0.5)
