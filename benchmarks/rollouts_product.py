@@ -24,11 +24,13 @@ from django.test.utils import override_settings
 WEIGHT = 10
 
 
-def _error_rate_fails(canary: dict, stable: dict, analysis: dict) -> bool:
-    limit = analysis["max_error_rate"]
-    return canary["error_rate"] > limit or (
-        canary["error_rate"] > stable["error_rate"] + analysis["error_rate_tolerance"]
-    )
+def _error_rate_fails(canary: dict, stable: dict, template: dict) -> bool:
+    """The default error_rate template's check (5 %, stable + 1 point) fails."""
+    from deployments.judge import check
+    from deployments.metrics.templates import FAIL, Measurement
+
+    measured = Measurement(canary["error_rate"], stable["error_rate"])
+    return check(template, measured)["verdict"] == FAIL
 
 
 def _one_canary(service, cluster, db, metric, *, seed: int, tag: str, horizon: int, start):
@@ -37,9 +39,10 @@ def _one_canary(service, cluster, db, metric, *, seed: int, tag: str, horizon: i
     from analytics.store.bulk import rows_insert
     from deployments.cluster.simulated import product_events
     from deployments.metrics.store import store_metric_evaluate
-    from deployments.models import SimDeployment, default_analysis
+    from deployments.metrics.templates import default_templates
+    from deployments.models import SimDeployment
 
-    analysis = default_analysis()
+    error_rate = next(t for t in default_templates() if t["name"] == "error_rate")
     stable_tag = f"v1-seed{seed}"
     canary_tag = f"v2-seed{seed}-{tag}" if tag else f"v2-seed{seed}"
     cluster.apply_canary(
@@ -82,7 +85,7 @@ def _one_canary(service, cluster, db, metric, *, seed: int, tag: str, horizon: i
             rolled_back = minute
         canary = cluster.sample(service, "canary", at=hi)
         stable = cluster.sample(service, "stable", at=hi)
-        error_rate_failed |= _error_rate_fails(canary, stable, analysis)
+        error_rate_failed |= _error_rate_fails(canary, stable, error_rate)
         if rolled_back is not None:
             break
     return first, rolled_back, error_rate_failed
