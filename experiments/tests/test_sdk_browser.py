@@ -153,3 +153,29 @@ def test_growthbook_js_honours_holdouts_like_the_server(
             held += 1
             assert not set(assigned) & {e.key for e in covered}
     assert 200 < held < 400  # about 20% of 1,500 held out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_posthog_js_identify_gives_the_anonymous_events_to_the_user(
+    app_page, publishable_key, analytics_store
+):
+    """posthog-js before login captures under its anonymous id; identify() sends `$identify`
+    with `$anon_distinct_id`, and the events captured before it become the user's."""
+    from analytics.events.buffer import buffer_clear
+
+    buffer_clear()
+    anon = app_page.evaluate("() => posthog.get_distinct_id()")
+    for n in range(3):
+        app_page.evaluate("(n) => posthog.capture('browsed_anonymously', {n})", n)
+    before = _wait_for(analytics_store, "event = 'browsed_anonymously'", 3)
+    assert {r["user_id"] for r in before} == {anon}
+    app_page.evaluate("() => posthog.identify('reader-2', {tier: 'pro', country: 'PT'})")
+    app_page.evaluate("() => posthog.capture('signed_in_read', {n: 9})")
+    _wait_for(analytics_store, "event IN ('$identify', 'signed_in_read')", 2)
+    rows = _stored(analytics_store, "event IN ('browsed_anonymously', 'signed_in_read')")
+    assert len(rows) == 4 and {r["user_id"] for r in rows} == {"reader-2"}
+    [person] = analytics_store.query(
+        "SELECT argMax(tier, updated_at) AS tier, argMax(country, updated_at) AS country "
+        "FROM users WHERE user_id = 'reader-2'"
+    )
+    assert person == {"tier": "pro", "country": "PT"}
