@@ -211,7 +211,6 @@ def rollup_serves(query: FunnelQuery) -> bool:
         and query.breakdown is None
         and not any(s.property_key for s in query.steps)
         and len(set(events)) == len(events)
-        and not query.exclusions
     )
 
 
@@ -222,7 +221,15 @@ def _rollup_sql(query: FunnelQuery) -> str:
         f"groupArrayArrayIf(times, event = {{s{i}:String}})) AS a{i}"
         for i in range(n)
     )
-    names = ", ".join(f"{{s{i}:String}}" for i in range(n))
+    arrays += "".join(
+        f", arrayMap(t -> toUnixTimestamp64Milli(t) / 1000.0, "
+        f"groupArrayArrayIf(times, event = {{x{e}:String}})) AS b{e}"
+        for e in range(len(query.exclusions))
+    )
+    names = ", ".join(
+        [f"{{s{i}:String}}" for i in range(n)]
+        + [f"{{x{e}:String}}" for e in range(len(query.exclusions))]
+    )
     # f_k: the step-k candidates; t_k their earliest; r_k whether steps 1..k were all reached
     chain = [
         "arrayFilter(t -> t >= {entry_from:Float64} AND t < {entry_end:Float64}, a0) AS f1",
@@ -239,12 +246,24 @@ def _rollup_sql(query: FunnelQuery) -> str:
         ]
     level = " + ".join(f"r{k}" for k in range(1, n + 1))
     times = ", ".join(f"t{k}" for k in range(1, n + 1))
+    # an exclusion event strictly after step i and before step j, or, with step j not
+    # reached, while the attempt could still advance (as the fold decides event by event)
+    live = "t - t1 <= {window:Float64}"
+    if query.own_windows:
+        live += (
+            f" AND t - arrayElement([{times}], level) <= {{step_windows:Array(Float64)}}[level + 1]"
+        )
+    excluded = " OR ".join(
+        f"(r{x.from_step} AND arrayExists(t -> t > t{x.from_step} AND "
+        f"if(r{x.to_step}, t < t{x.to_step}, {live}), b{e}))"
+        for e, x in enumerate(query.exclusions)
+    )
     return (
         f"SELECT user_id, toUInt8({level}) AS level, arraySlice([{times}], 1, level) AS times, "
         f"'' AS bval, {', '.join(chain)} FROM ("
         f"  SELECT user_id, {arrays} FROM panalytics_user_event_times "
         f"  WHERE event IN ({names}){_cohort_sql(query)} GROUP BY user_id"
-        ") WHERE level > 0"
+        f") WHERE level > 0{f' AND NOT ({excluded})' if excluded else ''}"
     )
 
 

@@ -620,6 +620,7 @@ def paths(
     ev = prepare(events)
     ev = ev[~ev.event.isin(list(exclude))]
     ev = ev.assign(ms=(ev.timestamp - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1))
+    ev = ev.drop_duplicates(["user_id", "event", "ms"])  # one name at one millisecond: once
     lo = pd.Timestamp(date_from, tz="UTC")
     hi = pd.Timestamp(date_to, tz="UTC") + pd.Timedelta(days=1)
     limit = bound_minutes * 60_000

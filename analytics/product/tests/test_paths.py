@@ -315,3 +315,22 @@ def test_registry_runs_paths_with_a_user_filter(analytics_store):
     assert analysis_result(name="paths", params=params)["users"] == 3
     only = UserSelect("u1", "SELECT 'u1' AS user_id")
     assert analysis_result(name="paths", params=params, user_filter=only)["users"] == 1
+
+
+def test_paths_read_the_rollup_whatever_its_state(analytics_store):
+    """Paths read each user's distinct times per event: one name at one millisecond counts
+    once (a retried send with a new uuid), and rebuilding the rollup changes nothing."""
+    from analytics.product.tests.product_data import rerun_rollup_backfill
+
+    rows = _minute_rows(STORY)
+    again = {**rows[1], "uuid": "00000000-0000-0000-0000-999999999999"}  # u1's project, twice
+    load([*rows, again])
+    q = PathsQuery(start_event="signup", steps=4, **DAY)
+    expected = paths(q)
+    assert ["signup", "project_created", "video_rendered"] in [
+        p["events"] for p in expected["paths"]
+    ]
+    rerun_rollup_backfill(truncate=False)
+    assert paths(q) == expected
+    rerun_rollup_backfill(truncate=True)
+    assert paths(q) == expected
