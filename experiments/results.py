@@ -671,7 +671,8 @@ def _timeseries(experiment, exposures, metric_data, variants) -> dict:
 def experiment_power_analysis(experiment: Experiment) -> dict:
     """Users per variant needed to detect the experiment's minimum detectable effect on its
     primary metric, from the metric's baseline over the last 30 days, and the days that takes
-    at the current traffic (unique active users per day x coverage x namespace share)."""
+    at the current traffic (unique active users per day x coverage x namespace share x the
+    share not held out)."""
     metric = experiment.primary_metric
     variants = experiment.variants.count()
     if metric is None or variants < 2:
@@ -690,6 +691,9 @@ def experiment_power_analysis(experiment: Experiment) -> dict:
     share = experiment.coverage * (
         (experiment.namespace_end - experiment.namespace_start) if experiment.namespace else 1.0
     )
+    # Users held out by the running holdouts covering it never reach it.
+    for holdout in experiment.holdouts.filter(status=Holdout.Status.RUNNING):
+        share *= 1 - holdout.percentage
     per_variant_per_day = baseline.users_per_day * share / variants
     days = math.ceil(required / per_variant_per_day) if required and per_variant_per_day else None
     return {

@@ -133,6 +133,30 @@ def test_the_hourly_monitor_ends_a_holdout_past_its_planned_end(running):
     assert entry.actor_label == "monitor:experiments" and entry.detail == "planned end reached"
 
 
+def test_power_analysis_counts_only_users_not_held_out(analytics_store, pm):
+    from experiments.results import experiment_power_analysis
+
+    now = timezone.now()
+    rows = [
+        event_row(Event.SESSION_START, f"p{i}", now - dt.timedelta(days=2), {}) for i in range(3000)
+    ]
+    rows += [
+        event_row(Event.PROJECT_CREATED, f"p{i}", now - dt.timedelta(days=1), {})
+        for i in range(300)
+    ]
+    rows_insert(table="events", rows=rows)
+    experiment = ExperimentFactory(minimum_detectable_effect=0.1)
+    alone = experiment_power_analysis(experiment)
+    holdout = Holdout.objects.create(key="pw", name="Pw", percentage=0.2)
+    holdout.experiments.set([experiment])
+    holdout_start(holdout=holdout, by=pm)
+    held = experiment_power_analysis(experiment)
+    assert held["required_users_per_variant"] == alone["required_users_per_variant"]
+    assert held["users_per_variant_per_day"] == pytest.approx(
+        alone["users_per_variant_per_day"] * 0.8
+    )
+
+
 def test_concluded_experiment_keeps_held_users_on_control(running, publishable_key, client):
     won = running(key="won")
     holdout = _holdout(won, percentage=0.5)
