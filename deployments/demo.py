@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments.cluster.simulated import SimulatedCluster
+from deployments.metrics.store import RENDER_SUCCESS_TEMPLATE
 from deployments.models import (
     MetricSample,
     Phase,
@@ -21,7 +22,7 @@ from deployments.models import (
     default_analysis,
     default_steps,
 )
-from deployments.services import metric_templates_ensure_defaults
+from deployments.services import metric_template_ensure, metric_templates_ensure_defaults
 
 NAMESPACE = "book2video-production"
 SERVICES = [
@@ -54,6 +55,7 @@ def seed(*, stdout) -> None:
             if made:
                 created += 1
             metric_templates_ensure_defaults(service=service)
+            metric_template_ensure(service=service, template=RENDER_SUCCESS_TEMPLATE)
             if not service.rollouts.exists():
                 _history(service, history, days_ago=len(SERVICES) - index + 1)
             cluster.ensure_routing(service)

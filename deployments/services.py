@@ -245,6 +245,16 @@ def metric_templates_ensure_defaults(*, service: Service) -> int:
     return len(missing)
 
 
+def metric_template_ensure(*, service: Service, template: dict) -> bool:
+    """Give the service this template unless it has one of that name; True when added. The
+    demo services get the product metric this way (metrics/store.py RENDER_SUCCESS_TEMPLATE)."""
+    fields = {k: v for k, v in template.items() if k != "name"}
+    _, made = MetricTemplate.objects.get_or_create(
+        service=service, name=template["name"], defaults=fields
+    )
+    return made
+
+
 def service_metric_templates(service: Service) -> list[dict]:
     """The service's templates as dicts, the built-ins when it has none."""
     rows = [t.as_dict() for t in service.metric_templates.order_by("id")]

@@ -321,6 +321,7 @@ RENDER_SUCCESS_TEMPLATE = {
     "params": {"event": "video_completed", "per_event": "video_rendered", "min_users": 50},
     "unit": "ratio",
     "direction": "higher",
+    "weight": 0.0,  # judged by its own test over users, not by the Mann-Whitney score
     "failure_limit": 2,
     "inconclusive_limit": 10,
 }

@@ -64,6 +64,8 @@
     return `${low === null || low === undefined ? "−∞" : fmt(low)} … ${high === null || high === undefined ? "∞" : fmt(high)} ${c.unit || ""}`;
   }
 
+  function pval(v) { return v === null || v === undefined ? "—" : Number(v).toPrecision(2); }
+
   function pct(v) { return v === null || v === undefined ? "—" : `${(v * 100).toFixed(1)}%`; }
 
   // A product metric (store kind): the users behind it and the sequential test's answer.
@@ -75,10 +77,11 @@
     if (d.both_users) text += ` (${d.both_users} served by both, left out)`;
     if (d.lift !== null && d.lift !== undefined) {
       const ci = d.ci ? ` [${pct(d.ci[0])}, ${pct(d.ci[1])}]` : "";
-      text += `; lift ${d.lift > 0 ? "+" : ""}${pct(d.lift)}${ci}, sequential p ${fmt(d.p_value)}`;
+      text += `; lift ${d.lift > 0 ? "+" : ""}${pct(d.lift)}${ci}, sequential p ${pval(d.p_value)}`;
     }
-    if (d.srm_p_value !== null && d.srm_p_value !== undefined) text += `; users' split p ${fmt(d.srm_p_value)}`;
-    if (c.why) text += `. ${c.why}`;
+    if (d.srm_p_value !== null && d.srm_p_value !== undefined) {
+      text += `; users' split vs traffic p ${pval(d.srm_p_value)}`;
+    }
     const td = cell("td", text, "small muted");
     td.colSpan = 7;
     tr.appendChild(td);
