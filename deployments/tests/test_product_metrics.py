@@ -64,3 +64,43 @@ def test_the_store_kind_validates_through_the_template_registry():
     bad = complete({**RENDER_SUCCESS_TEMPLATE, "params": {"event": "no spaces allowed"}})
     assert validate(bad) == {"params.event": "an event name ([A-Za-z0-9_$.:-], at most 200)"}
     assert StoreKind().validate({**bad, "query": "median"}) == {"query": "rate or conversion"}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_through_the_api_and_a_real_worker(celery_worker, renderer, engineer, api_client_for):
+    from deployments.models import Rollout
+    from deployments.tests.conftest import wait_for
+
+    client = api_client_for(engineer)
+    answer = client.post(
+        "/api/rollouts/",
+        {"service": renderer.name, "image_tag": "v7-quality-fault", "analysis": FAST_ANALYSIS},
+        format="json",
+    )
+    assert answer.status_code == 201, answer.json()
+    rid = answer.json()["id"]
+    wait_for(lambda: Rollout.objects.get(pk=rid).is_finished, timeout=60)
+    detail = client.get(f"/api/rollouts/{rid}/").json()
+    assert detail["status"] == "rolled_back" and "render_success" in detail["reason"]
+    assert detail["latest_samples"]["canary"]["error_rate"] < 5
+    timeline = [e["message"] for e in detail["events"]]
+    assert any("rolling back" in m and "render_success" in m for m in timeline)
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_the_rollout_page_names_the_product_metric(
+    page, live_asgi, login, engineer, celery_worker, renderer, artifact
+):
+    from deployments.tests.test_browser import roll_out
+
+    login(page, engineer)
+    roll_out(page, live_asgi, renderer.name, "v7-quality-fault", interval="0.3")
+    page.wait_for_selector("#status-badge.rolled_back", timeout=60000)
+    assert "render_success" in page.locator("#reason").inner_text()
+    detail = page.locator("#judgement .store-detail").inner_text()
+    assert "video_completed per video_rendered" in detail and "sequential p" in detail
+    assert "render_success" in page.locator("#timeline").inner_text()
+    page.screenshot(path=artifact("rollout-product-metric.png"), full_page=True)
