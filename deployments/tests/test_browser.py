@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(trans
 def roll_out(page, base, service, tag, interval="0.5"):
     page.goto(f"{base}/deployments/")
     row = page.locator(f'tr[data-service="{service}"]')
-    row.locator("summary").click()
+    row.locator("summary", has_text="Roll out").click()
     row.locator("input[name=image_tag]").fill(tag)
     row.locator("input[name=interval_seconds]").fill(interval)
     row.locator("input[name=samples_per_step]").fill("2")
