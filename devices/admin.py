@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from devices.models import Delivery, Device, Notification, NotificationTemplate
+from devices.models import Broadcast, Delivery, Device, Notification, NotificationTemplate
 
 
 @admin.register(NotificationTemplate)
@@ -41,3 +41,33 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # the pipeline asks through the API
+
+
+@admin.register(Broadcast)
+class BroadcastAdmin(admin.ModelAdmin):
+    """Broadcasts are created and sent on the Broadcasts page or the API (the cohort is checked
+    there); admin shows them and can send a draft."""
+
+    list_display = (
+        "name",
+        "cohort_name",
+        "state",
+        "recipients",
+        "processed",
+        "capped",
+        "created_at",
+    )
+    list_filter = ("state",)
+    search_fields = ("name", "title", "cohort_name")
+    readonly_fields = [f.name for f in Broadcast._meta.fields]
+    actions = ["send"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Send the selected draft broadcasts")
+    def send(self, request, queryset):
+        from devices.broadcasts import broadcast_send
+
+        for broadcast in queryset.filter(state=Broadcast.State.DRAFT):
+            broadcast_send(broadcast=broadcast, by=request.user)

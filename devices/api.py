@@ -150,7 +150,7 @@ class VapidPublicKeyApi(APIView):
 class NotificationCreateApi(NotificationsApi):
     class NotificationCreateInputSerializer(serializers.Serializer):
         user_id = serializers.CharField(max_length=64)
-        type = serializers.ChoiceField(choices=NotificationType.values)
+        type = serializers.ChoiceField(choices=NotificationType.single_user())
         data = serializers.DictField(required=False, default=dict)
         send_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
         idempotency_key = serializers.CharField(max_length=200, required=False, default=None)

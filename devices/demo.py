@@ -129,7 +129,7 @@ def _history(rng: random.Random, now) -> None:
         by_user.setdefault(device.user_id, []).append(device)
     for i in range(160):
         user = rng.choice(list(by_user))
-        kind = rng.choices(list(NotificationType), weights=[6, 1, 2])[0]
+        kind = rng.choices(NotificationType.single_user(), weights=[6, 1, 2])[0]
         when = now - timedelta(days=rng.uniform(0.1, 30))
         data = {
             "title": rng.choice(TITLES),

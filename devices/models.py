@@ -95,6 +95,12 @@ class NotificationType(models.TextChoices):
     VIDEO_COMPLETED = "VIDEO_COMPLETED", "video completed"
     PROCESSING_FAILED = "PROCESSING_FAILED", "processing failed"
     SUBSCRIPTION_REMINDER = "SUBSCRIPTION_REMINDER", "subscription reminder"
+    BROADCAST = "BROADCAST", "broadcast"  # title and body from its Broadcast, no template
+
+    @classmethod
+    def single_user(cls) -> list[str]:
+        """The types a caller may send to one user (broadcasts go to a cohort)."""
+        return [t for t in cls.values if t != cls.BROADCAST]
 
 
 def template_fields(text: str) -> list[str]:
@@ -164,6 +170,10 @@ class Notification(models.Model):
     target_device = models.ForeignKey(
         Device, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )
+    # the push broadcast this notification is part of (one per recipient)
+    broadcast = models.ForeignKey(
+        "Broadcast", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -222,3 +232,65 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"
+
+
+class Broadcast(models.Model):
+    """One push to every member of a saved cohort with an active device, fanned out in
+    batches; opens come back as the app's `$push_opened` events naming it."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        SENDING = "sending"
+        SENT = "sent"
+        FAILED = "failed"  # the audience could not be read
+
+    name = models.CharField(max_length=100)
+    cohort_id = models.PositiveIntegerField(help_text="the saved cohort sent to")
+    cohort_name = models.CharField(max_length=100, blank=True)
+    title = models.CharField(max_length=200)
+    body = models.CharField(max_length=1000)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    error = models.CharField(max_length=500, blank=True)
+    members = models.PositiveIntegerField(default=0, help_text="cohort members read")
+    no_device = models.PositiveIntegerField(default=0, help_text="members without an active device")
+    recipients = models.PositiveIntegerField(default=0, help_text="members with an active device")
+    processed = models.PositiveIntegerField(default=0, help_text="recipients sent to or capped")
+    capped = models.PositiveIntegerField(default=0, help_text="held back by the frequency cap")
+    batches = models.PositiveIntegerField(default=0)
+    created_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class BroadcastRecipient(models.Model):
+    """A member a broadcast reaches: one row per user, so a batch run twice sends once."""
+
+    class Outcome(models.TextChoices):
+        PENDING = "pending"
+        NOTIFIED = "notified"
+        CAPPED = "capped"
+
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="rows")
+    user_id = models.CharField(max_length=64)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.PENDING)
+    notification = models.OneToOneField(
+        Notification, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["broadcast", "user_id"], name="one_row_per_recipient")
+        ]
+        indexes = [models.Index(fields=["user_id", "outcome", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} of broadcast {self.broadcast_id}"

@@ -50,7 +50,9 @@ class Renderer:
     def message(self, notification: Notification, device: Device) -> PushMessage:
         template = self.template(notification.type, device.locale)
         data = notification.data if isinstance(notification.data, dict) else {}
-        if template is None:
+        if notification.type == NotificationType.BROADCAST:
+            title, body = str(data.get("title", "")), str(data.get("body", ""))
+        elif template is None:
             title, body = NotificationType(notification.type).label.capitalize(), ""
         else:
             title, body = render(template.title, data), render(template.body, data)

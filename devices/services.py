@@ -265,8 +265,9 @@ def notification_create(
     A repeated idempotency key returns the first notification: (notification, created)."""
     from devices.tasks import dispatch_notification
 
-    if type not in NotificationType.values:
-        raise InvalidRequest("type", f"must be one of {', '.join(NotificationType.values)}")
+    if type not in NotificationType.single_user():
+        choices = ", ".join(NotificationType.single_user())
+        raise InvalidRequest("type", f"must be one of {choices}")
     from core.models import ApiKey
 
     api_key = by if isinstance(by, ApiKey) else None
@@ -658,7 +659,8 @@ class QuietHours:
 
     def resume_at(self, device: Device, type: str, now: datetime) -> datetime | None:
         """When the quiet hours holding this delivery end (UTC), or None to send now."""
-        if self.start is None or type not in self.types or self.start == self.end:
+        held = type in self.types or type == NotificationType.BROADCAST  # broadcasts always wait
+        if self.start is None or not held or self.start == self.end:
             return None
         try:
             zone = zoneinfo.ZoneInfo(device.timezone or "UTC")

@@ -26,3 +26,27 @@ def send_due() -> dict:
 @shared_task(name="devices.prune_devices", queue=Queue.NOTIFICATIONS, acks_late=True)
 def prune_devices() -> dict:
     return services.devices_prune()
+
+
+@shared_task(
+    name="devices.plan_broadcast",
+    queue=Queue.NOTIFICATIONS,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def plan_broadcast(broadcast_id: int) -> int:
+    from devices.broadcasts import broadcast_plan
+
+    return broadcast_plan(broadcast_id=broadcast_id)  # recipients are one row per user
+
+
+@shared_task(
+    name="devices.send_broadcast_batch",
+    queue=Queue.NOTIFICATIONS,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def send_broadcast_batch(broadcast_id: int, index: int) -> dict:
+    from devices.broadcasts import broadcast_send_batch
+
+    return broadcast_send_batch(broadcast_id=broadcast_id, index=index)  # handled rows skip

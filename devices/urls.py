@@ -11,5 +11,7 @@ urlpatterns = [
     path("<int:pk>/", views.device_detail, name="device"),
     path("<int:pk>/deactivate/", views.device_deactivate, name="deactivate"),
     path("<int:pk>/send-test/", views.device_send_test, name="send-test"),
+    path("broadcasts/", views.broadcasts, name="broadcasts"),
+    path("broadcasts/<int:pk>/", views.broadcast_detail, name="broadcast"),
     path("notifications/<int:pk>/", views.notification_detail, name="notification"),
 ]

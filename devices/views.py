@@ -5,14 +5,17 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from core.errors import DomainError
-from core.roles import Role, role_required
+from core import audiences
+from core.errors import DomainError, InvalidRequest
+from core.roles import Role, has_role, role_required
 from devices import charts, selectors, services
-from devices.models import DeactivationReason, Device, Platform
+from devices.broadcasts import OPEN_EVENT, broadcast_create, broadcast_send, broadcast_stats
+from devices.models import Broadcast, DeactivationReason, Device, Platform
 
 
 @role_required()
@@ -96,3 +99,62 @@ def notification_detail(request, pk: int):
     return render(
         request, "devices/notification_detail.html", {"notification": notification, "data": data}
     )
+
+
+@role_required()
+def broadcasts(request):
+    """Push broadcasts to saved cohorts: the list and the create form."""
+
+    can_send = has_role(request.user, Role.PRODUCT, Role.ADMIN)
+    form = {"name": "", "cohort_id": "", "title": "", "body": ""}
+    error = ""
+    if request.method == "POST":
+        if not can_send:
+            raise PermissionDenied("needs the role product or admin")
+        form.update({k: request.POST.get(k, "").strip() for k in form})
+        try:
+            cohort = int(form["cohort_id"]) if form["cohort_id"].isdigit() else 0
+            broadcast = broadcast_create(
+                name=form["name"],
+                cohort_id=cohort,
+                title=form["title"],
+                body=form["body"],
+                by=request.user,
+            )
+        except InvalidRequest as exc:
+            error = str(exc)
+        else:
+            if request.POST.get("send"):
+                broadcast_send(broadcast=broadcast, by=request.user)
+            return redirect("devices:broadcast", pk=broadcast.pk)
+    rows = [(b, broadcast_stats(b)) for b in Broadcast.objects.all()[:100]]
+    context = {
+        "rows": rows,
+        "form": form,
+        "error": error,
+        "cohorts": audiences.choices(),
+        "can_send": can_send,
+        "cap": settings.PUSH_BROADCAST_CAP,
+    }
+    return render(request, "devices/broadcasts.html", context, status=400 if error else 200)
+
+
+@role_required()
+def broadcast_detail(request, pk: int):
+
+    broadcast = get_object_or_404(Broadcast, pk=pk)
+    can_send = has_role(request.user, Role.PRODUCT, Role.ADMIN)
+    if request.method == "POST":
+        if not can_send:
+            raise PermissionDenied("needs the role product or admin")
+        broadcast_send(broadcast=broadcast, by=request.user)
+        return redirect("devices:broadcast", pk=broadcast.pk)
+    stats = broadcast_stats(broadcast)
+    context = {
+        "b": broadcast,
+        "stats": stats,
+        "percent": round(stats["progress"] * 100),
+        "can_send": can_send,
+        "open_event": OPEN_EVENT,
+    }
+    return render(request, "devices/broadcast_detail.html", context)

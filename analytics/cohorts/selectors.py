@@ -115,3 +115,38 @@ def cohort_saved_groups(cohort_ids: set[int], *, prefix: str) -> dict[str, list[
         f"{prefix}{cohort_id}": sorted(cohort_member_sets.get(cohort_id))
         for cohort_id in sorted(cohort_ids)
     }
+
+
+AUDIENCE_PAGE = 10_000
+
+
+def audience_members(cohort_id: int):
+    """A computed cohort's current members in pages (core.audiences' reader for push
+    broadcasts)."""
+    from core.audiences import AudienceUnavailable
+
+    cohort = Cohort.objects.filter(pk=cohort_id).first()
+    if cohort is None or not cohort.version:
+        raise AudienceUnavailable(f"no computed cohort with id {cohort_id}")
+    offset = 0
+    while True:
+        page = cohort_members(cohort=cohort, limit=AUDIENCE_PAGE, offset=offset)
+        if page:
+            yield page
+        if len(page) < AUDIENCE_PAGE:
+            return
+        offset += AUDIENCE_PAGE
+
+
+def broadcast_opens(event: str, broadcast_ids: list[int]) -> dict[int, int]:
+    """Distinct users per broadcast id whose `event` (the app's open report) names it in the
+    `broadcast_id` property (a string or a number)."""
+    rows = store().query(
+        "SELECT if(toUInt64OrZero(JSONExtractRaw(properties, 'broadcast_id')) > 0, "
+        "toUInt64OrZero(JSONExtractRaw(properties, 'broadcast_id')), "
+        "toUInt64OrZero(JSONExtractString(properties, 'broadcast_id'))) AS bid, "
+        "uniqExact(user_id) AS users FROM events WHERE event = {event:String} "
+        "AND bid IN {ids:Array(UInt64)} GROUP BY bid",
+        {"event": event, "ids": [int(i) for i in broadcast_ids]},
+    )
+    return {int(row["bid"]): int(row["users"]) for row in rows}

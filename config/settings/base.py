@@ -421,6 +421,12 @@ PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=30.0)
 # Reminders wait out quiet hours in each device's time zone ("" turns quiet hours off).
 PUSH_QUIET_HOURS = env.str("PUSH_QUIET_HOURS", default="22:00-08:00")
 PUSH_QUIET_HOURS_TYPES = env.list("PUSH_QUIET_HOURS_TYPES", default=["SUBSCRIPTION_REMINDER"])
+# Push broadcasts to a cohort: recipients per batch task, and at most CAP broadcasts a user
+# receives in CAP_HOURS (the rest are held back, counted as capped). Broadcasts always wait out
+# the quiet hours.
+PUSH_BROADCAST_BATCH = env.int("PUSH_BROADCAST_BATCH", default=500)
+PUSH_BROADCAST_CAP = env.int("PUSH_BROADCAST_CAP", default=2)
+PUSH_BROADCAST_CAP_HOURS = env.int("PUSH_BROADCAST_CAP_HOURS", default=24)
 # Pruning: devices unseen this long are deactivated; inactive this long are deleted.
 PUSH_STALE_AFTER_DAYS = env.int("PUSH_STALE_AFTER_DAYS", default=270)
 PUSH_DELETE_INACTIVE_AFTER_DAYS = env.int("PUSH_DELETE_INACTIVE_AFTER_DAYS", default=30)
