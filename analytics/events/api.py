@@ -125,7 +125,14 @@ class EventInSerializer(serializers.Serializer):
         required=False,
         help_text="ISO 8601 with offset, from 2000-01-01 to 1 hour ahead; default: receipt time",
     )
-    properties = serializers.DictField(required=False, help_text="at most 32 KB serialized")
+    properties = serializers.DictField(
+        required=False,
+        help_text="at most 32 KB serialized. Person properties as PostHog's: `$set` / "
+        "`$set_once` objects whose `tier`, `country`, `signup_source` and `signup_at` / "
+        "`signup_date` (ISO 8601) update the user (`$set` overwrites, `$set_once` fills what "
+        "is empty); event `$identify` with `$anon_distinct_id`, or `$create_alias` with "
+        "`alias`, links that other id to this user, whose analyses then count its events",
+    )
     session_id = serializers.CharField(required=False, max_length=200)
     page_url = serializers.CharField(required=False, max_length=2048)
     user_agent = serializers.CharField(required=False, max_length=1024)

@@ -496,7 +496,7 @@ EVENTS_FLUSH_SECONDS = env.float("EVENTS_FLUSH_SECONDS", default=0.5)
 EVENTS_FLUSH_SIZE = env.int("EVENTS_FLUSH_SIZE", default=50000)
 # Identity (analytics/events/identity.py): the writer moves linked ids' events to their persons
 # in one pass at most this often (each pass costs a few store mutations, whatever its size).
-IDENTITY_MOVE_SECONDS = env.float("IDENTITY_MOVE_SECONDS", default=30.0)
+IDENTITY_MOVE_SECONDS = env.float("IDENTITY_MOVE_SECONDS", default=300.0)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
