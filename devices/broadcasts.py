@@ -71,9 +71,10 @@ def broadcast_send(*, broadcast: Broadcast, by) -> Broadcast:
     return broadcast
 
 
-def broadcast_plan(*, broadcast_id: int) -> int:
+def broadcast_plan(*, broadcast_id: int, inline: bool = False) -> int:
     """Read the audience, keep the members with an active device as recipients (one row each)
-    and queue one batch task per PUSH_BROADCAST_BATCH of them; the number of batches."""
+    and queue one batch task per PUSH_BROADCAST_BATCH of them (`inline`: send them here, as
+    seed_demo does before any worker runs); the number of batches."""
     from devices.tasks import send_broadcast_batch
 
     broadcast = Broadcast.objects.get(pk=broadcast_id)
@@ -107,7 +108,10 @@ def broadcast_plan(*, broadcast_id: int) -> int:
     if not batches:
         _finish_if_done(broadcast.pk)
     for index in range(batches):
-        send_broadcast_batch.delay(broadcast.pk, index)
+        if inline:
+            broadcast_send_batch(broadcast_id=broadcast.pk, index=index)
+        else:
+            send_broadcast_batch.delay(broadcast.pk, index)
     return batches
 
 

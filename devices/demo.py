@@ -54,8 +54,41 @@ def _address(platform: str, rng: random.Random) -> dict:
     }
 
 
-@transaction.atomic
 def seed(*, stdout) -> None:
+    _seed_devices(stdout=stdout)
+    _seed_broadcast(stdout=stdout)
+
+
+BROADCAST_COHORT = "Active renderers"
+
+
+def _seed_broadcast(*, stdout) -> None:
+    """A sent broadcast to a demo cohort (analytics seeds it first), run here, not by a
+    worker, so the Broadcasts page has counts on first start."""
+    from core import audiences
+    from devices.broadcasts import broadcast_create, broadcast_plan
+    from devices.models import Broadcast
+
+    cohorts = {name: pk for pk, name in audiences.choices()}
+    if Broadcast.objects.exists() or BROADCAST_COHORT not in cohorts:
+        return
+    broadcast = broadcast_create(
+        name="New video styles",
+        cohort_id=cohorts[BROADCAST_COHORT],
+        title="Three new video styles",
+        body="Watercolour, noir and comic: try them on your next book.",
+        by="demo",
+    )
+    Broadcast.objects.filter(pk=broadcast.pk).update(
+        state=Broadcast.State.SENDING, started_at=timezone.now()
+    )
+    broadcast_plan(broadcast_id=broadcast.pk, inline=True)
+    broadcast.refresh_from_db()
+    stdout.write(f"devices: demo broadcast to {broadcast.recipients} users of {BROADCAST_COHORT!r}")
+
+
+@transaction.atomic
+def _seed_devices(*, stdout) -> None:
     if Device.objects.filter(user_id__startswith=PREFIX).exists():
         stdout.write("devices: demo devices already present")
         return
@@ -70,7 +103,7 @@ def seed(*, stdout) -> None:
             devices.append(
                 (
                     Device(
-                        user_id=f"{PREFIX}{1000 + u}",
+                        user_id=f"{PREFIX}{1000 + u:06d}",
                         platform=platform,
                         **_address(platform, rng),
                         app_version=rng.choice(VERSIONS[platform]),
@@ -108,7 +141,7 @@ def seed(*, stdout) -> None:
     # A few fresh ones through the real fan-out path (outbox backend in demo mode).
     recent = [
         Notification.objects.create(
-            user_id=f"{PREFIX}{1000 + u}",
+            user_id=f"{PREFIX}{1000 + u:06d}",
             type=NotificationType.VIDEO_COMPLETED,
             data={"title": rng.choice(TITLES)},
             requested_by="video-pipeline",

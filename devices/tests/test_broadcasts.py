@@ -188,3 +188,17 @@ def test_api_and_pages(analytics_store, api_client_for, pm, engineer, client, ru
     schema = api.get("/api/schema/?format=json").json()["paths"]
     assert {"get", "post"} <= set(schema["/api/devices/broadcasts/"])
     assert "post" in schema["/api/devices/broadcasts/{id}/send/"]
+
+
+def test_seed_demo_sends_a_broadcast_to_a_demo_cohort(analytics_store):
+    import io
+
+    from devices import demo
+
+    _cohort([f"demo-{1000 + u:06d}" for u in range(10)], name=demo.BROADCAST_COHORT)
+    for _ in range(2):
+        demo.seed(stdout=io.StringIO())
+    broadcast = Broadcast.objects.get()
+    assert broadcast.state == "sent" and broadcast.recipients >= 5
+    assert broadcast.processed == broadcast.recipients
+    assert broadcast_stats(broadcast)["delivered"] + broadcast_stats(broadcast)["pending"] > 0
