@@ -2,6 +2,7 @@
 
 from django.conf import settings
 
+from core import event_store
 from deployments.cluster.simulated import SimulatedCluster, product_events
 from deployments.metrics.base import Reading
 
@@ -20,8 +21,6 @@ class SimulatedMetrics:
         """Write the product events the users of both versions made in [start, end) to the
         analytics store (SIM_PRODUCT_TRAFFIC_SCALE minutes of traffic per real minute): the
         real world's apps send theirs through capture. Returns the events written."""
-        from analytics.store.bulk import rows_insert
-
         share = self.cluster.canary_share(service)
         minutes = (end - start).total_seconds() / 60 * settings.SIM_PRODUCT_TRAFFIC_SCALE
         if minutes <= 0:
@@ -35,4 +34,4 @@ class SimulatedMetrics:
             end=end,
             minutes=minutes,
         )
-        return rows_insert(table="events", rows=rows) if rows else 0
+        return event_store.insert_events(rows) if rows else 0

@@ -27,6 +27,7 @@ import datetime as dt
 import re
 from dataclasses import asdict, dataclass
 
+from core import event_store
 from core.comparisons import Arm, Comparison, compare
 
 PASS, FAIL, NO_DATA = "pass", "fail", "no_data"
@@ -158,14 +159,11 @@ def store_metric_arms(
     stable_tag: str,
     start: dt.datetime,
     end: dt.datetime,
-    db=None,
 ) -> dict[str, Arm]:
     """Per group (`canary`, `stable`, `both`): users and the sums the statistics need."""
-    from analytics.store import store
-
     canary, stable = releases_of(service, canary_tag), releases_of(service, stable_tag)
     per_event = metric.per_event if metric.query == RATE else metric.from_event or metric.event
-    rows = (db or store()).query(
+    rows = event_store.query(
         STORE_METRIC_SQL.format(**_fragments(metric)),
         {
             "canary": canary,
@@ -344,7 +342,6 @@ class StoreKind:
         return {}
 
     def measure(self, templates: list[dict], context) -> dict:
-        from analytics.store import StoreError
         from deployments.metrics.templates import FAIL, INCONCLUSIVE, PASS, Measurement
 
         rollout, service = context.rollout, context.service
@@ -373,7 +370,7 @@ class StoreKind:
                     start=start,
                     end=context.now,
                 )
-            except StoreError as exc:
+            except event_store.EventStoreUnavailable as exc:
                 out[metric.name] = Measurement(problems=[f"analytics store: {exc}"])
                 continue
             verdict = verdicts[result["verdict"]]
