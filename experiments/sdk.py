@@ -9,6 +9,13 @@ Users outside an experiment get the feature's default value, null.
 A key with encryption on gets GrowthBook's encrypted payload: `encryptedFeatures` (and
 `encryptedSavedGroups`) as `<iv>.<ciphertext>`, both base64, AES-CBC with PKCS7 padding under
 the key's base64 secret, which the SDKs take as `decryptionKey` / `decryption_key`.
+
+Holdouts are spelled as GrowthBook spells them: a feature `$holdout:<key>` whose experiment rule
+puts users in `holdoutcontrol` or `holdouttreatment` (default `genpop`), and a prerequisite on
+every covered experiment's rules. A running experiment's rule requires the holdout feature not to
+be `holdoutcontrol` (GrowthBook forces the held value instead, but a forced null is skipped by
+some SDKs, the Python one among them); a concluded experiment first forces its control for held
+users, then its winner for everyone else, so held users keep the product as it was.
 """
 
 from __future__ import annotations
