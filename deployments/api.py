@@ -283,6 +283,14 @@ class MetricTemplateInput(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+def _unique_names(value: list[dict]) -> list[dict]:
+    names = [t["name"] for t in value]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise serializers.ValidationError(f"template named twice: {', '.join(repeated)}")
+    return value
+
+
 class StepsField(serializers.ListField):
     child = StepField()
 
@@ -319,11 +327,7 @@ class RolloutStartInput(serializers.Serializer):
         return attrs
 
     def validate_metrics(self, value):
-        names = [t["name"] for t in value]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise serializers.ValidationError(f"template named twice: {', '.join(repeated)}")
-        return value
+        return _unique_names(value)
 
     def validate_service(self, value):
         service = Service.objects.filter(name=value).first()
@@ -348,17 +352,65 @@ class ServiceInput(serializers.Serializer):
     )
     default_steps = StepsField(required=False, allow_null=True)
     default_analysis = AnalysisInput(required=False)
+    metric_templates = MetricTemplateInput(
+        many=True,
+        required=False,
+        max_length=30,
+        help_text="the service's whole set of metric templates: an entry naming one it has "
+        "changes the fields given, a new name adds one, templates not named are removed "
+        "(absent on create: the five built-ins)",
+    )
+
+    def validate_metric_templates(self, value):
+        return _unique_names(value)
 
 
 # Output -------------------------------------------------------------------------------------
 
 
+class MetricTemplateOutput(serializers.Serializer):
+    """A metric template as the rollout holds it (copied from the service at start)."""
+
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=list(templates.KINDS))
+    query = serializers.CharField(help_text="PromQL template (prometheus kind)")
+    params = serializers.DictField(help_text="settings of the kind")
+    unit = serializers.CharField()
+    interval = serializers.CharField()
+    min_value = serializers.FloatField(allow_null=True)
+    max_value = serializers.FloatField(allow_null=True)
+    direction = serializers.ChoiceField(choices=[templates.LOWER, templates.HIGHER])
+    stable_tolerance = serializers.FloatField(allow_null=True)
+    stable_tolerance_unit = serializers.ChoiceField(choices=[templates.ABSOLUTE, templates.PERCENT])
+    effect_size_tolerance = serializers.FloatField()
+    weight = serializers.FloatField()
+    critical = serializers.BooleanField()
+    failure_limit = serializers.IntegerField()
+    inconclusive_limit = serializers.IntegerField()
+    dry_run = serializers.BooleanField()
+    enabled = serializers.BooleanField()
+
+
 class ServiceOutput(serializers.ModelSerializer):
     current_rollout = serializers.SerializerMethodField()
+    metric_templates = serializers.SerializerMethodField(
+        help_text="what the service's next rollouts are judged by"
+    )
 
     class Meta:
         model = Service
-        fields = ["name", *services.SERVICE_FIELDS, "current_rollout", "created_at", "updated_at"]
+        fields = [
+            "name",
+            *services.SERVICE_FIELDS,
+            "metric_templates",
+            "current_rollout",
+            "created_at",
+            "updated_at",
+        ]
+
+    @extend_schema_field(MetricTemplateOutput(many=True))
+    def get_metric_templates(self, obj):
+        return [t.as_dict() for t in obj.metric_templates.order_by("id")]
 
     def get_current_rollout(self, obj) -> int | None:
         current = getattr(obj, "current", None)
@@ -396,29 +448,6 @@ class HookOutput(serializers.Serializer):
     host = serializers.CharField()
     enabled = serializers.BooleanField()
     last = HookAnswerOutput(allow_null=True, help_text="the hook's last answer in this rollout")
-
-
-class MetricTemplateOutput(serializers.Serializer):
-    """A metric template as the rollout holds it (copied from the service at start)."""
-
-    name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=list(templates.KINDS))
-    query = serializers.CharField(help_text="PromQL template (prometheus kind)")
-    params = serializers.DictField(help_text="settings of the kind")
-    unit = serializers.CharField()
-    interval = serializers.CharField()
-    min_value = serializers.FloatField(allow_null=True)
-    max_value = serializers.FloatField(allow_null=True)
-    direction = serializers.ChoiceField(choices=[templates.LOWER, templates.HIGHER])
-    stable_tolerance = serializers.FloatField(allow_null=True)
-    stable_tolerance_unit = serializers.ChoiceField(choices=[templates.ABSOLUTE, templates.PERCENT])
-    effect_size_tolerance = serializers.FloatField()
-    weight = serializers.FloatField()
-    critical = serializers.BooleanField()
-    failure_limit = serializers.IntegerField()
-    inconclusive_limit = serializers.IntegerField()
-    dry_run = serializers.BooleanField()
-    enabled = serializers.BooleanField()
 
 
 class MetricResultOutput(serializers.Serializer):

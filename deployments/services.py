@@ -222,13 +222,18 @@ SERVICE_FIELDS = (
 
 
 @transaction.atomic
-def service_create(*, by, name: str, **fields) -> Service:
+def service_create(
+    *, by, name: str, metric_templates: list[dict] | None = None, **fields
+) -> Service:
     if Service.objects.filter(name=name).exists():
         raise InvalidRequest("name", f"a service named {name!r} already exists")
     service = Service.objects.create(
         name=name, **{k: v for k, v in fields.items() if k in SERVICE_FIELDS}
     )
-    metric_templates_ensure_defaults(service=service)
+    if metric_templates is None:
+        metric_templates_ensure_defaults(service=service)
+    else:
+        service_metric_templates_set(service=service, templates=metric_templates, by=None)
     audit_record(actor=by, action="service.create", target=service)
     return service
 
@@ -255,6 +260,40 @@ def metric_template_ensure(*, service: Service, template: dict) -> bool:
     return made
 
 
+def service_metric_templates_set(*, service: Service, templates: list[dict], by) -> list[str]:
+    """Make `templates` the service's set: an entry naming a template it has changes the fields
+    given, one naming none adds a template (defaults fill the rest), templates not named go.
+    Validated as a whole first (400 naming `metric_templates`). Returns the names changed."""
+    existing = {t.name: t for t in service.metric_templates.all()}
+    wanted = metric_templates.apply_overrides(
+        [existing[o["name"]].as_dict() for o in templates if o["name"] in existing],
+        templates,
+    )
+    for template in wanted:
+        problems = metric_templates.validate(template)
+        if problems:
+            key, problem = next(iter(problems.items()))
+            raise InvalidRequest("metric_templates", f"{template['name']}: {key} {problem}")
+    changed = sorted(set(existing) - {t["name"] for t in wanted})
+    service.metric_templates.exclude(name__in=[t["name"] for t in wanted]).delete()
+    for template in wanted:
+        row = existing.get(template["name"])
+        if row is None:
+            MetricTemplate.objects.create(service=service, **template)
+            changed.append(template["name"])
+        elif row.as_dict() != template:
+            MetricTemplate.objects.filter(pk=row.pk).update(**template)
+            changed.append(template["name"])
+    if changed and by is not None:
+        audit_record(
+            actor=by,
+            action="service.metric_templates",
+            target=service,
+            detail=", ".join(sorted(changed)),
+        )
+    return changed
+
+
 def service_metric_templates(service: Service) -> list[dict]:
     """The service's templates as dicts, the built-ins when it has none."""
     rows = [t.as_dict() for t in service.metric_templates.order_by("id")]
@@ -277,7 +316,11 @@ def rollout_metric_templates(
 
 
 @transaction.atomic
-def service_update(*, service: Service, by, **fields) -> Service:
+def service_update(
+    *, service: Service, by, metric_templates: list[dict] | None = None, **fields
+) -> Service:
+    if metric_templates is not None:
+        service_metric_templates_set(service=service, templates=metric_templates, by=by)
     changed = []
     for key, value in fields.items():
         if key in SERVICE_FIELDS and getattr(service, key) != value:

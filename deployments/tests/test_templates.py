@@ -491,3 +491,27 @@ def test_admin_add_gives_the_builtins(admin_user, client):
     names = list(created.metric_templates.order_by("id").values_list("name", flat=True))
     assert names[0] == "error_rate" and sorted(names) == sorted(templates.BUILTIN)
     assert created.metric_templates.get(name="error_rate").max_value == 1.0
+
+
+def test_service_api_reads_and_replaces_its_templates(eng, service):
+    metric_templates_ensure_defaults(service=service)
+    url = f"/api/services/{service.name}/"
+    assert [t["name"] for t in eng.get(url).json()["metric_templates"]] == list(templates.BUILTIN)
+    body = {
+        "metric_templates": [
+            {"name": "error_rate", "max_value": 2.0},
+            {"name": "queue_depth", "query": "max(q{ns='{{ namespace }}'})", "max_value": 10},
+        ]
+    }
+    r = eng.patch(url, body, format="json")
+    assert r.status_code == 200, r.json()
+    got = {t["name"]: t for t in r.json()["metric_templates"]}
+    assert set(got) == {"error_rate", "queue_depth"}
+    assert got["error_rate"]["max_value"] == 2.0 and got["error_rate"]["stable_tolerance"] == 1.0
+    assert got["queue_depth"]["failure_limit"] == 2
+    bad = {"metric_templates": [{"name": "queue_depth", "query": "q{a='{{ pod }}'}"}]}
+    r = eng.patch(url, bad, format="json")
+    assert r.status_code == 400 and "query" in r.json()["detail"]["metric_templates"]["0"]
+    r = eng.patch(url, {"metric_templates": [{"name": "fresh"}]}, format="json")
+    assert r.status_code == 400 and "fresh: query" in r.json()["detail"]["metric_templates"][0]
+    assert service.metric_templates.count() == 2  # nothing changed by refused requests
