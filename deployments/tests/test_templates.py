@@ -515,3 +515,45 @@ def test_service_api_reads_and_replaces_its_templates(eng, service):
     r = eng.patch(url, {"metric_templates": [{"name": "fresh"}]}, format="json")
     assert r.status_code == 400 and "fresh: query" in r.json()["detail"]["metric_templates"][0]
     assert service.metric_templates.count() == 2  # nothing changed by refused requests
+
+
+# The statistical judge reads each template's tolerance and weight ----------------------------
+
+
+def _samples(rng, mean, n=12, spread=0.02):
+    return list(rng.normal(mean, mean * spread, n))
+
+
+def test_statistical_judge_uses_each_templates_tolerance_weight_and_direction():
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    from deployments.judge import judge_step
+
+    rng = np.random.default_rng(3)
+    stable = {"p99_ms": _samples(rng, 150), "success": _samples(rng, 0.9)}
+    canary = {"p99_ms": _samples(rng, 150 * 1.4), "success": _samples(rng, 0.9 * 0.8)}
+    p99 = templates.complete({"name": "p99_ms", "query": "q", "effect_size_tolerance": 1.25})
+    success = templates.complete(
+        {"name": "success", "query": "q", "direction": "higher", "weight": 3.0}
+    )
+    result = judge_step({}, canary, stable, templates=[p99, success])
+    by_name = {r.name: r for r in result.results}
+    expected_p = mannwhitneyu(canary["p99_ms"], stable["p99_ms"], method="asymptotic").pvalue
+    assert by_name["p99_ms"].p_value == pytest.approx(expected_p, rel=1e-9)
+    assert by_name["p99_ms"].classification == "high" and by_name["p99_ms"].failed
+    # higher is better: a 20 % drop is past the 1/1.25 tolerance and fails
+    assert by_name["success"].classification == "low" and by_name["success"].failed
+    assert result.score == 0.0
+    # a tolerance of x1.5 lets the p99 through; success (weight 3 of 4) still fails
+    p99["effect_size_tolerance"] = 1.5
+    result = judge_step({}, canary, stable, templates=[p99, success])
+    assert result.score == pytest.approx(25.0)
+    # dry-run: shown, not scored; weight 0: left out
+    success["dry_run"] = True
+    result = judge_step({}, canary, stable, templates=[p99, success])
+    assert result.score == 100.0 and [r.name for r in result.results] == ["p99_ms", "success"]
+    success["weight"] = 0.0
+    assert [r.name for r in judge_step({}, canary, stable, templates=[p99, success]).results] == [
+        "p99_ms"
+    ]
