@@ -8,4 +8,5 @@ urlpatterns: list = [
     path("", include("analytics.insights.api_urls")),
     path("", include("analytics.cohorts.api_urls")),
     path("", include("analytics.dashboards.api_urls")),
+    path("", include("analytics.alerts.api_urls")),
 ]

@@ -213,3 +213,35 @@ def test_pages_and_the_alerts_page(analytics_store, client, pm, engineer):
     ops = client.get("/ops/alerts/").content.decode()
     assert "Product metric alerts" in ops and "Signups low" in ops
     assert client.post(f"/analytics/alerts/{alert.pk}/", {"action": "delete"}).status_code == 403
+
+
+def test_the_api(analytics_store, api_client_for, pm, engineer):
+    api = api_client_for(pm)
+    body = {
+        "name": "Signups low",
+        "params": {"series": "signup", "period": "week", "date_from": "2024-01-01"},
+        "condition": "below",
+        "threshold": 3,
+    }
+    made = api.post("/api/analytics/alerts/", body, format="json")
+    assert made.status_code == 201, made.json()
+    alert = made.json()
+    assert alert["params"] == {"series": "signup", "period": "week"} and alert["state"] == "new"
+    assert alert["rule"].startswith("total of signup, last complete week, below 3")
+    bad = api.post(
+        "/api/analytics/alerts/",
+        body | {"name": "x", "params": {"series": "s", "math": "?"}},
+        format="json",
+    )
+    assert bad.status_code == 400 and "params.math" in bad.json()["detail"]
+    _renders([1])
+    services.alert_check(alert_id=alert["id"], today=dt.date(2024, 1, 10))
+    url = f"/api/analytics/alerts/{alert['id']}/"
+    got = api.get(url).json()
+    assert got["state"] == "firing" and got["events"][0]["kind"] == "fired"
+    assert got["checks"][0]["value"] == 0 and got["checks"][0]["breached"]
+    changed = api.patch(url, {"threshold": 0}, format="json").json()
+    assert changed["threshold"] == 0 and changed["state"] == "new"
+    assert api_client_for(engineer).get(url).status_code == 200
+    assert api_client_for(engineer).delete(url).status_code == 403
+    assert api.delete(url).status_code == 204
