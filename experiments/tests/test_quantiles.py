@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from django.core.exceptions import ValidationError
+from django.test import Client
 
 from analytics.catalog import Event
 from analytics.store.bulk import rows_insert
+from core.tests.factories import PASSWORD
 from experiments import stats
 from experiments.dimensions import dimension_parse
 from experiments.models import Metric
@@ -192,7 +194,7 @@ def test_quantile_metric_definition_is_checked():
     assert "quantile" in caught.value.message_dict
 
 
-def test_quantile_with_too_few_values_has_no_comparison(analytics_store, running):
+def test_quantile_with_too_few_values_has_no_comparison(analytics_store, running, pm):
     metric = MetricFactory(
         key="render-p90-few",
         kind=Metric.Kind.QUANTILE,
@@ -215,3 +217,8 @@ def test_quantile_with_too_few_values_has_no_comparison(analytics_store, running
     assert treatment["comparison"]["lift"] is None
     assert result["srm"]["users"] == {"control": 10, "treatment": 10}
     assert result["timeseries"]["primary"] == {}
+    client = Client()
+    assert client.login(username=pm.username, password=PASSWORD)
+    page = client.get(f"/experiments/{experiment.key}/", {"dimension": "country"})
+    body = page.content.decode()
+    assert page.status_code == 200 and "p90" in body and "too few values" in body
