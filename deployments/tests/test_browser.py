@@ -96,7 +96,7 @@ def test_statistical_judge_chosen_in_the_form_is_shown_on_the_page(
     login(page, engineer)
     page.goto(f"{live_asgi}/deployments/")
     row = page.locator(f'tr[data-service="{service.name}"]')
-    row.locator("summary").click()
+    row.locator("summary", has_text="Roll out").click()
     row.locator("input[name=image_tag]").fill("v2")
     row.locator("input[name=interval_seconds]").fill("0.3")
     row.locator("input[name=samples_per_step]").fill("3")
