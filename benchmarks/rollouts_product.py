@@ -33,7 +33,7 @@ def _error_rate_fails(canary: dict, stable: dict, template: dict) -> bool:
     return check(template, measured)["verdict"] == FAIL
 
 
-def _one_canary(service, cluster, db, metric, *, seed: int, tag: str, horizon: int, start):
+def _one_canary(service, cluster, metric, *, seed: int, tag: str, horizon: int, start):
     """Minutes until the product metric fails (None: never within the horizon), minutes until
     its failure limit is reached, and whether the error-rate judge ever failed it."""
     from analytics.store.bulk import rows_insert
@@ -76,7 +76,6 @@ def _one_canary(service, cluster, db, metric, *, seed: int, tag: str, horizon: i
             stable_tag=stable_tag,
             start=start,
             end=hi,
-            db=db,
         )
         consecutive = consecutive + 1 if result["verdict"] == "fail" else 0
         if consecutive and first is None:
@@ -121,7 +120,6 @@ def product_detection(stdout, *, quick: bool) -> dict:
                         _one_canary(
                             service,
                             cluster,
-                            db,
                             metric,
                             seed=seed,
                             tag="quality-fault",
@@ -133,7 +131,6 @@ def product_detection(stdout, *, quick: bool) -> dict:
                         _one_canary(
                             service,
                             cluster,
-                            db,
                             metric,
                             seed=100 + seed,
                             tag="",
