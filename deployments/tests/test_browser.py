@@ -121,7 +121,7 @@ def test_rollout_form_changes_templates_and_the_page_shows_each_result(
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(f"{live_asgi}/deployments/")
     row = page.locator(f'tr[data-service="{service.name}"]')
-    row.locator("summary").first.click()
+    row.locator("summary", has_text="Roll out").click()
     row.locator("input[name=image_tag]").fill("v2")
     row.locator("input[name=interval_seconds]").fill("0.5")
     row.locator("input[name=samples_per_step]").fill("2")
