@@ -122,6 +122,7 @@ def _render_dashboard(request, dashboard: Dashboard):
 
 
 def _present(request, item: TileResult, index: int, count: int) -> dict:
+    from analytics.product.pages import with_releases
     from analytics.product.registry import ANALYSES
 
     tile = item.tile
@@ -147,7 +148,8 @@ def _present(request, item: TileResult, index: int, count: int) -> dict:
     presented = spec.analysis.present(tile_request, item.result, data)
     out["stats"] = presented.get("stats", [])[:TILE_STATS]
     out["empty"] = presented.get("empty", False)
-    for chart in [] if out["empty"] else presented.get("charts", [])[:1]:
+    shown = [] if out["empty"] else presented.get("charts", [])[:1]
+    for chart in with_releases(shown, data.validated_data if data.is_valid() else {}):
         if "figure" in chart:
             out["charts"].append({**chart, "id": f"tile-{tile.pk}-{chart['id']}"})
     tables = presented.get("tables", [])

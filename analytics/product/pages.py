@@ -173,13 +173,14 @@ def render_analysis(request, analysis: Analysis):
     from analytics.dashboards.views import pin_context  # dashboards import the analyses
 
     context["pin"] = pin_context(request, analysis)
-    context["charts"] = _with_releases(context["charts"], data.validated_data)
+    context["charts"] = with_releases(context["charts"], data.validated_data)
     context["csv_base"] = query_string(request, csv=None)
     return render(request, analysis.template, context)
 
 
-def _with_releases(chart_list: list[dict], params: dict) -> list[dict]:
-    """Rollouts in the analysed range (UTC days) as markers on every time-series chart."""
+def with_releases(chart_list: list[dict], params: dict) -> list[dict]:
+    """Rollouts in the analysed range (UTC days) as markers on every time-series chart (an
+    analysis page's and a dashboard tile's)."""
     from core.releases import markers as release_markers
 
     if "date_from" not in params or not chart_list:

@@ -62,12 +62,16 @@ def test_only_date_axes_get_markers():
     assert charts.with_releases(matrix, marker) is matrix
 
 
-def test_analytics_pages_draw_the_rollouts_of_their_range(history, analytics_store, client, pm):
+@pytest.mark.parametrize("page", ["/analytics/overview/", "/analytics/"])
+def test_analytics_pages_draw_the_rollouts_of_their_range(
+    history, analytics_store, client, pm, page
+):
+    """The overview page and the default dashboard (its tiles) alike."""
     from analytics.product.tests.product_data import load, rows_from_spec
 
     load(rows_from_spec([("u1", "signup", 0, {}), ("u1", "session_start", 3, {})], start=T))
     client.force_login(pm)
-    body = client.get("/analytics/?date_from=2024-02-01&date_to=2024-02-29&period=day")
+    body = client.get(f"{page}?date_from=2024-02-01&date_to=2024-02-29&period=day")
     assert body.status_code == 200
     found = re.search(
         r'<script id="analytics-charts" type="application/json">(.*?)</script>',
