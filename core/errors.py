@@ -32,6 +32,58 @@ class InvalidRequest(Exception):
         self.problem = problem
 
 
+class Unprocessable(InvalidRequest):
+    """The request matches the schema but breaks a rule the schema cannot state (a date range
+    that ends before it starts, rollout steps that do not end at 100): answered with 422."""
+
+    status_code = 422
+    code = "unprocessable"
+
+
+class MissingReference(InvalidRequest):
+    """An id given in the body or query names no object (no cohort 7): answered with 404."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class StateConflict(InvalidRequest):
+    """A field names an object whose state does not allow this (a cohort not yet computed):
+    answered with 409."""
+
+    status_code = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+# The codes to give a serializer's ValidationError for those answers.
+UNPROCESSABLE = Unprocessable.code
+NOT_FOUND = MissingReference.code
+CONFLICT = StateConflict.code
+
+
+def field_error(exc: InvalidRequest) -> exceptions.ValidationError:
+    """`exc` inside a serializer's validation: the same problem, with its code, so that the
+    answer keeps its status (core.errors.api_exception_handler) and pages show the message."""
+    return exceptions.ValidationError({exc.field: [exc.problem]}, code=exc.code)
+
+
+# Serializer errors with these codes answer with their own status when every problem of the
+# request has it (a plain invalid value among them makes the answer 400).
+_STATUS_OF_FIELD_CODE = {
+    MissingReference.code: MissingReference.status_code,
+    StateConflict.code: StateConflict.status_code,
+    Unprocessable.code: Unprocessable.status_code,
+}
+
+
+def _leaf_codes(codes) -> set:
+    if isinstance(codes, dict):
+        return set().union(*(_leaf_codes(v) for v in codes.values())) if codes else set()
+    if isinstance(codes, list):
+        return set().union(*(_leaf_codes(v) for v in codes)) if codes else set()
+    return {codes}
+
+
 _CODES = {
     exceptions.ValidationError: "invalid",
     exceptions.ParseError: "malformed",
@@ -55,6 +107,12 @@ def api_exception_handler(exc, context):
         return Response(error_body(exc.code, str(exc)), status=exc.status_code)
     if isinstance(exc, InvalidRequest):
         return Response(error_body(exc.code, {exc.field: [exc.problem]}), status=exc.status_code)
+    if isinstance(exc, exceptions.ValidationError):
+        codes = _leaf_codes(exc.get_codes())
+        if codes and codes <= set(_STATUS_OF_FIELD_CODE):
+            # several kinds at once: the first of not_found, conflict, unprocessable
+            code = next(c for c in _STATUS_OF_FIELD_CODE if c in codes)
+            return Response(error_body(code, exc.detail), status=_STATUS_OF_FIELD_CODE[code])
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "not found")
     elif isinstance(exc, PermissionDenied):

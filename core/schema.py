@@ -9,10 +9,16 @@ error responses that follow from how the view is built, all with the shared erro
 | 400 | a body, query or header parameter is invalid, or the JSON is malformed | operations with a body or query parameters |
 | 401 | no credentials, or wrong / expired ones | operations that need authentication |
 | 403 | the caller's role, key kind or scope does not allow it; a session without its CSRF token | operations with a permission |
-| 404 | no object with this id (or not the caller's) | operations with path parameters |
+| 404 | no object with this id (or not the caller's); an id in the body or query names none | operations with path, query or body parameters |
+| 409 | an id in the body or query names an object whose state does not allow this | operations with query or body parameters |
 | 413 | the body is larger than its route's limit (core.body_limit) | operations with a body |
 | 415 | the body is not of a documented media type | operations with a body |
+| 422 | the request matches the schema but breaks a rule the schema cannot state (a date range that ends before it starts); `detail` names the field | operations with query or body parameters |
 | 429 | the API key's rate limit; `Retry-After` says when to try again | operations an X-Api-Key reaches |
+
+Views raise these through core.errors: InvalidRequest (400), MissingReference (404),
+StateConflict (409), Unprocessable (422), or a serializer ValidationError with the code
+core.errors.NOT_FOUND / CONFLICT / UNPROCESSABLE.
 
 409, 503 and any other status a view answers on purpose are declared by the view itself
 (`@extend_schema(responses={409: OpenApiResponse(description=...)})`); an error response
@@ -25,6 +31,7 @@ A list that may not be empty has `minItems: 1`, a JSON field that may not be nul
 nullable.
 """
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
@@ -60,9 +67,14 @@ DESCRIPTIONS = {
     "401": "No credentials, or wrong or expired ones.",
     "403": "The caller's role, key kind or scope does not allow this (or a session request "
     "without its CSRF token).",
-    "404": "No such object (or it is not the caller's).",
+    "404": "No such object (or it is not the caller's), or an id given in the request names "
+    "none: `detail` names the field.",
+    "409": "An object named in the request is in a state that does not allow this: `detail` "
+    "names the field.",
     "413": "The body is larger than this route's limit.",
     "415": "The body is not in a documented media type.",
+    "422": "The request matches this schema but breaks a rule the schema cannot state (such as "
+    "a date range that ends before it starts): `detail` names the field and the rule.",
     "429": "The API key's rate limit: try again after `Retry-After` seconds.",
 }
 
@@ -99,6 +111,9 @@ class ContractAutoSchema(AutoSchema):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None or not path.startswith("/api/"):
             return operation
+        for parameter in operation.get("parameters", []):
+            if parameter["in"] == "query" and not parameter.get("required"):
+                _empty_means_absent(parameter)
         responses = operation["responses"]
         for status in self._error_statuses(path, operation):
             responses.setdefault(status, {"description": DESCRIPTIONS[status]})
@@ -108,6 +123,14 @@ class ContractAutoSchema(AutoSchema):
             if status[0] in "45" and "content" not in response:
                 response["content"] = {"application/json": {"schema": self._error_ref()}}
         return operation
+
+    def _map_serializer(self, serializer, direction, bypass_extensions=False):
+        schema = super()._map_serializer(serializer, direction, bypass_extensions)
+        # A serializer may add what its fields cannot say (additionalProperties: false, ...).
+        extra = getattr(serializer, "schema_extra", None)
+        if extra and direction == "request":
+            schema.update(extra)
+        return schema
 
     def _error_ref(self) -> dict:
         component = ResolvedComponent(
@@ -124,7 +147,8 @@ class ContractAutoSchema(AutoSchema):
         statuses = []
         parameters = operation.get("parameters", [])
         has_body = "requestBody" in operation
-        if has_body or any(p["in"] in ("query", "header") for p in parameters):
+        has_input = has_body or any(p["in"] in ("query", "header") for p in parameters)
+        if has_input:
             statuses.append("400")
         permissions = view.get_permissions()
         guarded = any(not isinstance(p, AllowAny) for p in permissions)
@@ -135,8 +159,10 @@ class ContractAutoSchema(AutoSchema):
             has_body and any(isinstance(a, SessionAuthentication) for a in authenticators)
         ):
             statuses.append("403")
-        if "{" in path:
+        if "{" in path or has_input:
             statuses.append("404")
+        if has_input:
+            statuses += ["409", "422"]
         if has_body:
             statuses += ["413", "415"]
         if view.get_throttles() and any(_is_api_key_auth(a) for a in authenticators):
@@ -153,14 +179,35 @@ class ContractAutoSchema(AutoSchema):
             and "pattern" not in schema
             and "enum" not in schema
             and "format" not in schema
+            # a field with its own regex: drf-spectacular publishes that one as the pattern
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
         ):
             blank_refused = not field.allow_blank and field.trim_whitespace
             schema["pattern"] = NOT_BLANK_PATTERN if blank_refused else NO_NUL_PATTERN
-        if isinstance(field, serializers.ListField) and not field.allow_empty:
-            schema.setdefault("minItems", 1)
-        if isinstance(field, serializers.JSONField) and not field.allow_null and not schema:
+        if isinstance(field, serializers.ListField | serializers.ListSerializer):
+            if not field.allow_empty:
+                schema.setdefault("minItems", 1)
+            if getattr(field, "max_length", None) is not None:
+                schema.setdefault("maxItems", field.max_length)
+        if (
+            isinstance(field, serializers.JSONField)
+            and not field.allow_null
+            and not {"type", "$ref", "oneOf", "anyOf", "allOf"} & set(schema)
+        ):
             schema.update(_NOT_NULL)
         return schema
+
+
+def _empty_means_absent(parameter: dict) -> None:
+    """DRF reads an optional query parameter given empty (`?period=`) as not given, as HTML
+    forms send them; the schema says so, or a client would think `?period=` is refused."""
+    schema = parameter.get("schema", {})
+    if schema.get("type") == "array" or "anyOf" in schema:
+        return
+    parameter["schema"] = {"anyOf": [schema, {"type": "string", "enum": [""]}]}
+    parameter["description"] = (
+        parameter.get("description", "") + "\n\nEmpty: as if not given."
+    ).strip()
 
 
 _NOT_NULL = {

@@ -17,6 +17,7 @@ the wrong JSON type when the data they validate is so marked. Serializers fed an
 import json
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from rest_framework import fields, serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -43,6 +44,15 @@ class StrictJSONParser(JSONParser):
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"JSON parse error - {exc}") from None
         return JsonArray(data) if type(data) is list else data
+
+
+class FullMatch(RegexValidator):
+    """A RegexValidator the whole value must match (Python's `$` also matches before a final
+    newline; JSON Schema's does not). drf-spectacular publishes its regex as the `pattern`."""
+
+    def __call__(self, value):
+        if not self.regex.fullmatch(str(value)):
+            raise serializers.ValidationError(self.message, code=self.code)
 
 
 def _refuse_constant(name: str):

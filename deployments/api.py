@@ -3,11 +3,18 @@
 import itertools
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import NOT_FOUND, UNPROCESSABLE
 from core.pagination import MAX_LIMIT, MAX_OFFSET, BoundedLimitOffsetPagination
 from core.roles import HasRole, Role
 from deployments import matching, selectors, services
@@ -43,11 +50,15 @@ def _quantity() -> serializers.RegexField:
                 "properties": {
                     "weight": {"type": "integer", "minimum": 0, "maximum": 100},
                     "pause": {
-                        "oneOf": [{"type": "number"}, {"type": "string", "enum": ["indefinite"]}],
+                        "oneOf": [
+                            {"type": "number", "minimum": 0, "maximum": 86400},
+                            {"type": "string", "enum": ["indefinite"]},
+                        ],
                         "nullable": True,
                     },
                 },
                 "required": ["weight"],
+                "additionalProperties": False,
             },
         ]
     }
@@ -58,11 +69,15 @@ class StepField(serializers.Field):
     def to_internal_value(self, data):
         if isinstance(data, bool):
             raise serializers.ValidationError("a step is a weight or {weight, pause}")
+        if isinstance(data, float) and data.is_integer():  # JSON's 50.0 is the integer 50
+            data = int(data)
         if isinstance(data, int):
             data = {"weight": data}
         if not isinstance(data, dict) or set(data) - {"weight", "pause"}:
             raise serializers.ValidationError("a step is a weight or {weight, pause}")
         weight, pause = data.get("weight"), data.get("pause")
+        if isinstance(weight, float) and weight.is_integer():
+            weight = int(weight)
         if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
             raise serializers.ValidationError("weight must be an integer from 0 to 100")
         if (
@@ -85,10 +100,11 @@ class StepField(serializers.Field):
 
 def validate_steps(steps: list) -> list:
     weights = [s["weight"] for s in steps]
+    # Rules between the items, which the schema cannot state: 422 (core.errors.Unprocessable).
     if any(b <= a for a, b in itertools.pairwise(weights)):
-        raise serializers.ValidationError("weights must increase step by step")
+        raise serializers.ValidationError("weights must increase step by step", code=UNPROCESSABLE)
     if weights and weights[-1] != 100:
-        raise serializers.ValidationError("the last step must be 100")
+        raise serializers.ValidationError("the last step must be 100", code=UNPROCESSABLE)
     return steps
 
 
@@ -160,6 +176,8 @@ class StatisticalMetricsInput(serializers.Serializer):
 
 
 class AnalysisInput(serializers.Serializer):
+    schema_extra = {"additionalProperties": False}  # an unknown setting is refused
+
     interval_seconds = serializers.FloatField(min_value=0.2, max_value=3600, required=False)
     samples_per_step = serializers.IntegerField(min_value=1, max_value=100, required=False)
     max_error_rate = serializers.FloatField(min_value=0, max_value=100, required=False)
@@ -192,10 +210,13 @@ class AnalysisInput(serializers.Serializer):
     def validate(self, attrs):
         if attrs.get("judge") == "statistical" and attrs.get("samples_per_step", 3) < 3:
             raise serializers.ValidationError(
-                {"samples_per_step": ["the statistical judge needs at least 3 samples per step"]}
+                {"samples_per_step": ["the statistical judge needs at least 3 samples per step"]},
+                code=UNPROCESSABLE,
             )
         if attrs.get("marginal_score", 0) > attrs.get("pass_score", 100):
-            raise serializers.ValidationError({"marginal_score": ["must not be above pass_score"]})
+            raise serializers.ValidationError(
+                {"marginal_score": ["must not be above pass_score"]}, code=UNPROCESSABLE
+            )
         return attrs
 
     def to_internal_value(self, data):
@@ -322,7 +343,8 @@ class RolloutStartInput(serializers.Serializer):
         steps = attrs.get("steps") or []
         if not attrs.get("match") and any(step["weight"] == 0 for step in steps):
             raise serializers.ValidationError(
-                {"steps": ["a step of weight 0 needs match rules (who reaches canary)"]}
+                {"steps": ["a step of weight 0 needs match rules (who reaches canary)"]},
+                code=UNPROCESSABLE,
             )
         return attrs
 
@@ -332,7 +354,7 @@ class RolloutStartInput(serializers.Serializer):
     def validate_service(self, value):
         service = Service.objects.filter(name=value).first()
         if service is None:
-            raise serializers.ValidationError(f"unknown service {value!r}")
+            raise serializers.ValidationError(f"unknown service {value!r}", code=NOT_FOUND)
         return service
 
 
@@ -430,7 +452,7 @@ class RolloutSummaryOutput(serializers.Serializer):
     reason = serializers.CharField()
     started_by = serializers.CharField(source="started_by_label")
     created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True, help_text="null: still running")
 
 
 class HookAnswerOutput(serializers.Serializer):
@@ -492,7 +514,7 @@ class RolloutOutput(RolloutSummaryOutput):
     actions = serializers.SerializerMethodField()
     events = serializers.SerializerMethodField()
     latest_samples = serializers.SerializerMethodField()
-    started_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True, help_text="null: not started yet")
     retry_of = serializers.IntegerField(source="retry_of_id", allow_null=True)
     reverts = serializers.IntegerField(
         source="reverts_id",
@@ -529,6 +551,11 @@ def rollout_response(rollout, code=status.HTTP_200_OK) -> Response:
 
 # Views --------------------------------------------------------------------------------------
 
+STATE_CONFLICT = OpenApiResponse(
+    description="The rollout's state does not allow this (e.g. it has finished), or the service "
+    "already has an unfinished rollout"
+)
+
 
 class ServiceListApi(APIView):
     permission_classes = [WRITE]
@@ -561,9 +588,9 @@ class ServiceDetailApi(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         if "name" in fields and fields.pop("name") != service.name:
-            from core.errors import InvalidRequest
+            from core.errors import Unprocessable
 
-            raise InvalidRequest("name", "a service cannot be renamed")
+            raise Unprocessable("name", "a service cannot be renamed")
         service = services.service_update(service=service, by=request.user, **fields)
         return Response(ServiceOutput(service).data)
 
@@ -582,7 +609,16 @@ class RolloutListApi(APIView):
                 "offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}, required=False
             ),
         ],
-        responses=RolloutSummaryOutput(many=True),
+        operation_id="api_rollouts_list",
+        responses=inline_serializer(
+            "PaginatedRolloutSummaryList",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": RolloutSummaryOutput(many=True),
+            },
+        ),
         summary="Rollouts, newest first (paginated)",
     )
     def get(self, request):
@@ -597,7 +633,9 @@ class RolloutListApi(APIView):
         return pager.get_paginated_response(RolloutSummaryOutput(page, many=True).data)
 
     @extend_schema(
-        request=RolloutStartInput, responses={201: RolloutOutput}, summary="Start a canary rollout"
+        request=RolloutStartInput,
+        responses={201: RolloutOutput, 409: STATE_CONFLICT},
+        summary="Start a canary rollout",
     )
     def post(self, request):
         data = RolloutStartInput(data=request.data)
@@ -624,7 +662,11 @@ def _control_view(action: str, summary: str):
     class ControlApi(APIView):
         permission_classes = [WRITE]
 
-        @extend_schema(request=ReasonInput, responses=RolloutOutput, summary=summary)
+        @extend_schema(
+            request=ReasonInput,
+            responses={200: RolloutOutput, 409: STATE_CONFLICT},
+            summary=summary,
+        )
         def post(self, request, pk):
             data = ReasonInput(data=request.data)
             data.is_valid(raise_exception=True)
@@ -647,7 +689,11 @@ RolloutAbortApi = _control_view("abort", "Abort: traffic to stable, canary to ze
 class RolloutRetryApi(APIView):
     permission_classes = [WRITE]
 
-    @extend_schema(request=None, responses={201: RolloutOutput}, summary="Retry as a new rollout")
+    @extend_schema(
+        request=None,
+        responses={201: RolloutOutput, 409: STATE_CONFLICT},
+        summary="Retry as a new rollout",
+    )
     def post(self, request, pk):
         rollout = services.rollout_retry(rollout=selectors.rollout_get(pk), by=request.user)
         return rollout_response(rollout, status.HTTP_201_CREATED)

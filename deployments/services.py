@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.consumers import relay_envelope
-from core.errors import DomainError, InvalidRequest
+from core.errors import DomainError, InvalidRequest, StateConflict, Unprocessable
 from core.services import actor_label, audit_record
 from deployments.matching import MatchError, validate_rules
 from deployments.metrics import templates as metric_templates
@@ -226,7 +226,7 @@ def service_create(
     *, by, name: str, metric_templates: list[dict] | None = None, **fields
 ) -> Service:
     if Service.objects.filter(name=name).exists():
-        raise InvalidRequest("name", f"a service named {name!r} already exists")
+        raise StateConflict("name", f"a service named {name!r} already exists")
     service = Service.objects.create(
         name=name, **{k: v for k, v in fields.items() if k in SERVICE_FIELDS}
     )
@@ -392,7 +392,7 @@ def rollout_start(
         settings_analysis.get("judge") == "statistical"
         and settings_analysis["samples_per_step"] < 3
     ):
-        raise InvalidRequest(
+        raise Unprocessable(
             "analysis", "the statistical judge needs samples_per_step of at least 3"
         )
     chosen_steps = normalize_steps(steps or service.default_steps or default_steps())
@@ -406,9 +406,9 @@ def rollout_start(
     except MatchError as exc:
         raise InvalidRequest("match", str(exc)) from None
     if not match and any(step["weight"] == 0 for step in chosen_steps):
-        raise InvalidRequest("steps", "a step of weight 0 needs match rules (who reaches canary)")
+        raise Unprocessable("steps", "a step of weight 0 needs match rules (who reaches canary)")
     if image_tag == service.stable_tag:
-        raise InvalidRequest("image_tag", f"{image_tag!r} is already the stable version")
+        raise StateConflict("image_tag", f"{image_tag!r} is already the stable version")
     reverts = _reverted_promotion(service=service, image_tag=image_tag)
     if reverts is not None:
         chosen_steps = [{"weight": 100, "pause": None}]

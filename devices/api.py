@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from core.api_keys import Scope
 from core.auth import ApiKeyOnlyMixin, HasScope
-from core.errors import InvalidRequest, error_body
+from core.errors import Unprocessable, error_body
 from core.models import ApiKey
 from core.roles import IsStaffRole
 from devices import selectors, services
@@ -104,7 +104,7 @@ class DeviceUnregisterApi(DevicesApi):
 
         def validate(self, attrs):
             if bool(attrs.get("token")) == bool(attrs.get("endpoint")):
-                raise InvalidRequest("token", "give exactly one of token or endpoint")
+                raise Unprocessable("token", "give exactly one of token or endpoint")
             return attrs
 
     @extend_schema(

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from core.errors import DomainError, InvalidRequest
+from core.errors import DomainError, InvalidRequest, Unprocessable
 from core.services import actor_label, audit_record
 from devices import rendering
 from devices.models import (
@@ -117,13 +117,13 @@ def device_register(
     }
     if platform == Platform.WEB:
         if not subscription:
-            raise InvalidRequest("subscription", "is required for platform web")
+            raise Unprocessable("subscription", "is required for platform web")
         endpoint, p256dh, auth = check_subscription(subscription)
         lookup = {"endpoint": endpoint}
         fields.update(p256dh=p256dh, auth=auth)
     else:
         if not token:
-            raise InvalidRequest("token", f"is required for platform {platform}")
+            raise Unprocessable("token", f"is required for platform {platform}")
         lookup = {"token": check_token(platform, token)}
     try:
         return _device_upsert(lookup=lookup, fields=fields, by=by, proof=registration_secret)

@@ -10,7 +10,11 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from core import outbound
-from core.errors import InvalidRequest
+from core.errors import Unprocessable
+
+# Every problem found here is in a body the schema calls valid (a token of the wrong form for
+# its platform, an endpoint off the push services, a zone that does not exist): 422.
+InvalidRequest = Unprocessable
 
 # APNs device tokens are hex (32 bytes today, Apple allows longer); FCM registration tokens
 # are URL-safe text with a colon, about 150-250 characters.

@@ -24,6 +24,7 @@ from core.auth import ApiKeyAuthentication, HasScope, JsonOnlyNegotiation
 from core.errors import error_body
 from experiments.assignment import assign
 from experiments.dimensions import FIRST_EXPOSURE, HELP, MAX_DIMENSIONS, USER, dimensions_parse
+from experiments.dimensions import PATTERN as DIMENSION_PATTERN
 from experiments.models import HOLDOUT_FEATURE_PREFIX, HOLDOUT_GROUPS, Experiment, Holdout, Metric
 from experiments.releases import experiment_release_warning
 from experiments.results import experiment_results_cached, holdout_results_cached
@@ -35,7 +36,9 @@ class AssignInput(serializers.Serializer):
     user_id = serializers.CharField(max_length=200, trim_whitespace=False)
     attributes = serializers.DictField(required=False, default=dict)
     experiments = serializers.ListField(
-        child=serializers.CharField(max_length=80), required=False, max_length=200
+        child=serializers.CharField(max_length=80, trim_whitespace=False),
+        required=False,
+        max_length=200,
     )
 
 
@@ -63,9 +66,8 @@ def assign_input(data) -> tuple[str, dict, list[str] | None]:
         raise ValidationError({"user_id": ["This field is required."]})
     if user_id is None:
         raise ValidationError({"user_id": ["This field may not be null."]})
-    if isinstance(user_id, bool) or not isinstance(user_id, str | int | float):
+    if not isinstance(user_id, str):  # a JSON body's types are strict (core.strict)
         raise ValidationError({"user_id": ["Not a valid string."]})
-    user_id = str(user_id)
     if not user_id:
         raise ValidationError({"user_id": ["This field may not be blank."]})
     if len(user_id) > 200:
@@ -84,13 +86,12 @@ def assign_input(data) -> tuple[str, dict, list[str] | None]:
                 {"experiments": ["Ensure this field has no more than 200 elements."]}
             )
         for key in keys:
-            if isinstance(key, bool) or not isinstance(key, str | int | float) or not str(key):
+            if not isinstance(key, str) or not key:
                 raise ValidationError({"experiments": ["Each item must be a non-blank string."]})
-            if len(str(key)) > 80:
+            if len(key) > 80:
                 raise ValidationError({"experiments": ["Each item has at most 80 characters."]})
-            if problem := _character_problem(str(key)):
+            if problem := _character_problem(key):
                 raise ValidationError({"experiments": [problem]})
-        keys = [str(k) for k in keys]
     return user_id, attributes, keys
 
 
@@ -176,9 +177,9 @@ class ExperimentOutput(serializers.Serializer):
         "excluded",
     )
     variants = VariantOutput(many=True)
-    started_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField()
-    winner = serializers.CharField(source="winner.key", default=None)
+    started_at = serializers.DateTimeField(allow_null=True, help_text="null: not started")
+    ended_at = serializers.DateTimeField(allow_null=True, help_text="null: not ended")
+    winner = serializers.CharField(source="winner.key", default=None, allow_null=True)
     conclusion = serializers.CharField()
 
     def get_hash_version(self, obj) -> int:
@@ -513,12 +514,13 @@ class ExperimentResultsApi(StoreReadApi):
         parameters=[
             OpenApiParameter(
                 "dimension",
-                OpenApiTypes.STR,
+                {"type": "array", "items": {"type": "string", "pattern": DIMENSION_PATTERN}},
                 OpenApiParameter.QUERY,
                 required=False,
-                many=True,
+                style="form",
+                explode=True,
                 description=f"split the results by this dimension (repeat for up to "
-                f"{MAX_DIMENSIONS}): {HELP}",
+                f"{MAX_DIMENSIONS} distinct ones; more answer 422): {HELP}",
             )
         ],
         responses={

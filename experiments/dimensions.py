@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, Unprocessable
 
 # Values beyond the TOP_VALUES with the most exposed users are folded into OTHER.
 TOP_VALUES = 10
@@ -54,6 +54,17 @@ _PROPERTY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.\-]{0,99}")
 # The exposure's own bookkeeping, the same for every user of a variant: no split to see.
 _NOT_A_DIMENSION = {"experiment_id", "variant"}
 
+# Every name dimension_parse may take, as the schema's pattern (exposure.experiment_id and
+# exposure.variant match it but are refused: 422).
+PATTERN = (
+    "^("
+    + "|".join(re.escape(name) for name in BUILT_IN)
+    + "|"
+    + re.escape(EXPOSURE_PREFIX)
+    + _PROPERTY.pattern
+    + ")$"
+)
+
 HELP = (
     "one of "
     + ", ".join(BUILT_IN)
@@ -69,6 +80,10 @@ def dimension_parse(name: str, *, field: str = "dimension") -> Dimension:
         prop = name[len(EXPOSURE_PREFIX) :]
         if _PROPERTY.fullmatch(prop) and prop not in _NOT_A_DIMENSION:
             return Dimension(name, prop, FIRST_EXPOSURE, prop=prop)
+        if prop in _NOT_A_DIMENSION:
+            raise Unprocessable(
+                field, f"unknown dimension {name!r}: the same for every user of a variant"
+            )
     raise InvalidRequest(field, f"unknown dimension {name[:120]!r}: {HELP}")
 
 
@@ -80,7 +95,7 @@ def dimensions_parse(names, *, field: str = "dimension") -> list[Dimension]:
         if dimension not in out:
             out.append(dimension)
     if len(out) > MAX_DIMENSIONS:
-        raise InvalidRequest(field, f"at most {MAX_DIMENSIONS} dimensions at once")
+        raise Unprocessable(field, f"at most {MAX_DIMENSIONS} dimensions at once")
     return out
 
 

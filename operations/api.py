@@ -5,13 +5,13 @@ import datetime
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_keys import Scope
 from core.auth import AlertWebhookAuthentication, HasScope
+from core.errors import error_body
 from core.roles import IsStaffRole
 from operations.models import Alert, AlertStatus, PlatformSetting
 from operations.services import ReceivedAlert, alert_receive
@@ -90,7 +90,8 @@ class AlertWebhookApi(APIView):
         summary="Receive Alertmanager alerts and act on them once per firing episode",
         description=(
             "Authenticated by `Authorization: Bearer <ALERT_WEBHOOK_TOKEN>`. Valid alerts of a "
-            "batch are kept when others are invalid; a batch with no valid alert is a 400."
+            "batch are kept when others are invalid (each is named in `rejected`); a batch "
+            "with no valid alert is a 422 naming each alert's problems."
         ),
     )
     def post(self, request):
@@ -104,7 +105,10 @@ class AlertWebhookApi(APIView):
             else:
                 rejected.append({"index": index, "detail": item.errors})
         if not valid:
-            raise ValidationError({"alerts": {r["index"]: r["detail"] for r in rejected}})
+            # Each alert's own rules are not in the schema (alerts are objects there): a batch
+            # with no valid alert is well formed but unprocessable.
+            detail = {"alerts": {r["index"]: r["detail"] for r in rejected}}
+            return Response(error_body("unprocessable", detail), status=422)
         results = [alert_receive(received=received) for received in valid]
         return Response(
             self.AlertWebhookOutputSerializer(

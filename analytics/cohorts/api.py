@@ -8,6 +8,7 @@ answer gives 503.
 
 from __future__ import annotations
 
+from django.core.files.base import ContentFile
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
@@ -24,7 +25,7 @@ from rest_framework.views import APIView
 from analytics.cohorts import selectors, services
 from analytics.cohorts.models import Cohort
 from analytics.store.base import StoreUnavailable
-from core.errors import error_body
+from core.errors import Unprocessable, error_body
 from core.roles import HasRole, Role
 
 MAX_LIST_USERS = 10_000
@@ -144,7 +145,7 @@ class CohortListApi(StoreApi):
 
         name = serializers.CharField(max_length=100)
         description = serializers.CharField(max_length=500, required=False, default="")
-        definition = serializers.JSONField(
+        definition = serializers.DictField(
             help_text='{"op": "and"|"or", "rules": [...]}: see the README (Saved cohorts)'
         )
 
@@ -195,6 +196,15 @@ class StaticCohortApi(StoreApi):
         )
 
 
+class CsvUploadField(serializers.FileField):
+    """A CSV file part, or the same text sent as a plain form field."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = ContentFile(data.encode("utf-8", "surrogatepass"), name="upload.csv")
+        return super().to_internal_value(data)
+
+
 class CohortUploadApi(StoreApi):
     parser_classes = [MultiPartParser, FormParser]
 
@@ -205,8 +215,10 @@ class CohortUploadApi(StoreApi):
 
         name = serializers.CharField(max_length=100)
         description = serializers.CharField(max_length=500, required=False, default="")
-        file = serializers.FileField(
-            help_text="CSV, UTF-8: the user id in the first column; an optional `user_id` header"
+        file = CsvUploadField(
+            allow_empty_file=True,  # no user id in it: 422, as any CSV without one
+            help_text="CSV, UTF-8: the user id in the first column; an optional `user_id` header "
+            "(a file part, or the CSV as a plain form field)",
         )
 
         def validate_file(self, value):
@@ -220,6 +232,10 @@ class CohortUploadApi(StoreApi):
         summary="Create a static cohort from a CSV upload",
     )
     def post(self, request):
+        if "file" not in request.data:
+            # Django drops a file part of 0 bytes, so no file and an empty one look alike: a
+            # CSV without a user id either way.
+            raise Unprocessable("file", "no file, or an empty one: no user id")
         return _create_static(
             request,
             self.InputSerializer,
@@ -236,7 +252,7 @@ class CohortDetailApi(StoreApi):
 
         name = serializers.CharField(max_length=100, required=False)
         description = serializers.CharField(max_length=500, required=False)
-        definition = serializers.JSONField(required=False)
+        definition = serializers.DictField(required=False)
 
     def _detail(self, cohort: Cohort) -> dict:
         cohort.history_rows = list(cohort.sizes.all()[:100])

@@ -24,7 +24,10 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
-from core.errors import InvalidRequest
+from core.errors import Unprocessable
+
+# The grammar of a definition past `an object` is not in the schema: its problems answer 422.
+InvalidRequest = Unprocessable
 
 MAX_RULES = 20
 MAX_DEPTH = 3

@@ -12,7 +12,7 @@ from django.conf import settings
 from analytics.cohorts.models import Cohort
 from analytics.product.common import query_timeout
 from analytics.store import store
-from core.errors import InvalidRequest
+from core.errors import MissingReference, StateConflict
 
 
 def cohort_members(*, cohort: Cohort, limit: int, offset: int) -> list[str]:
@@ -49,9 +49,9 @@ def cohort_filter(cohort_id: int | None, *, field: str = "in_cohort") -> CohortF
         return None
     cohort = Cohort.objects.filter(pk=cohort_id).only("pk", "version").first()
     if cohort is None:
-        raise InvalidRequest(field, f"no cohort with id {cohort_id}")
+        raise MissingReference(field, f"no cohort with id {cohort_id}")
     if cohort.version == 0:
-        raise InvalidRequest(field, f"cohort {cohort_id} has not been computed yet")
+        raise StateConflict(field, f"cohort {cohort_id} has not been computed yet")
     return CohortFilter(cohort.pk, cohort.version)
 
 

@@ -17,7 +17,12 @@ from django.utils import timezone
 from analytics.cohorts import definition as definitions
 from analytics.cohorts.models import Cohort, CohortSize
 from analytics.store import store
-from core.errors import DomainError, InvalidRequest
+from core.errors import (
+    DomainError,
+    MissingReference,
+    StateConflict,
+    Unprocessable,
+)
 from core.services import actor_label, audit_record
 
 log = logging.getLogger(__name__)
@@ -37,14 +42,14 @@ def _check_references(*, cohort_id: int | None, definition: dict) -> None:
     refs = definitions.referenced_cohorts(definition)
     known = dict(Cohort.objects.filter(pk__in=refs).values_list("pk", "definition"))
     for ref in sorted(refs - set(known)):
-        raise InvalidRequest("definition", f"cohort {ref} does not exist")
+        raise MissingReference("definition", f"cohort {ref} does not exist")
     if cohort_id is None:
         return
     seen, todo = set(), list(refs)
     while todo:
         ref = todo.pop()
         if ref == cohort_id:
-            raise InvalidRequest("definition", "a cohort cannot contain itself, even indirectly")
+            raise Unprocessable("definition", "a cohort cannot contain itself, even indirectly")
         if ref in seen:
             continue
         seen.add(ref)
@@ -59,7 +64,7 @@ def cohort_create(
     normal = definitions.validate(definition)
     _check_references(cohort_id=None, definition=normal)
     if Cohort.objects.filter(name=name).exists():
-        raise InvalidRequest("name", f"a cohort named {name!r} already exists")
+        raise StateConflict("name", f"a cohort named {name!r} already exists")
     cohort = Cohort.objects.create(
         name=name,
         description=description,
@@ -86,7 +91,7 @@ def cohort_update(
     changes = []
     if name is not None and name != cohort.name:
         if Cohort.objects.filter(name=name).exclude(pk=cohort.pk).exists():
-            raise InvalidRequest("name", f"a cohort named {name!r} already exists")
+            raise StateConflict("name", f"a cohort named {name!r} already exists")
         changes.append(f"name {cohort.name!r} -> {name!r}")
         cohort.name = name
     if description is not None:
@@ -94,7 +99,7 @@ def cohort_update(
     recompute = False
     if definition is not None:
         if cohort.kind == Cohort.Kind.STATIC:
-            raise InvalidRequest("definition", "a static cohort has no definition")
+            raise Unprocessable("definition", "a static cohort has no definition")
         normal = definitions.validate(definition)
         _check_references(cohort_id=cohort.pk, definition=normal)
         if normal != cohort.definition:
@@ -286,7 +291,7 @@ def user_ids_from_csv(data: bytes) -> UserIdList:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise InvalidRequest("file", f"not UTF-8 text (byte {exc.start})") from exc
+        raise Unprocessable("file", f"not UTF-8 text (byte {exc.start})") from exc
     out, seen = UserIdList(), set()
     for line_no, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if line_no == 1 and row and row[0].strip().lower() in ("user_id", "user", "id"):
@@ -302,10 +307,10 @@ def static_cohort_create(
 ) -> Cohort:
     """A static cohort of `users` (at least one), written to the store as version 1."""
     if not users.user_ids:
-        raise InvalidRequest("user_ids" if source == "list" else "file", "no valid user id")
+        raise Unprocessable("user_ids" if source == "list" else "file", "no valid user id")
     with transaction.atomic():
         if Cohort.objects.filter(name=name).exists():
-            raise InvalidRequest("name", f"a cohort named {name!r} already exists")
+            raise StateConflict("name", f"a cohort named {name!r} already exists")
         cohort = Cohort.objects.create(
             name=name,
             description=description,

@@ -26,7 +26,7 @@ from rest_framework.views import APIView
 
 from analytics.events.enrich import served_by
 from analytics.events.posthog import WireProblem, json_bytes, sent_at_from_query, wire_events
-from analytics.events.schema import MAX_BATCH, decode_valid_body
+from analytics.events.schema import EVENT_NAME_PATTERN, MAX_BATCH, decode_valid_body
 from analytics.events.selectors import EventFilter, events_latest
 from analytics.events.services import BufferUnavailable, events_capture
 from core.api_keys import Scope, authenticate_publishable
@@ -37,7 +37,7 @@ from core.auth import (
     HasScope,
     JsonOnlyNegotiation,
 )
-from core.errors import error_body
+from core.errors import UNPROCESSABLE, error_body
 from core.roles import IsStaffRole
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -115,14 +115,24 @@ def events_from_body(raw: bytes) -> list:
     return batch
 
 
-class EventInSerializer(serializers.Serializer):
-    """One event (documentation only; capture validates with msgspec)."""
+def _text(**kwargs) -> serializers.CharField:
+    # As capture takes them (analytics/events/schema.py): kept as sent, blank allowed.
+    return serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, **kwargs)
 
-    uuid = serializers.UUIDField(required=False, help_text="generated (UUIDv7) when absent")
-    event = serializers.RegexField(r"^[A-Za-z0-9_$.:-]{1,200}$")
-    user_id = serializers.CharField(min_length=1, max_length=200)
+
+class EventInSerializer(serializers.Serializer):
+    """One event (documentation only; capture validates with msgspec: the same rules)."""
+
+    schema_extra = {"additionalProperties": False}  # capture refuses unknown fields
+
+    uuid = serializers.UUIDField(
+        required=False, allow_null=True, help_text="generated (UUIDv7) when absent"
+    )
+    event = serializers.RegexField(EVENT_NAME_PATTERN)
+    user_id = serializers.CharField(min_length=1, max_length=200, trim_whitespace=False)
     timestamp = serializers.DateTimeField(
         required=False,
+        allow_null=True,
         help_text="ISO 8601 with offset, from 2000-01-01 to 1 hour ahead; default: receipt time",
     )
     properties = serializers.DictField(
@@ -133,14 +143,16 @@ class EventInSerializer(serializers.Serializer):
         "is empty); event `$identify` with `$anon_distinct_id`, or `$create_alias` with "
         "`alias`, links that other id to this user, whose analyses then count its events",
     )
-    session_id = serializers.CharField(required=False, max_length=200)
-    page_url = serializers.CharField(required=False, max_length=2048)
-    user_agent = serializers.CharField(required=False, max_length=1024)
-    ip = serializers.CharField(required=False, max_length=64)
+    session_id = _text(max_length=200)
+    page_url = _text(max_length=2048)
+    user_agent = _text(max_length=1024)
+    ip = _text(max_length=64)
 
 
 class EventBatchSerializer(serializers.Serializer):
-    batch = EventInSerializer(many=True, max_length=MAX_BATCH)
+    schema_extra = {"additionalProperties": False}
+
+    batch = EventInSerializer(many=True, max_length=MAX_BATCH, allow_empty=False)
 
 
 class CaptureOutputSerializer(serializers.Serializer):
@@ -166,7 +178,7 @@ class EventOutSerializer(serializers.Serializer):
 
 
 class EventListInputSerializer(serializers.Serializer):
-    event = serializers.RegexField(r"^[A-Za-z0-9_$.:-]{1,200}$", required=False)
+    event = serializers.RegexField(EVENT_NAME_PATTERN, required=False)
     user_id = serializers.CharField(required=False, max_length=200)
     date_from = serializers.DateTimeField(required=False)
     date_to = serializers.DateTimeField(required=False)
@@ -175,7 +187,9 @@ class EventListInputSerializer(serializers.Serializer):
     def validate(self, attrs):
         lo, hi = attrs.get("date_from"), attrs.get("date_to")
         if lo and hi and lo >= hi:
-            raise serializers.ValidationError({"date_to": ["must be after date_from"]})
+            raise serializers.ValidationError(
+                {"date_to": ["must be after date_from"]}, code=UNPROCESSABLE
+            )
         return attrs
 
 
@@ -235,7 +249,7 @@ class EventsApi(APIView):
         parameters=[
             OpenApiParameter(
                 "X-Served-By",
-                str,
+                {"type": "string", "pattern": "^[A-Za-z0-9_.:@/+-]{0,200}$"},
                 OpenApiParameter.HEADER,
                 required=False,
                 description="the version that served the request, e.g. video-renderer:v7 "

@@ -21,7 +21,10 @@ MAX_PROPERTIES_BYTES = 32 * 1024
 EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 MAX_FUTURE = dt.timedelta(hours=1)
 
-EventName = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_$.:-]{1,200}$")]
+# The schema's pattern; capture checks it with `\Z` (Python's `$` also matches before a final
+# newline, JSON Schema's does not).
+EVENT_NAME_PATTERN = r"^[A-Za-z0-9_$.:-]{1,200}$"
+EventName = Annotated[str, msgspec.Meta(pattern=EVENT_NAME_PATTERN.removesuffix("$") + r"\Z")]
 UserId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 ShortText = Annotated[str, msgspec.Meta(max_length=200)]
 LongText = Annotated[str, msgspec.Meta(max_length=2048)]
@@ -79,6 +82,9 @@ _encode = msgspec.json.Encoder().encode
 
 def _check(event: EventIn, now: dt.datetime) -> tuple[str | None, bytes]:
     """The rules a type cannot express; returns (error, serialized properties)."""
+    for name in _TEXT_FIELDS:
+        if "\x00" in getattr(event, name):
+            return f"{name}: NUL characters are not allowed", b""
     if event.timestamp is not None:
         if event.timestamp < EARLIEST:
             return "timestamp: before 2000-01-01", b""
@@ -88,6 +94,9 @@ def _check(event: EventIn, now: dt.datetime) -> tuple[str | None, bytes]:
     if len(props) > MAX_PROPERTIES_BYTES:
         return f"properties: larger than {MAX_PROPERTIES_BYTES} bytes serialized", b""
     return None, props
+
+
+_TEXT_FIELDS = ("user_id", "session_id", "page_url", "user_agent", "ip")
 
 
 class BatchIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,12 +1,14 @@
 """API of the user insight models: one user's insight, the registry, retrains and their progress."""
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.insights.models import ModelVersion, TrainingRun
+from analytics.insights.registry import KINDS
 from analytics.insights.scoring import user_insight
 from analytics.insights.services import training_run_start
 from core.errors import error_body
@@ -79,10 +81,13 @@ class RetrainApi(APIView):
 
     @extend_schema(
         request=None,
+        parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(KINDS))],
         responses={202: RunOutput, 409: OpenApiResponse(description="already running")},
         summary="Queue a retrain of one model kind on the ml queue",
     )
     def post(self, request, kind: str):
+        if kind not in KINDS:
+            raise Http404(f"no model kind {kind!r}; one of {', '.join(KINDS)}")
         run = training_run_start(kind=kind, by=request.user)
         return Response(RunOutput(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -35,6 +35,7 @@ from analytics.product.trends import Math, TrendInput, trends
 from analytics.product.usage import UsageInput, feature_usage
 from analytics.store.base import QueryTimeout
 from core.errors import error_body
+from core.schema import NOT_BLANK_PATTERN
 
 
 def timeout_response(exc: QueryTimeout) -> Response:
@@ -187,7 +188,11 @@ class FunnelApi(AnalysisApi):
         parameters=[
             FunnelInput,
             OpenApiParameter(
-                "steps", str, required=True, description="e.g. signup,project_created"
+                "steps",
+                {"type": "string", "minLength": 1, "pattern": NOT_BLANK_PATTERN},
+                required=True,
+                description="2-10 event names separated by commas, each optionally "
+                "`event:key=value`, e.g. signup,project_created (a wrong one answers 422)",
             ),
         ],
         responses={200: FunnelOutput, **ERROR_RESPONSES},

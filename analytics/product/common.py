@@ -18,7 +18,8 @@ from typing import Protocol
 from django.conf import settings
 from rest_framework import serializers
 
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, MissingReference, StateConflict, Unprocessable
+from core.strict import FullMatch
 
 
 class Period(StrEnum):
@@ -83,6 +84,12 @@ PROPERTY_KEY_HELP = "1-64 letters, digits, '_', '.' or '-'"
 
 
 COHORT_PREFIX = "cohort:"
+_COHORT_ID = re.compile(r"[1-9][0-9]{0,9}")
+# Every breakdown parse() takes, as the schema's pattern (blank: none).
+BREAKDOWN_PATTERN = (
+    f"^({'|'.join(BREAKDOWN_COLUMNS)}|{PROPERTY_PREFIX}[A-Za-z0-9_.\\-]{{1,64}}"
+    f"|{COHORT_PREFIX}[1-9][0-9]{{0,9}})?$"
+)
 _IN_COHORT_SQL = (
     "if(user_id IN (SELECT user_id FROM cohort_members WHERE cohort_id = {bcohort:UInt64} "
     "AND version = {bcohort_version:UInt32}), {bin:String}, {bout:String})"
@@ -121,11 +128,13 @@ class Breakdown:
         from analytics.cohorts.models import Cohort
 
         text = value.removeprefix(COHORT_PREFIX)
-        if not text.isdigit() or not 1 <= int(text) <= 2**31 - 1:
+        if not _COHORT_ID.fullmatch(text):
             raise InvalidRequest(field, "a cohort breakdown is cohort:<id>")
-        cohort = Cohort.objects.filter(pk=int(text)).first()
-        if cohort is None or not cohort.version:
-            raise InvalidRequest(field, f"no computed cohort with id {text}")
+        cohort = Cohort.objects.filter(pk=int(text)).first() if int(text) < 2**31 else None
+        if cohort is None:
+            raise MissingReference(field, f"no cohort with id {text}")
+        if not cohort.version:
+            raise StateConflict(field, f"cohort {text} has not been computed yet")
         return cls(value, cohort.name, None, (cohort.pk, cohort.version))
 
     def event_sql(self) -> str:
@@ -196,9 +205,9 @@ def validate_property_key(value: str, *, field: str) -> str:
 
 def check_range(date_from: dt.date, date_to: dt.date) -> None:
     if date_from > date_to:
-        raise InvalidRequest("date_from", "date_from must be on or before date_to")
+        raise Unprocessable("date_from", "date_from must be on or before date_to")
     if (date_to - date_from).days > 3 * 366:
-        raise InvalidRequest("date_from", "the range may span at most 3 years")
+        raise Unprocessable("date_from", "the range may span at most 3 years")
 
 
 def range_params(date_from: dt.date, date_to: dt.date) -> dict:
@@ -265,17 +274,29 @@ class RangeInput(serializers.Serializer):
     date_from = serializers.DateField(required=False)
     date_to = serializers.DateField(required=False)
     period = serializers.ChoiceField(choices=[p.value for p in Period], required=False)
-    breakdown = serializers.CharField(required=False, allow_blank=True, max_length=80)
+    breakdown = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=80,
+        validators=[FullMatch(BREAKDOWN_PATTERN, "not a breakdown (see the description)")],
+        help_text="user_tier, device_type, country, video_style, prop:<key> or cohort:<id>",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.breakdowns:
+            # Not a parameter of this analysis (nor in its schema); given anyway, refused.
+            self.fields.pop("breakdown", None)
 
     def validate_breakdown(self, value):
-        if value and not self.breakdowns:
-            raise serializers.ValidationError("this analysis has no breakdown")
         try:
             return Breakdown.parse(value)
         except InvalidRequest as exc:
-            raise serializers.ValidationError(exc.problem) from exc
+            raise serializers.ValidationError(exc.problem, code=exc.code) from exc
 
     def validate(self, attrs):
+        if not self.breakdowns and self.initial_data.get("breakdown"):
+            raise serializers.ValidationError({"breakdown": ["this analysis has no breakdown"]})
         attrs["date_to"] = attrs.get("date_to") or _today()
         attrs["date_from"] = attrs.get("date_from") or attrs["date_to"] - dt.timedelta(
             days=self.default_days
@@ -285,7 +306,7 @@ class RangeInput(serializers.Serializer):
         try:
             check_range(attrs["date_from"], attrs["date_to"])
         except InvalidRequest as exc:
-            raise serializers.ValidationError({exc.field: [exc.problem]}) from exc
+            raise serializers.ValidationError({exc.field: [exc.problem]}, code=exc.code) from exc
         return attrs
 
 
@@ -302,7 +323,7 @@ class InCohortInput(serializers.Serializer):
         try:
             return cohort_filter(value)
         except InvalidRequest as exc:
-            raise serializers.ValidationError(exc.problem) from exc
+            raise serializers.ValidationError(exc.problem, code=exc.code) from exc
 
 
 MAX_PAGE = 10_000

@@ -62,6 +62,7 @@ from analytics.product.pages import (
 )
 from analytics.store import store
 from analytics.store.cache import cache_ttl, cached
+from core.errors import UNPROCESSABLE
 
 MAX_STEPS = 10
 MAX_EXCLUSIONS = 5
@@ -465,14 +466,18 @@ def parse_steps(text: str) -> tuple[Step, ...]:
     """`signup,video_completed:video_style=animated,...`: events with an optional filter each."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if len(parts) < 2:
-        raise serializers.ValidationError("give 2 to 10 steps, separated by commas")
+        raise serializers.ValidationError(
+            "give 2 to 10 steps, separated by commas", code=UNPROCESSABLE
+        )
     if len(parts) > MAX_STEPS:
-        raise serializers.ValidationError(f"at most {MAX_STEPS} steps, got {len(parts)}")
+        raise serializers.ValidationError(
+            f"at most {MAX_STEPS} steps, got {len(parts)}", code=UNPROCESSABLE
+        )
     steps = []
     for part in parts:
         event, _, condition = part.partition(":")
         if not EVENT_NAME.match(event):
-            raise serializers.ValidationError(f"{event!r} is not an event name")
+            raise serializers.ValidationError(f"{event!r} is not an event name", code=UNPROCESSABLE)
         key, value = "", ""
         if condition:
             key, sep, value = condition.partition("=")
@@ -620,7 +625,9 @@ class FunnelDroppedInput(FunnelInput, PageInput):
     def validate(self, attrs):
         attrs = super().validate(attrs)
         if attrs["step"] > len(attrs["steps"]):
-            raise serializers.ValidationError({"step": ["beyond the last step of the funnel"]})
+            raise serializers.ValidationError(
+                {"step": ["beyond the last step of the funnel"]}, code=UNPROCESSABLE
+            )
         return attrs
 
 

@@ -55,6 +55,7 @@ from analytics.product.pages import (
 )
 from analytics.store import store
 from analytics.store.cache import cache_ttl, cached
+from core.errors import UNPROCESSABLE
 from core.roles import role_required
 
 OTHER = "$other"
@@ -290,9 +291,11 @@ def _event_list(value: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
     for name in names:
         if not EVENT_NAME.match(name):
-            raise serializers.ValidationError(f"{name!r} is not an event name")
+            raise serializers.ValidationError(f"{name!r} is not an event name", code=UNPROCESSABLE)
     if len(names) > MAX_EXCLUDE:
-        raise serializers.ValidationError(f"at most {MAX_EXCLUDE} events, got {len(names)}")
+        raise serializers.ValidationError(
+            f"at most {MAX_EXCLUDE} events, got {len(names)}", code=UNPROCESSABLE
+        )
     return names
 
 
@@ -347,12 +350,14 @@ class PathsInput(RangeInput, InCohortInput):
         start, end = attrs.get("start_event") or "", attrs.get("end_event") or ""
         if start and end:
             raise serializers.ValidationError(
-                {"end_event": ["give start_event or end_event, not both"]}
+                {"end_event": ["give start_event or end_event, not both"]}, code=UNPROCESSABLE
             )
         excluded = attrs.get("exclude") or ()
         if (start or end) and (start or end) in excluded:
             which = "start_event" if start else "end_event"
-            raise serializers.ValidationError({"exclude": [f"cannot exclude the {which}"]})
+            raise serializers.ValidationError(
+                {"exclude": [f"cannot exclude the {which}"]}, code=UNPROCESSABLE
+            )
         return attrs
 
     def query(self, *, user_filter: UserFilter | None = None) -> PathsQuery:
@@ -389,7 +394,9 @@ class PathUsersInput(PathsInput, PageInput):
     def validate(self, attrs):
         attrs = super().validate(attrs)
         if attrs["step"] >= attrs["steps"]:
-            raise serializers.ValidationError({"step": ["the last step has no edge after it"]})
+            raise serializers.ValidationError(
+                {"step": ["the last step has no edge after it"]}, code=UNPROCESSABLE
+            )
         return attrs
 
 

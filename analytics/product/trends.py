@@ -59,7 +59,7 @@ from analytics.product.pages import (
 )
 from analytics.store import store
 from analytics.store.cache import cache_ttl, cached
-from core.errors import InvalidRequest
+from core.errors import UNPROCESSABLE, InvalidRequest, Unprocessable
 
 MAX_SERIES = 10
 MAX_FILTERS = 10
@@ -414,12 +414,12 @@ def parse_formula(text: str, letters: int):
             tokens.append(("num", float(number)))
         elif letter:
             if LETTERS.index(letter) >= letters:
-                raise InvalidRequest("formula", f"{letter} names no series (there are {letters})")
+                raise Unprocessable("formula", f"{letter} names no series (there are {letters})")
             tokens.append(("var", letter))
         elif other in "+-*/()":
             tokens.append(("op", other))
         elif other.strip():
-            raise InvalidRequest("formula", f"unexpected {other!r}; use A-J, numbers, + - * / ( )")
+            raise Unprocessable("formula", f"unexpected {other!r}; use A-J, numbers, + - * / ( )")
     pos = 0
 
     def peek():
@@ -457,16 +457,16 @@ def parse_formula(text: str, letters: int):
             take()
             node = expr()
             if peek() != ("op", ")"):
-                raise InvalidRequest("formula", "a '(' is not closed")
+                raise Unprocessable("formula", "a '(' is not closed")
             take()
             return node
-        raise InvalidRequest("formula", "incomplete expression" if kind is None else f"{value!r}")
+        raise Unprocessable("formula", "incomplete expression" if kind is None else f"{value!r}")
 
     if not tokens:
-        raise InvalidRequest("formula", "empty formula")
+        raise Unprocessable("formula", "empty formula")
     node = expr()
     if pos != len(tokens):
-        raise InvalidRequest("formula", f"unexpected {tokens[pos][1]!r}")
+        raise Unprocessable("formula", f"unexpected {tokens[pos][1]!r}")
     return node
 
 
@@ -523,23 +523,29 @@ def parse_filter(text: str) -> PropertyFilter:
     try:
         validate_property_key(key, field="filter")
     except InvalidRequest as exc:
-        raise serializers.ValidationError(f"{text!r}: {exc.problem}") from exc
+        raise serializers.ValidationError(f"{text!r}: {exc.problem}", code=UNPROCESSABLE) from exc
     if op_text not in Op.__members__.values():
-        raise serializers.ValidationError(f"{text!r}: must read {FILTER_HELP}")
+        raise serializers.ValidationError(f"{text!r}: must read {FILTER_HELP}", code=UNPROCESSABLE)
     op = Op(op_text)
     if op in VALUELESS_OPS:
         if value:
-            raise serializers.ValidationError(f"{text!r}: {op.value} takes no value")
+            raise serializers.ValidationError(
+                f"{text!r}: {op.value} takes no value", code=UNPROCESSABLE
+            )
         return PropertyFilter(key, op)
     if not sep:
-        raise serializers.ValidationError(f"{text!r}: {op.value} needs a value (key:op:value)")
+        raise serializers.ValidationError(
+            f"{text!r}: {op.value} needs a value (key:op:value)", code=UNPROCESSABLE
+        )
     if op in NUMERIC_OPS:
         try:
             number = float(value)
         except ValueError:
             number = float("nan")
         if number != number or number in (float("inf"), float("-inf")):
-            raise serializers.ValidationError(f"{text!r}: {op.value} needs a finite number")
+            raise serializers.ValidationError(
+                f"{text!r}: {op.value} needs a finite number", code=UNPROCESSABLE
+            )
         return PropertyFilter(key, op, repr(number))
     if op is Op.REGEX:
         check_regex(value, text)
@@ -552,11 +558,15 @@ def check_regex(pattern: str, text: str) -> None:
     import re2
 
     if len(pattern) > MAX_REGEX:
-        raise serializers.ValidationError(f"{text!r}: the pattern is over {MAX_REGEX} characters")
+        raise serializers.ValidationError(
+            f"{text!r}: the pattern is over {MAX_REGEX} characters", code=UNPROCESSABLE
+        )
     try:
         re2.compile(pattern)
     except re2.error as exc:
-        raise serializers.ValidationError(f"{text!r}: not an RE2 pattern ({exc})") from exc
+        raise serializers.ValidationError(
+            f"{text!r}: not an RE2 pattern ({exc})", code=UNPROCESSABLE
+        ) from exc
 
 
 class FilterList(serializers.ListField):
@@ -610,13 +620,15 @@ class TrendInput(RangeInput, InCohortInput):
         try:
             return TrendBreakdown.parse(value)
         except InvalidRequest as exc:
-            raise serializers.ValidationError(exc.problem) from exc
+            raise serializers.ValidationError(exc.problem, code=exc.code) from exc
 
     def validate_series(self, value):
         events = tuple(value.split(","))
         for event in events:
             if not EVENT_NAME.match(event):
-                raise serializers.ValidationError(f"{event!r} is not an event name")
+                raise serializers.ValidationError(
+                    f"{event!r} is not an event name", code=UNPROCESSABLE
+                )
         return events
 
     def validate_filter(self, value):
@@ -626,16 +638,21 @@ class TrendInput(RangeInput, InCohortInput):
         attrs = super().validate(attrs)
         math = Math(attrs["math"])
         if math.needs_property and not attrs.get("math_property"):
-            raise serializers.ValidationError({"math_property": [f"{math.value} needs one"]})
+            raise serializers.ValidationError(
+                {"math_property": [f"{math.value} needs one"]}, code=UNPROCESSABLE
+            )
         if not math.needs_property and attrs.get("math_property"):
             raise serializers.ValidationError(
-                {"math_property": [f"only sum/avg/min/max/median/p90 take one, not {math.value}"]}
+                {"math_property": [f"only sum/avg/min/max/median/p90 take one, not {math.value}"]},
+                code=UNPROCESSABLE,
             )
         if attrs.get("formula"):
             try:
                 parse_formula(attrs["formula"], len(attrs["series"]))
             except InvalidRequest as exc:
-                raise serializers.ValidationError({"formula": [exc.problem]}) from exc
+                raise serializers.ValidationError(
+                    {"formula": [exc.problem]}, code=UNPROCESSABLE
+                ) from exc
         return attrs
 
     def query(self, *, user_filter: UserFilter | None = None) -> TrendQuery:

@@ -29,7 +29,7 @@ def test_registration_refuses_endpoints_off_the_push_services(machine_client, en
     sub["endpoint"] = endpoint
     body = {"user_id": "u", "platform": "web", "subscription": sub}
     response = machine_client.post("/api/devices/", body, format="json")
-    assert response.status_code == 400, response.json()
+    assert response.status_code == 422, response.json()
     assert "subscription.endpoint" in response.json()["detail"]
 
 

@@ -224,9 +224,10 @@ def test_hot_path_parser_agrees_with_the_documented_serializer(body):
     """The plain-code parser accepts and refuses exactly what AssignInput does."""
     from rest_framework.exceptions import ValidationError
 
+    from core.strict import JsonObject
     from experiments.api import AssignInput, assign_input
 
-    serializer = AssignInput(data=body)
+    serializer = AssignInput(data=JsonObject(body))  # a JSON body, as the parser marks it
     valid = serializer.is_valid()
     try:
         user_id, attributes, keys = assign_input(body)

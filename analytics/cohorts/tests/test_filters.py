@@ -100,13 +100,13 @@ def test_retention_in_cohort_matches_pandas(analytics_store, rows, members, peri
 def test_api_filters_by_cohort_and_names_bad_ids(analytics_store, pm, api_client_for, client):
     api = api_client_for(pm)
     never = Cohort.objects.create(name="never computed", kind="dynamic", definition={})
-    for value, problem in [
-        ("x", "valid integer"),
-        ("999", "no cohort"),
-        (never.pk, "not been computed"),
+    for value, problem, code in [
+        ("x", "valid integer", 400),
+        ("999", "no cohort", 404),
+        (never.pk, "not been computed", 409),
     ]:
         answer = api.get(f"/api/analytics/funnel/?steps=a,b&in_cohort={value}")
-        assert answer.status_code == 400
+        assert answer.status_code == code
         assert problem in answer.json()["detail"]["in_cohort"][0]
     client.force_login(pm)
     page = client.get("/analytics/funnel/?steps=a,b&in_cohort=999")

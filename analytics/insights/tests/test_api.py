@@ -123,7 +123,7 @@ def test_retrain_api_roles_conflict_and_validation(pm, engineer, api_client_for,
     assert second.status_code == 409 and second.json()["error"] == "retrain_running"
     assert client.post("/api/insights/models/ltv/retrain/").status_code == 202  # other kind
     bad = client.post("/api/insights/models/bogus/retrain/")
-    assert bad.status_code == 400 and "kind" in bad.json()["detail"]
+    assert bad.status_code == 404 and "bogus" in bad.json()["detail"]  # not a model kind
     run = client.get(f"/api/insights/runs/{first.json()['id']}/").json()
     assert run["stage"] == "queued" and run["progress"] == 0
 
