@@ -131,6 +131,8 @@ def test_rollout_bad_input_names_the_field(eng, service, patch, field):
         "{'steps': [50, 25, 100]}": 422,
         "{'steps': [10, 50]}": 422,
         "{'image_tag': 'v1'}": 409,
+        "{'analysis': {'judge': 'statistical', 'samples_per_step': 2}}": 422,
+        "{'analysis': {'pass_score': 80, 'marginal_score': 90}}": 422,
     }.get(repr(patch), 400)
     assert r.status_code == expected, r.json()
     assert field in r.json()["detail"]

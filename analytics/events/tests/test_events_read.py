@@ -94,7 +94,8 @@ def test_api_list_needs_a_staff_login_and_validates(
         ({"date_from": "2026-03-05T00:00:00Z", "date_to": "2026-03-01T00:00:00Z"}, "date_to"),
     ]:
         response = staff.get("/api/events/", params)
-        assert response.status_code == 400
+        # a range that ends before it starts: a rule the schema cannot state (422)
+        assert response.status_code == (422 if "date_to" in params else 400)
         assert field in response.json()["detail"]
 
 
