@@ -230,6 +230,8 @@ class AnalysisInput(serializers.Serializer):
 
 
 class MetricTemplateInput(serializers.Serializer):
+    schema_extra = {"additionalProperties": False}  # an unknown field is refused
+
     """A metric template for one rollout: naming one of the service's templates changes the
     fields given; naming none adds a template (kind and query or params needed)."""
 
@@ -293,7 +295,9 @@ class MetricTemplateInput(serializers.Serializer):
     def validate(self, attrs):
         low, high = attrs.get("min_value"), attrs.get("max_value")
         if low is not None and high is not None and low > high:
-            raise serializers.ValidationError({"max_value": ["must not be below min_value"]})
+            raise serializers.ValidationError(
+                {"max_value": ["must not be below min_value"]}, code=UNPROCESSABLE
+            )
         return attrs
 
     def to_internal_value(self, data):

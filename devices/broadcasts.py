@@ -16,7 +16,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from core import audiences
-from core.errors import DomainError, InvalidRequest
+from core.errors import DomainError, InvalidRequest, MissingReference
 from core.services import actor_label, audit_record
 from devices.models import (
     Broadcast,
@@ -39,7 +39,7 @@ class BroadcastStateError(DomainError):
 def broadcast_create(*, name: str, cohort_id: int, title: str, body: str, by) -> Broadcast:
     names = dict(audiences.choices())
     if cohort_id not in names:
-        raise InvalidRequest("cohort_id", "not a computed saved cohort")
+        raise MissingReference("cohort_id", "not a computed saved cohort")
     for field, value, limit in (("name", name, 100), ("title", title, 200), ("body", body, 1000)):
         if not value.strip() or len(value) > limit:
             raise InvalidRequest(field, f"1-{limit} characters")

@@ -26,7 +26,7 @@ from analytics.dashboards import services
 from analytics.dashboards.models import MAX_LAST_DAYS, Dashboard, Tile
 from analytics.dashboards.selectors import dashboard_results
 from analytics.product.common import check_range
-from core.errors import InvalidRequest
+from core.errors import UNPROCESSABLE, InvalidRequest
 from core.roles import HasRole, Role
 
 MAX_ID = 2**31 - 1
@@ -405,12 +405,16 @@ class DashboardResultsApi(DashboardApi):
 
         def validate(self, attrs):
             if bool(attrs.get("date_from")) != bool(attrs.get("date_to")):
-                raise serializers.ValidationError({"date_from": ["give both dates or neither"]})
+                raise serializers.ValidationError(
+                    {"date_from": ["give both dates or neither"]}, code=UNPROCESSABLE
+                )
             if attrs.get("date_from"):
                 try:
                     check_range(attrs["date_from"], attrs["date_to"])
                 except InvalidRequest as exc:
-                    raise serializers.ValidationError({exc.field: [exc.problem]}) from exc
+                    raise serializers.ValidationError(
+                        {exc.field: [exc.problem]}, code=exc.code
+                    ) from exc
             return attrs
 
     @extend_schema(

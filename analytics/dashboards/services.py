@@ -17,7 +17,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from analytics.dashboards.models import Dashboard, Tile
-from core.errors import DomainError, InvalidRequest
+from core.errors import DomainError, InvalidRequest, Unprocessable
 from core.services import actor_label, audit_record
 
 MAX_TILES = 40
@@ -73,7 +73,8 @@ def tile_params_clean(*, analysis: str, params: Mapping[str, Any]) -> dict:
         analysis_input(name=analysis, params=clean)
     except serializers.ValidationError as exc:
         field, problems = _first_error(exc.detail)
-        raise InvalidRequest(f"params.{field}", problems) from exc
+        # the analysis' own parameters are an object in the schema: their rules answer 422
+        raise Unprocessable(f"params.{field}", problems) from exc
     return clean
 
 
@@ -95,7 +96,8 @@ def _range_fields(
         probe.clean()
     except ValidationError as exc:
         field, problems = next(iter(exc.message_dict.items()))
-        raise InvalidRequest(field, "; ".join(problems)) from exc
+        # the range's rules (both dates or neither, in order) are not in the schema: 422
+        raise Unprocessable(field, "; ".join(problems)) from exc
     return {"last_days": last_days, "date_from": date_from, "date_to": date_to}
 
 

@@ -499,14 +499,17 @@ def parse_exclusions(text: str) -> tuple[Exclusion, ...]:
     """`event:i-j,...`: drop users who did `event` between step i and step j."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if len(parts) > MAX_EXCLUSIONS:
-        raise serializers.ValidationError(f"at most {MAX_EXCLUSIONS} exclusions, got {len(parts)}")
+        raise serializers.ValidationError(
+            f"at most {MAX_EXCLUSIONS} exclusions, got {len(parts)}", code=UNPROCESSABLE
+        )
     found = []
     for part in parts:
         match = _EXCLUSION.match(part)
         if not match or not EVENT_NAME.match(match["event"]):
             raise serializers.ValidationError(
                 f"{part!r} must read event:i-j (an event name, then the steps it must not "
-                "happen between, e.g. video_failed:2-3)"
+                "happen between, e.g. video_failed:2-3)",
+                code=UNPROCESSABLE,
             )
         found.append(Exclusion(match["event"], int(match["from"]), int(match["to"])))
     return tuple(found)
@@ -525,7 +528,8 @@ def parse_step_windows(text: str) -> tuple[float | None, ...]:
         if not match or not 60 <= seconds <= 365 * 86400:
             raise serializers.ValidationError(
                 f"{part!r} is not a window: a whole number of minutes, hours or days "
-                "(30m, 6h, 2d) from 1 minute to 365 days"
+                "(30m, 6h, 2d) from 1 minute to 365 days",
+                code=UNPROCESSABLE,
             )
         windows.append(float(seconds))
     return tuple(windows)

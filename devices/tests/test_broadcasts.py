@@ -166,7 +166,7 @@ def test_api_and_pages(analytics_store, api_client_for, pm, engineer, client, ru
         {"name": "x", "cohort_id": 99, "title": "t", "body": "b"},
         format="json",
     )
-    assert bad.status_code == 400 and "cohort_id" in bad.json()["detail"]
+    assert bad.status_code == 404 and "cohort_id" in bad.json()["detail"]  # no such cohort
     pk = made.json()["id"]
     broadcast = Broadcast.objects.get(pk=pk)
     run_tasks(broadcast, pm)
