@@ -87,7 +87,7 @@ class MetricAlertInput(serializers.Serializer):
     params = ParamsField(help_text="the trends parameters (its date range is the alert's own)")
     series = serializers.CharField(max_length=20, default="A")
     breakdown_value = serializers.CharField(max_length=200, default="", allow_blank=True)
-    condition = serializers.ChoiceField(choices=MetricAlert.Condition.values)
+    condition = serializers.ChoiceField(choices=MetricAlert.Condition.choices)
     threshold = serializers.FloatField()
     running_period = serializers.BooleanField(default=False)
     chat_destination = serializers.CharField(max_length=63, default="", allow_blank=True)

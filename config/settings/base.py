@@ -345,6 +345,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "MetricKindEnum": ["conversion", "mean", "ratio", "quantile"],
         "ExperimentStatusEnum": ["draft", "running", "stopped", "concluded"],
+        "MetricAlertConditionEnum": "analytics.alerts.models.MetricAlert.Condition",
+        "MetricAlertStateEnum": "analytics.alerts.models.MetricAlert.State",
         "HoldoutStatusEnum": ["draft", "running", "ended"],
         "KindEnum": "analytics.insights.models.ModelKind",
         "ExperimentDecisionKindEnum": ["winner", "loser", "flat", "srm", "empty"],
