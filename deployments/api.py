@@ -309,10 +309,17 @@ class MetricTemplateInput(serializers.Serializer):
 
 
 def _unique_names(value: list[dict]) -> list[dict]:
+    # A PATCH validates partially, nested templates included: a template without its name
+    # is refused here rather than failing below.
+    if any("name" not in t for t in value):
+        raise serializers.ValidationError("every template needs its name")
     names = [t["name"] for t in value]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise serializers.ValidationError(f"template named twice: {', '.join(repeated)}")
+        # items of the list that are each valid: a rule between them (422)
+        raise serializers.ValidationError(
+            f"template named twice: {', '.join(repeated)}", code=UNPROCESSABLE
+        )
     return value
 
 

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from core.api_keys import Scope
 from core.auth import ApiKeyOnlyMixin, HasScope
-from core.errors import Unprocessable, error_body
+from core.errors import UNPROCESSABLE, Unprocessable, error_body
 from core.models import ApiKey
 from core.roles import IsStaffRole
 from devices import selectors, services
@@ -159,7 +159,9 @@ class NotificationCreateApi(NotificationsApi):
             import json
 
             if len(json.dumps(value, default=str).encode()) > MAX_DATA_BYTES:
-                raise serializers.ValidationError(f"must be at most {MAX_DATA_BYTES} bytes")
+                raise serializers.ValidationError(
+                    f"must be at most {MAX_DATA_BYTES} bytes", code=UNPROCESSABLE
+                )
             return value
 
     class NotificationCreateOutputSerializer(serializers.Serializer):

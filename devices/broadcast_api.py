@@ -13,11 +13,11 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.roles import HasRole, Role
+from core.strict import StrictJSONParser
 from devices.broadcasts import broadcast_create, broadcast_send, broadcast_stats
 from devices.models import Broadcast
 
@@ -78,7 +78,7 @@ def _broadcast(pk: int) -> Broadcast:
 
 class BroadcastApi(APIView):
     permission_classes = [HasRole(Role.PRODUCT, Role.ADMIN)]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
 
 class BroadcastCreateInput(serializers.Serializer):

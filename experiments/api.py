@@ -13,7 +13,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,6 +21,7 @@ from analytics.store.base import QueryTimeout, StoreError
 from core.api_keys import Scope, authenticate_publishable
 from core.auth import ApiKeyAuthentication, HasScope, JsonOnlyNegotiation
 from core.errors import error_body
+from core.strict import StrictJSONParser
 from experiments.assignment import assign
 from experiments.dimensions import FIRST_EXPOSURE, HELP, MAX_DIMENSIONS, USER, dimensions_parse
 from experiments.dimensions import PATTERN as DIMENSION_PATTERN
@@ -100,7 +100,7 @@ class ExperimentAssignApi(APIView):
 
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasScope(Scope.EXPERIMENTS_ASSIGN)]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JsonOnlyNegotiation
 

@@ -13,7 +13,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -21,6 +20,7 @@ from analytics.alerts import services
 from analytics.alerts.models import MetricAlert, MetricAlertCheck, MetricAlertEvent
 from analytics.dashboards.api import ParamsField, ParamsOutputField
 from core.roles import HasRole, Role
+from core.strict import StrictJSONParser
 
 MAX_ID = 2**31 - 1
 PK = OpenApiParameter(
@@ -116,7 +116,7 @@ def _detail(alert: MetricAlert) -> dict:
 
 class MetricAlertApi(APIView):
     permission_classes = [HasRole(Role.PRODUCT, Role.ADMIN)]
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
 
 class MetricAlertListApi(MetricAlertApi):

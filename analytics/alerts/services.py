@@ -19,7 +19,7 @@ from analytics.alerts import selectors
 from analytics.alerts.models import MetricAlert, MetricAlertCheck, MetricAlertEvent
 from analytics.store.base import QueryTimeout, StoreError, StoreUnavailable
 from core import chat
-from core.errors import InvalidRequest
+from core.errors import InvalidRequest, StateConflict, Unprocessable
 from core.services import actor_label, audit_record
 
 LETTERS = "ABCDEFGHIJ"
@@ -58,7 +58,7 @@ def check_definition(values: dict) -> dict:
     destination = values["chat_destination"]
     if destination and destination not in chat.destinations():
         known = ", ".join(chat.destinations()) or "none configured"
-        raise InvalidRequest("chat_destination", f"not an enabled chat webhook ({known})")
+        raise Unprocessable("chat_destination", f"not an enabled chat webhook ({known})")
     return values
 
 
@@ -80,7 +80,7 @@ def alert_create(
     if not name:
         raise InvalidRequest("name", "1-100 characters")
     if MetricAlert.objects.filter(name=name).exists():
-        raise InvalidRequest("name", f"an alert named {name!r} exists")
+        raise StateConflict("name", f"an alert named {name!r} exists")
     values = check_definition(
         {
             "params": params,

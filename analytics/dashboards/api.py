@@ -18,7 +18,6 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -28,6 +27,7 @@ from analytics.dashboards.selectors import dashboard_results
 from analytics.product.common import check_range
 from core.errors import UNPROCESSABLE, InvalidRequest
 from core.roles import HasRole, Role
+from core.strict import StrictJSONParser
 
 MAX_ID = 2**31 - 1
 MAX_PARAMS = 30
@@ -185,7 +185,7 @@ def _detail(dashboard: Dashboard) -> dict:
 
 class DashboardApi(APIView):
     permission_classes = [HasRole(Role.PRODUCT, Role.ADMIN)]
-    parser_classes = [JSONParser]  # tile parameters are a JSON object
+    parser_classes = [StrictJSONParser]  # tile parameters are a JSON object
 
 
 class DashboardInput(serializers.Serializer):

@@ -17,7 +17,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from analytics.dashboards.models import Dashboard, Tile
-from core.errors import DomainError, InvalidRequest, Unprocessable
+from core.errors import DomainError, InvalidRequest, StateConflict, Unprocessable
 from core.services import actor_label, audit_record
 
 MAX_TILES = 40
@@ -116,7 +116,7 @@ def dashboard_create(
     if not name:
         raise InvalidRequest("name", "1-100 characters")
     if Dashboard.objects.filter(name=name).exists():
-        raise InvalidRequest("name", f"a dashboard named {name!r} exists")
+        raise StateConflict("name", f"a dashboard named {name!r} exists")
     dashboard = Dashboard.objects.create(
         name=name,
         description=description,
@@ -153,7 +153,7 @@ def dashboard_update(
         if not name:
             raise InvalidRequest("name", "1-100 characters")
         if Dashboard.objects.filter(name=name).exclude(pk=dashboard.pk).exists():
-            raise InvalidRequest("name", f"a dashboard named {name!r} exists")
+            raise StateConflict("name", f"a dashboard named {name!r} exists")
         dashboard.name = name
         changed.append("name")
     if description is not None:
@@ -285,7 +285,7 @@ def tiles_reorder(*, dashboard: Dashboard, order: list[int], by) -> list[Tile]:
     dashboard = Dashboard.objects.select_for_update().get(pk=dashboard.pk)
     tiles = {t.pk: t for t in dashboard.tiles.all()}
     if sorted(order) != sorted(tiles):
-        raise InvalidRequest(
+        raise Unprocessable(
             "tiles", f"name every tile of the dashboard once: {sorted(tiles)} in the new order"
         )
     for position, pk in enumerate(order):
