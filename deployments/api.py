@@ -288,8 +288,8 @@ class MetricTemplateInput(serializers.Serializer):
 
     def validate_query(self, value):
         problems = templates.placeholder_problems(value)
-        if problems:
-            raise serializers.ValidationError(problems)
+        if problems:  # the query's grammar, which the schema cannot state (422)
+            raise serializers.ValidationError(problems, code=UNPROCESSABLE)
         return value
 
     def validate(self, attrs):
@@ -370,6 +370,7 @@ class RolloutStartInput(serializers.Serializer):
 
 
 class ServiceInput(serializers.Serializer):
+    schema_extra = {"additionalProperties": False}  # an unknown field is refused
     name = serializers.RegexField(DNS_LABEL.regex, max_length=63)
     namespace = serializers.RegexField(DNS_LABEL.regex, max_length=63)
     image = serializers.RegexField(IMAGE_REPOSITORY.regex, max_length=255)

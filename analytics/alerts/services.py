@@ -54,7 +54,7 @@ def check_definition(values: dict) -> dict:
     if values["condition"] not in MetricAlert.Condition.values:
         raise InvalidRequest("condition", f"one of {', '.join(MetricAlert.Condition.values)}")
     if values["condition"] in ("increase", "decrease") and threshold <= 0:
-        raise InvalidRequest("threshold", "a percentage above 0 for a relative change")
+        raise Unprocessable("threshold", "a percentage above 0 for a relative change")
     destination = values["chat_destination"]
     if destination and destination not in chat.destinations():
         known = ", ".join(chat.destinations()) or "none configured"

@@ -172,12 +172,13 @@ def dashboard_update(
         for key, value in fields.items():
             setattr(dashboard, key, value)
         changed.append("range")
+    if is_default is False and dashboard.is_default:
+        # the dashboard's state decides, not the request's shape: 409, and nothing is changed
+        raise StateConflict("is_default", "make another dashboard the default instead")
     dashboard.save()
     if is_default and not dashboard.is_default:
         dashboard = dashboard_make_default(dashboard=dashboard, by=by)
         changed.append("default")
-    elif is_default is False and dashboard.is_default:
-        raise InvalidRequest("is_default", "make another dashboard the default instead")
     audit_record(actor=by, action="dashboard.change", target=dashboard, detail=", ".join(changed))
     return dashboard
 

@@ -347,8 +347,12 @@ def test_rollout_api_refuses_bad_templates_naming_the_field(eng, service, metric
         {"service": service.name, "image_tag": "v2", "metrics": metrics},
         format="json",
     )
-    # min above max, a name given twice: rules the schema cannot state (422)
-    between = ("min_value" in metrics[0] and "max_value" in metrics[0]) or len(metrics) > 1
+    # min above max, a name given twice, the query's grammar: rules the schema cannot state (422)
+    between = (
+        ("min_value" in metrics[0] and "max_value" in metrics[0])
+        or len(metrics) > 1
+        or "query" in metrics[0]
+    )
     assert r.status_code == (422 if between else 400), r.json()
     detail = r.json()["detail"]
     for key in path:
@@ -513,7 +517,7 @@ def test_service_api_reads_and_replaces_its_templates(eng, service):
     assert got["queue_depth"]["failure_limit"] == 2
     bad = {"metric_templates": [{"name": "queue_depth", "query": "q{a='{{ pod }}'}"}]}
     r = eng.patch(url, bad, format="json")
-    assert r.status_code == 400 and "query" in r.json()["detail"]["metric_templates"]["0"]
+    assert r.status_code == 422 and "query" in r.json()["detail"]["metric_templates"]["0"]
     r = eng.patch(url, {"metric_templates": [{"name": "fresh"}]}, format="json")
     assert r.status_code == 400 and "fresh: query" in r.json()["detail"]["metric_templates"][0]
     assert service.metric_templates.count() == 2  # nothing changed by refused requests
