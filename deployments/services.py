@@ -263,7 +263,8 @@ def metric_template_ensure(*, service: Service, template: dict) -> bool:
 def service_metric_templates_set(*, service: Service, templates: list[dict], by) -> list[str]:
     """Make `templates` the service's set: an entry naming a template it has changes the fields
     given, one naming none adds a template (defaults fill the rest), templates not named go.
-    Validated as a whole first (400 naming `metric_templates`). Returns the names changed."""
+    Validated as a whole first, merged with what the service has: a rule the schema cannot
+    state (422 naming `metric_templates`). Returns the names changed."""
     existing = {t.name: t for t in service.metric_templates.all()}
     wanted = metric_templates.apply_overrides(
         [existing[o["name"]].as_dict() for o in templates if o["name"] in existing],
@@ -273,7 +274,7 @@ def service_metric_templates_set(*, service: Service, templates: list[dict], by)
         problems = metric_templates.validate(template)
         if problems:
             key, problem = next(iter(problems.items()))
-            raise InvalidRequest("metric_templates", f"{template['name']}: {key} {problem}")
+            raise Unprocessable("metric_templates", f"{template['name']}: {key} {problem}")
     changed = sorted(set(existing) - {t["name"] for t in wanted})
     service.metric_templates.exclude(name__in=[t["name"] for t in wanted]).delete()
     for template in wanted:
@@ -311,7 +312,7 @@ def rollout_metric_templates(
         problems = metric_templates.validate(template)
         if problems:
             key, problem = next(iter(problems.items()))
-            raise InvalidRequest("metrics", f"{template['name']}: {key} {problem}")
+            raise Unprocessable("metrics", f"{template['name']}: {key} {problem}")
     return templates
 
 

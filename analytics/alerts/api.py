@@ -85,7 +85,12 @@ class MetricAlertDetailOutput(MetricAlertOutput):
 class MetricAlertInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     params = ParamsField(help_text="the trends parameters (its date range is the alert's own)")
-    series = serializers.CharField(max_length=20, default="A")
+    series = serializers.RegexField(
+        r"^([A-J]|formula)$",
+        max_length=20,
+        default="A",
+        help_text="a series letter of params.series (A = the first) or 'formula'",
+    )
     breakdown_value = serializers.CharField(max_length=200, default="", allow_blank=True)
     condition = serializers.ChoiceField(choices=MetricAlert.Condition.choices)
     threshold = serializers.FloatField()

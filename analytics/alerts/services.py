@@ -41,11 +41,11 @@ def check_definition(values: dict) -> dict:
     series = values["series"]
     if series == "formula":
         if not params.get("formula"):
-            raise InvalidRequest("series", "'formula' needs a formula in params")
+            raise Unprocessable("series", "'formula' needs a formula in params")
     elif series not in LETTERS[:count]:
-        raise InvalidRequest("series", f"one of {', '.join(LETTERS[:count])} or 'formula'")
+        raise Unprocessable("series", f"one of {', '.join(LETTERS[:count])} or 'formula'")
     if params.get("breakdown") and not values["breakdown_value"]:
-        raise InvalidRequest("breakdown_value", "with a breakdown, name the value to watch")
+        raise Unprocessable("breakdown_value", "with a breakdown, name the value to watch")
     if not params.get("breakdown"):
         values["breakdown_value"] = ""
     threshold = values["threshold"]

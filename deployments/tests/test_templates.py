@@ -347,11 +347,13 @@ def test_rollout_api_refuses_bad_templates_naming_the_field(eng, service, metric
         {"service": service.name, "image_tag": "v2", "metrics": metrics},
         format="json",
     )
-    # min above max, a name given twice, the query's grammar: rules the schema cannot state (422)
+    # min above max, a name given twice, the query's grammar, a template that is incomplete or
+    # out of range once merged with the service's: rules the schema cannot state (422)
     between = (
         ("min_value" in metrics[0] and "max_value" in metrics[0])
         or len(metrics) > 1
         or "query" in metrics[0]
+        or path == ["metrics"]
     )
     assert r.status_code == (422 if between else 400), r.json()
     detail = r.json()["detail"]
@@ -519,7 +521,7 @@ def test_service_api_reads_and_replaces_its_templates(eng, service):
     r = eng.patch(url, bad, format="json")
     assert r.status_code == 422 and "query" in r.json()["detail"]["metric_templates"]["0"]
     r = eng.patch(url, {"metric_templates": [{"name": "fresh"}]}, format="json")
-    assert r.status_code == 400 and "fresh: query" in r.json()["detail"]["metric_templates"][0]
+    assert r.status_code == 422 and "fresh: query" in r.json()["detail"]["metric_templates"][0]
     assert service.metric_templates.count() == 2  # nothing changed by refused requests
 
 
