@@ -123,7 +123,8 @@ def per_user_sql(query: PathsQuery) -> str:
         cut = (
             f"arrayFirstIndex((g, i) -> i > 1 AND g > {{bound:Int64}}, {gaps}, arrayEnumerate(sub))"
         )
-        length = f"toUInt64(if({cut} = 0, length(sub), {cut} - 1))"
+        # both branches Int64: 24.8 finds no common type for UInt64 and Int64
+        length = f"toUInt64(if({cut} = 0, toInt64(length(sub)), toInt64({cut}) - 1))"
     else:
         length = "length(sub)"  # `near` already keeps only events within the window
     names = f"arrayMap(x -> x.2, arraySlice(sub, 1, {length}))"
