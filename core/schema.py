@@ -34,6 +34,7 @@ nullable.
 from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
@@ -104,6 +105,33 @@ def _char_class(chars: str) -> str:
 
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 NOT_BLANK_PATTERN = f"^[^\\u0000]*[^\\u0000{_char_class(_SPACES)}][^\\u0000]*$"
+
+
+# Path ids name database integers: 1..MAX_ID (a larger one is a 404, not an overflow).
+MAX_ID = 2**31 - 1
+
+COMMON_ERRORS = {
+    400: "a field is invalid (named in detail)",
+    401: "not authenticated",
+    403: "the role does not allow this",
+}
+
+
+def id_parameter(what: str, name: str = "id") -> OpenApiParameter:
+    """The path parameter naming one object by its id (`what`: its description)."""
+    return OpenApiParameter(
+        name,
+        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        OpenApiParameter.PATH,
+        description=what,
+    )
+
+
+def error_responses(codes, described: dict[int, str]) -> dict:
+    """A view's declared error answers with its own descriptions (`described` adds to or
+    overrides COMMON_ERRORS); each gets the shared error body from ContractAutoSchema."""
+    text = COMMON_ERRORS | described
+    return {code: OpenApiResponse(description=text[code]) for code in codes}
 
 
 class ContractAutoSchema(AutoSchema):

@@ -6,41 +6,24 @@ from __future__ import annotations
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.roles import HasRole, Role
+from core.schema import MAX_ID, error_responses, id_parameter
 from core.strict import StrictJSONParser
 from devices.broadcasts import broadcast_create, broadcast_send, broadcast_stats
 from devices.models import Broadcast
 
-MAX_ID = 2**31 - 1
-PK = OpenApiParameter(
-    "id",
-    {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-    OpenApiParameter.PATH,
-    description="the broadcast's id",
-)
-ErrorOutput = inline_serializer(
-    "BroadcastErrorOutput", {"error": serializers.CharField(), "detail": serializers.JSONField()}
-)
+PK = id_parameter("the broadcast's id")
 
 
 def _errors(*codes: int) -> dict:
-    text = {
-        400: "a field is invalid (named in detail)",
-        401: "not authenticated",
-        403: "the role does not allow this",
-        404: "no broadcast with this id",
-    }
-    return {code: OpenApiResponse(ErrorOutput, description=text[code]) for code in codes}
+    return error_responses(codes, {404: "no broadcast with this id"})
 
 
 class BroadcastStatsOutput(serializers.Serializer):

@@ -7,10 +7,7 @@ from __future__ import annotations
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -20,29 +17,15 @@ from analytics.alerts import services
 from analytics.alerts.models import MetricAlert, MetricAlertCheck, MetricAlertEvent
 from analytics.dashboards.api import ParamsField, ParamsOutputField
 from core.roles import HasRole, Role
+from core.schema import MAX_ID, error_responses, id_parameter
 from core.strict import StrictJSONParser
 
-MAX_ID = 2**31 - 1
-PK = OpenApiParameter(
-    "id",
-    {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-    OpenApiParameter.PATH,
-    description="the alert's id",
-)
-ErrorOutput = inline_serializer(
-    "MetricAlertErrorOutput", {"error": serializers.CharField(), "detail": serializers.JSONField()}
-)
+PK = id_parameter("the alert's id")
 RECENT = 50
 
 
 def _errors(*codes: int) -> dict:
-    text = {
-        400: "a field is invalid (named in detail)",
-        401: "not authenticated",
-        403: "the role does not allow this",
-        404: "no alert with this id",
-    }
-    return {code: OpenApiResponse(ErrorOutput, description=text[code]) for code in codes}
+    return error_responses(codes, {404: "no alert with this id"})
 
 
 class MetricAlertCheckOutput(serializers.ModelSerializer):

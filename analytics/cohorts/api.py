@@ -12,8 +12,6 @@ from django.core.files.base import ContentFile
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     inline_serializer,
 )
@@ -27,22 +25,13 @@ from analytics.cohorts.models import Cohort
 from analytics.store.base import StoreUnavailable
 from core.errors import Unprocessable, error_body
 from core.roles import HasRole, Role
+from core.schema import MAX_ID, error_responses, id_parameter
 
 MAX_LIST_USERS = 10_000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
-ErrorOutput = inline_serializer(
-    "CohortErrorOutput", {"error": serializers.CharField(), "detail": serializers.JSONField()}
-)
 
-
-MAX_ID = 2**31 - 1
-PK = OpenApiParameter(
-    "id",
-    {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-    OpenApiParameter.PATH,
-    description="the cohort's id",
-)
+PK = id_parameter("the cohort's id")
 
 
 def _cohort(pk: int) -> Cohort:
@@ -52,16 +41,15 @@ def _cohort(pk: int) -> Cohort:
 
 
 def _errors(*codes: int) -> dict:
-    text = {
-        400: "a field is invalid (named in detail)",
-        401: "not authenticated",
-        403: "the role does not allow this",
-        404: "no cohort with this id",
-        409: "the cohort's state does not allow this",
-        413: "the request body is larger than the route's limit (REQUEST_BODY_LIMITS)",
-        503: "the analytics store did not answer; try again",
-    }
-    return {code: OpenApiResponse(ErrorOutput, description=text[code]) for code in codes}
+    return error_responses(
+        codes,
+        {
+            404: "no cohort with this id",
+            409: "the cohort's state does not allow this",
+            413: "the request body is larger than the route's limit (REQUEST_BODY_LIMITS)",
+            503: "the analytics store did not answer; try again",
+        },
+    )
 
 
 class SizeOutput(serializers.Serializer):

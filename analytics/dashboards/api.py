@@ -11,11 +11,8 @@ from __future__ import annotations
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -27,28 +24,15 @@ from analytics.dashboards.selectors import dashboard_results
 from analytics.product.common import check_range
 from core.errors import UNPROCESSABLE, InvalidRequest
 from core.roles import HasRole, Role
+from core.schema import MAX_ID, error_responses, id_parameter
 from core.strict import StrictJSONParser
 
-MAX_ID = 2**31 - 1
 MAX_PARAMS = 30
 MAX_VALUE = 1010
 
-ErrorOutput = inline_serializer(
-    "DashboardErrorOutput", {"error": serializers.CharField(), "detail": serializers.JSONField()}
-)
 
-
-def _id(name: str, what: str) -> OpenApiParameter:
-    return OpenApiParameter(
-        name,
-        {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-        OpenApiParameter.PATH,
-        description=what,
-    )
-
-
-PK = _id("id", "the dashboard's id")
-TILE_PK = _id("tile_pk", "the tile's id")
+PK = id_parameter("the dashboard's id")
+TILE_PK = id_parameter("the tile's id", "tile_pk")
 
 
 def _dashboard(pk: int) -> Dashboard:
@@ -65,14 +49,13 @@ def _tile(pk: int, tile_pk: int) -> Tile:
 
 
 def _errors(*codes: int) -> dict:
-    text = {
-        400: "a field is invalid (named in detail)",
-        401: "not authenticated",
-        403: "the role does not allow this",
-        404: "no dashboard (or tile) with this id",
-        409: "the dashboard's state does not allow this",
-    }
-    return {code: OpenApiResponse(ErrorOutput, description=text[code]) for code in codes}
+    return error_responses(
+        codes,
+        {
+            404: "no dashboard (or tile) with this id",
+            409: "the dashboard's state does not allow this",
+        },
+    )
 
 
 PARAM_VALUE_SCHEMA = {
