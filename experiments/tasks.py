@@ -3,20 +3,12 @@
 from celery import shared_task
 from django.db import transaction
 
-from analytics.store import StoreUnavailable
+from analytics.store.base import STORE_TASK_OPTIONS
 from core.queues import Queue
 from experiments.services import experiment_evaluate, experiments_to_monitor, holdouts_end_planned
 
 
-@shared_task(
-    name="experiments.evaluate_experiment",
-    queue=Queue.ANALYTICS,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(StoreUnavailable,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="experiments.evaluate_experiment", **STORE_TASK_OPTIONS)
 def evaluate_experiment(experiment_id: int) -> None:
     experiment_evaluate(experiment_id=experiment_id)  # idempotent
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from analytics.store.base import StoreUnavailable
+from analytics.store.base import STORE_TASK_OPTIONS
 from core.chat import ChatDeliveryFailed
 from core.queues import Queue
 
@@ -16,15 +16,7 @@ def check_metric_alerts() -> None:
     alerts_check_all()
 
 
-@shared_task(
-    name="analytics.check_metric_alert",
-    queue=Queue.ANALYTICS,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(StoreUnavailable,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="analytics.check_metric_alert", **STORE_TASK_OPTIONS)
 def check_metric_alert(alert_id: int) -> None:
     from analytics.alerts.services import alert_check
 

@@ -2,19 +2,11 @@
 
 from celery import shared_task
 
-from analytics.store.base import StoreUnavailable
+from analytics.store.base import STORE_TASK_OPTIONS
 from core.queues import Queue
 
 
-@shared_task(
-    name="analytics.compute_cohort",
-    queue=Queue.ANALYTICS,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(StoreUnavailable,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="analytics.compute_cohort", **STORE_TASK_OPTIONS)
 def compute_cohort(cohort_id: int, trigger: str = "schedule") -> None:
     from analytics.cohorts.services import cohort_compute
 

@@ -2,19 +2,10 @@
 
 from celery import shared_task
 
-from analytics.store.base import StoreUnavailable
-from core.queues import Queue
+from analytics.store.base import STORE_TASK_OPTIONS
 
 
-@shared_task(
-    name="analytics.refresh_dashboard",
-    queue=Queue.ANALYTICS,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(StoreUnavailable,),
-    retry_backoff=True,
-    max_retries=5,
-)
+@shared_task(name="analytics.refresh_dashboard", **STORE_TASK_OPTIONS)
 def refresh_dashboard(dashboard_id: int) -> None:
     from analytics.dashboards.services import dashboard_refresh
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from core.queues import Queue
+
 
 class StoreError(Exception):
     """The store refused a statement (bad SQL, bad data, a type error).
@@ -30,6 +32,18 @@ class StoreError(Exception):
 class StoreUnavailable(StoreError):
     """A transient failure: the store could not be reached or opened, was restarting, or was
     overloaded (too many parts, memory). The caller retries later; nothing is dead-lettered."""
+
+
+# Celery options of a task that reads the store (each such task is idempotent): the analytics
+# queue, acknowledged late, and retried with backoff while the store is unavailable.
+STORE_TASK_OPTIONS = {
+    "queue": Queue.ANALYTICS,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (StoreUnavailable,),
+    "retry_backoff": True,
+    "max_retries": 5,
+}
 
 
 class QueryTimeout(StoreUnavailable):
