@@ -20,6 +20,11 @@ def roll_out(page, base, service, tag, interval="0.5"):
     page.evaluate("window.__notReloaded = true")
 
 
+# A rollout that stopped moving by itself: finished, or paused by its analysis.
+SETTLED = ", ".join(
+    f"#status-badge.{status}"
+    for status in ("promoted", "paused", "rolled_back", "aborted", "failed")
+)
 CANARY_POINTS = "((document.getElementById('chart-error_rate').data || [])[1] || {x: []}).x.length"
 
 
@@ -103,7 +108,12 @@ def test_statistical_judge_chosen_in_the_form_is_shown_on_the_page(
     row.locator("select[name=judge]").select_option("statistical")
     row.locator("button[type=submit]").click()
     page.wait_for_url("**/deployments/rollouts/*/")
-    page.wait_for_selector("#status-badge.promoted", timeout=60000)
+    page.wait_for_selector(SETTLED, timeout=120000)
+    assert page.locator("#status-badge.promoted").count(), (
+        page.locator("#status-badge").inner_text(),
+        page.locator("#reason").inner_text(),
+        page.locator("#timeline").inner_text(),
+    )
     table = page.locator("#judgement").inner_text()
     assert "Statistical judge (last step): score 100, continue" in table
     assert "p99_ms" in table and "pass" in table

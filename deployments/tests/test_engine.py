@@ -193,6 +193,25 @@ def test_statistical_judge_passes_a_canary_like_stable(service, engineer, drive)
     assert all(e.data["score"] == 100 for e in passes)
 
 
+def test_simulated_samples_within_one_second_are_separate_draws(service, engineer, drive):
+    """Samples 0.3 s apart used to repeat one draw per second, and the statistical judge read
+    the copies as a real difference between two healthy versions (a flaky rollback)."""
+    import datetime as dt
+
+    cluster = SimulatedCluster()
+    rollout = rollout_start(service=service, image_tag="v2", by=engineer, analysis=STATISTICAL)
+    drive(rollout, cluster=cluster, until=lambda r: r.phase == "analyze")
+    from django.utils import timezone
+
+    at = timezone.now().replace(microsecond=0) + dt.timedelta(seconds=5)  # pods ready by then
+    draws = [
+        cluster.sample(service, "canary", at=at + dt.timedelta(milliseconds=300 * i))
+        for i in range(3)
+    ]
+    assert len({d["error_rate"] for d in draws}) == 3
+    assert cluster.sample(service, "canary", at=at) == draws[0]  # a replay repeats its numbers
+
+
 @pytest.mark.parametrize(
     "scores,status",
     [({}, RolloutStatus.PAUSED), ({"marginal_score": 80}, RolloutStatus.ROLLED_BACK)],
