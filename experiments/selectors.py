@@ -49,15 +49,23 @@ FROM exposures GROUP BY day, variant ORDER BY day, variant
 # The fragments in braces are fixed SQL chosen below from the metric's definition, never user
 # text; the metric's events, properties, window and cap are parameters.
 # Every user exposed in the window with their first exposure (variant, time, and the
-# dimensions' values then) and the metric's events as a set (each uuid once).
+# dimensions' values then) and the metric's events as a set (each uuid once). The variant
+# and the dimensions' values on the first exposure come from one argMinIf over the values
+# joined with NUL bytes (removed from the dimensions' values), split again per user: one
+# string aggregate instead of one per value is a third of the readout's time with two
+# dimensions on 10 million events (`bench experiments`).
 _PER_USER = """
+            SELECT user_key, first_at, toUnixTimestamp64Milli(first_at) AS first_ms, outcomes,
+                   denominators{dim_split}
+            FROM (
             SELECT user_key,
-                   argMinIf(variant, timestamp, is_exposure) AS variant,
+                   argMinIf({firsts}, timestamp, is_exposure) AS firsts,
                    minIf(timestamp, is_exposure) AS first_at,
                    {collect} AS outcomes,
-                   {collect_den} AS denominators{dim_first}
+                   {collect_den} AS denominators
             FROM (
                 SELECT cityHash64(user_id) AS user_key, uuid, timestamp,
+                       toUnixTimestamp64Milli(timestamp) AS ms,
                        event = {{exposure_event:String}} AS is_exposure,
                        {is_metric} AS is_metric, {is_denominator} AS is_denominator,
                        experiment_variant AS variant, {amount} AS amount{dim_raw}
@@ -71,7 +79,8 @@ _PER_USER = """
                    {or_denominator}
             )
             GROUP BY user_key
-            HAVING countIf(is_exposure) > 0"""
+            HAVING countIf(is_exposure) > 0
+            )"""
 
 METRIC_DAILY_SQL = (
     """
@@ -185,8 +194,11 @@ _EXPOSURE_PROPERTY = (
 )
 
 PRE_PERIOD_DAYS = 30
-_IN_WINDOW = "{t} >= first_at AND {t} < first_at + toIntervalDay({{window:UInt32}})"
-_IN_PRE = "{t} >= first_at - toIntervalDay({{pre_days:UInt32}}) AND {t} < first_at"
+# Event times are kept as integer milliseconds (the store's precision): cheaper to collect and
+# compare per user than DateTime64 and intervals.
+_DAY_MS = 86_400_000
+_IN_WINDOW = f"{{t}} >= first_ms AND {{t}} < first_ms + {_DAY_MS} * {{{{window:UInt32}}}}"
+_IN_PRE = f"{{t}} >= first_ms - {_DAY_MS} * {{{{pre_days:UInt32}}}} AND {{t}} < first_ms"
 _AMOUNT = "if(is_metric, JSONExtractFloat(properties, {value_property:String}), 0)"
 _OR_DENOMINATOR = """OR (event = {denominator_event:String}
                        AND timestamp >= {metric_start:DateTime64(3)}
@@ -417,14 +429,17 @@ class Fragments:
         if not dimensions:
             return METRIC_DAILY_SQL.format(**self.__dict__, **parts)
         names = [f"dim_{i}" for i in range(len(dimensions))]
+        keys = "".join(f", {n}" for n in names)
+        # Per-user rows are summed once per (day, variant, values): far fewer rows than users,
+        # which the grouping sets then add up (every sum adds) instead of the users again.
+        parts.update(dim_keys=keys, dim_pass=keys, group_by=f"day, variant{keys}")
+        fine = METRIC_DAILY_SQL.format(**self.__dict__, **parts)
         sets = ", ".join(["(day, variant)"] + [f"(variant, {n})" for n in names])
-        parts.update(
-            grouping=f"grouping({', '.join(names)})",
-            dim_keys="".join(f", {n}" for n in names),
-            dim_pass="".join(f", {n}" for n in names),
-            group_by=f"GROUPING SETS ({sets})",
+        sums = ", ".join(f"sum({c}) AS {c}" for c in ("users", *VariantDay.SUMS))
+        grouped = (
+            f"SELECT grouping({', '.join(names)}) AS grouping_set, day, variant{keys}, {sums}, "
+            f"max(value_cap) AS value_cap FROM ({fine}) GROUP BY GROUPING SETS ({sets})"
         )
-        grouped = METRIC_DAILY_SQL.format(**self.__dict__, **parts)
         value = (
             "multiIf("
             + "".join(
@@ -432,7 +447,6 @@ class Fragments:
             )
             + "'')"
         )
-        sums = ", ".join(f"sum({c}) AS {c}" for c in ("users", *VariantDay.SUMS))
         return (
             DIMENSIONS_SQL.format(sums=sums, dim_value=value, grouped=grouped)
             + "SETTINGS force_grouping_standard_compatibility = 1"
@@ -464,13 +478,23 @@ def _dimension_parts(dimensions: Sequence[Dimension]) -> dict:
             user.append(f"u_{dimension.user_column} AS {name}")
             continue
         column = dimension.column or _EXPOSURE_PROPERTY.format(param=f"{name}_property")
-        raw.append(f"{column} AS {name}_raw")
-        first.append(f"argMinIf({name}_raw, timestamp, is_exposure) AS {name}")
+        raw.append(f"replaceAll({column}, '\\0', '') AS {name}_raw")
+        first.append(name)
         user.append(name)
+    # The first exposure's variant and values, joined with NUL bytes and split per user.
+    if first:
+        joined = ", '\\0', ".join(["replaceAll(variant, '\\0', '')", *(f"{n}_raw" for n in first)])
+        firsts = f"concat({joined})"
+        dim_split = ", splitByChar('\\0', firsts) AS parts, parts[1] AS variant" + "".join(
+            f", parts[{k + 2}] AS {n}" for k, n in enumerate(first)
+        )
+    else:
+        firsts, dim_split = "variant", ", firsts AS variant"
     return {
         "dim_user": "".join(f", {u}" for u in user),
-        "dim_first": "".join(f",\n{' ' * 19}{f}" for f in first),
         "dim_raw": "".join(f", {r}" for r in raw),
+        "firsts": firsts,
+        "dim_split": dim_split,
         "users_join": _USERS_JOIN if any(d.user_column for d in dimensions) else "",
     }
 
@@ -519,9 +543,9 @@ def _metric_fragments(metric: Metric) -> Fragments:
     sets so a retried uuid counts once."""
     filter_sql = _FILTER if metric.filter_property else ""
     if metric.kind == Metric.Kind.CONVERSION:
-        collect, amount = "groupArrayIf(timestamp, is_metric)", "1"
+        collect, amount = "groupArrayIf(ms, is_metric)", "1"
     else:
-        collect = "groupUniqArrayIf((uuid, timestamp, amount), is_metric)"
+        collect = "groupUniqArrayIf((uuid, ms, amount), is_metric)"
         amount = _AMOUNT if metric.value_property else "1"
     fragments = Fragments(
         collect=collect,
@@ -540,7 +564,7 @@ def _metric_fragments(metric: Metric) -> Fragments:
         fragments,
         is_metric=f"(event = {{metric_event:String}} {filter_sql})",
         is_denominator="(event = {denominator_event:String})",
-        collect_den="groupUniqArrayIf((uuid, timestamp), is_denominator)",
+        collect_den="groupUniqArrayIf((uuid, ms), is_denominator)",
         den=f"toFloat64(arrayCount(o -> {in_window}, denominators))",
         or_denominator=_OR_DENOMINATOR,
     )
