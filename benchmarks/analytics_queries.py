@@ -24,6 +24,7 @@ from django.test.utils import override_settings
 from analytics.catalog import Event
 from analytics.product.common import Period
 from analytics.product.funnels import Exclusion, FunnelQuery, Step, funnel
+from analytics.product.lifecycle import LifecycleQuery, StickinessQuery, lifecycle, stickiness
 from analytics.product.paths import PathsQuery, paths
 from analytics.product.retention import RetentionQuery, retention
 from analytics.product.revenue import RevenueQuery, revenue
@@ -77,6 +78,10 @@ def bench_analyses(start: dt.date, end: dt.date) -> dict:
         "trend by week, breakdown": lambda: trends(trend_queries(start, end)[1]),
         "paths after signup, 5 steps": lambda: paths(paths_query(start, end)),
         "funnel with an exclusion": lambda: funnel(exclusion_funnel(start, end)),
+        "lifecycle by week": lambda: lifecycle(
+            LifecycleQuery(LIFECYCLE_EVENT, start, end, Period.WEEK)
+        ),
+        "stickiness": lambda: stickiness(StickinessQuery(LIFECYCLE_EVENT, start, end)),
     }
 
 
@@ -95,6 +100,8 @@ def exclusion_funnel(start: dt.date, end: dt.date) -> FunnelQuery:
 
 
 TREND_EVENTS = ("video_rendered", "project_created")
+# who renders, week by week: new, returning, resurrecting, dormant; and on how many days
+LIFECYCLE_EVENT = "video_rendered"
 
 
 def trend_queries(start: dt.date, end: dt.date) -> tuple[TrendQuery, TrendQuery]:
@@ -248,6 +255,25 @@ def _bench_queries(stdout, *, quick: bool) -> None:
         )
         return reference.funnel(levels, len(FUNNEL_STEPS))
 
+    def pandas_lifecycle_frame():
+        return _pandas_frame(
+            f"SELECT {cols} FROM events WHERE event = {{event:String}}", {"event": LIFECYCLE_EVENT}
+        )
+
+    def pandas_lifecycle():
+        return reference.lifecycle(
+            pandas_lifecycle_frame(),
+            event=LIFECYCLE_EVENT,
+            date_from=start,
+            date_to=end,
+            period="week",
+        )
+
+    def pandas_stickiness():
+        return reference.stickiness(
+            pandas_lifecycle_frame(), event=LIFECYCLE_EVENT, date_from=start, date_to=end
+        )
+
     references = {
         "retention by month": pandas_retention,
         "4-step funnel": pandas_funnel,
@@ -256,6 +282,8 @@ def _bench_queries(stdout, *, quick: bool) -> None:
         "trend by week, breakdown": lambda: pandas_trend(1),
         "paths after signup, 5 steps": pandas_paths,
         "funnel with an exclusion": pandas_exclusion_funnel,
+        "lifecycle by week": pandas_lifecycle,
+        "stickiness": pandas_stickiness,
     }
     # how each result is checked against its pandas twin: a list of differences
     compare = {
@@ -268,6 +296,10 @@ def _bench_queries(stdout, *, quick: bool) -> None:
         ),
         "paths after signup, 5 steps": reference.paths_differences,
         "funnel with an exclusion": reference.funnel_differences,
+        "lifecycle by week": lambda got, exp: [] if got["periods"] == exp else ["periods differ"],
+        "stickiness": lambda got, exp: (
+            [] if {w["week"]: w["by_days"] for w in got["weeks"]} == exp else ["weeks differ"]
+        ),
     }
     ratios, colds = [], []
     for name, fn in analyses.items():
